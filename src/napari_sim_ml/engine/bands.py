@@ -1,0 +1,108 @@
+"""Pre-processing and band separation shared by estimation and reconstruction.
+
+A plane is an array (A, P, Y, X): angles × phases × rows × columns. Bands are
+ordered [0, +1, -1] (2-beam) or [0, +1, -1, +2, -2] (3-beam); the separated band
+b of an angle is c_b · h ⊛ (S · exp(i 2π b k·r)) with c_0 = 1, c_{±b} = m_b / 2,
+i.e. the un-normalised band (its modulation weight is kept).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+from .io import validate_plane
+
+FFT_WORKERS = -1  # all cores for scipy.fft
+
+
+def band_orders(n_orders: int) -> list[int]:
+    """Harmonic orders in band order: [0, 1, -1] or [0, 1, -1, 2, -2]."""
+    out = [0]
+    for b in range(1, n_orders + 1):
+        out += [b, -b]
+    return out
+
+
+def default_taper_px(shape: tuple[int, int]) -> int:
+    """Edge-taper width in pixels: ~1/16 of the smaller side, within 4-16 px."""
+    return int(np.clip(min(shape) // 16, 4, 16))
+
+
+def edge_window(n: int, taper: int) -> np.ndarray:
+    """1-D window rising as sin² over ``taper`` samples at both ends (float32)."""
+    w = np.ones(n, dtype=np.float32)
+    if taper > 0:
+        ramp = np.sin(0.5 * np.pi * (np.arange(taper) + 0.5) / taper) ** 2
+        w[:taper] = ramp
+        w[n - taper:] = ramp[::-1]
+    return w
+
+
+def preprocess(
+    plane: np.ndarray,
+    background: float = 0.0,
+    taper_px: int | None = None,
+    equalize: bool = True,
+) -> np.ndarray:
+    """Background subtraction, intensity equalisation and edge taper of a plane.
+
+    plane: (A, P, Y, X) raw counts. background: camera offset in the same units.
+    Every frame is scaled to the mean of all frames (bleaching, laser drift), and
+    its border fades over ``taper_px`` pixels towards that mean, so the frames are
+    periodic for the FFT without a dark frame. Returns float32 (A, P, Y, X).
+    """
+    validate_plane(plane)
+    out = np.asarray(plane, dtype=np.float32) - np.float32(background)
+    means = out.mean(axis=(-2, -1), keepdims=True)
+    mean_all = float(means.mean())
+    if equalize and mean_all > 0 and np.all(means > 0):
+        out *= (mean_all / means).astype(np.float32)
+        means = np.full_like(means, mean_all)
+    taper = default_taper_px(out.shape[-2:]) if taper_px is None else int(taper_px)
+    if taper > 0:
+        win = edge_window(out.shape[-2], taper)[:, None] * edge_window(out.shape[-1], taper)[None, :]
+        out = means + (out - means) * win
+    return out.astype(np.float32, copy=False)
+
+
+def separation_matrix(phases: tuple[float, ...] | np.ndarray, n_orders: int) -> np.ndarray:
+    """Unmixing matrix (n_bands, n_phases) = pinv(E), E[n, b] = exp(i b φ_n)."""
+    phases = np.asarray(phases, dtype=np.float64)
+    orders = np.array(band_orders(n_orders))
+    mixing = np.exp(1j * np.outer(phases, orders))
+    return np.linalg.pinv(mixing)
+
+
+def separate_bands(frames: np.ndarray, phases: tuple[float, ...] | np.ndarray, n_orders: int) -> np.ndarray:
+    """Real-space bands (n_bands, Y, X) complex64 from frames (P, Y, X)."""
+    unmix = separation_matrix(phases, n_orders).astype(np.complex64)
+    p, ny, nx = frames.shape
+    return (unmix @ frames.reshape(p, -1).astype(np.complex64)).reshape(-1, ny, nx)
+
+
+def frequency_axes(shape: tuple[int, int], pixel_size_um: float) -> tuple[np.ndarray, np.ndarray]:
+    """FFT-ordered frequencies (fy, fx) in cycles/µm of a (Y, X) grid."""
+    ny, nx = shape
+    return (scipy.fft.fftfreq(ny, d=pixel_size_um).astype(np.float32),
+            scipy.fft.fftfreq(nx, d=pixel_size_um).astype(np.float32))
+
+
+def phase_ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Separable factors of exp(-i 2π (sy row / Y + sx col / X)) as (column, row) vectors.
+
+    Multiplying a real-space image by ``ry[:, None] * rx[None, :]`` moves its
+    spectrum by -shift_px Fourier pixels (sub-pixel shifts allowed).
+    """
+    ny, nx = shape
+    ry = np.exp(-2j * np.pi * shift_px[0] * np.arange(ny) / ny).astype(np.complex64)
+    rx = np.exp(-2j * np.pi * shift_px[1] * np.arange(nx) / nx).astype(np.complex64)
+    return ry, rx
+
+
+def fft2(a: np.ndarray) -> np.ndarray:
+    return scipy.fft.fft2(a, workers=FFT_WORKERS)
+
+
+def ifft2(a: np.ndarray) -> np.ndarray:
+    return scipy.fft.ifft2(a, workers=FFT_WORKERS)

@@ -1,0 +1,332 @@
+"""Reading raw SIM stacks (TIFF, OME-TIFF, MRC/DV), frame orders, and TIFF output.
+
+Frame orders are strings of the letters P (phase), A (angle) and Z (plane), the
+fastest-varying first, as fairSIM names them: ``PAZ`` (phase fastest, then angle,
+then z; the common 2-D "angle-major" order a0p0 a0p1 a0p2 a1p0 ...), ``PZA``
+(classic OMX), ``ZAP`` (Zeiss Elyra), ``APZ`` ("phase-major": a0p0 a1p0 a2p0 a0p1
+...). Frames beyond angles × phases × planes are time points (slowest axis).
+Arranged stacks have the shape (T, Z, A, P, Y, X).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SimInputError
+
+METADATA_KEY = "napari_sim_ml"
+ORDER_ALIASES = {"angle-major": "PAZ", "phase-major": "APZ"}
+MIN_SIZE = 32
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """How the frames of a file map onto angles, phases and planes."""
+
+    n_angles: int = 3
+    n_phases: int = 3
+    n_z: int = 1
+    order: str = "PAZ"
+
+    def __post_init__(self) -> None:
+        order = ORDER_ALIASES.get(self.order, self.order).upper()
+        if len(order) == 2:
+            order += "Z"
+        if sorted(order) != ["A", "P", "Z"]:
+            raise SimInputError(
+                f"frame order '{self.order}' is not a permutation of P, A, Z "
+                "(e.g. PAZ, PZA, ZAP) or 'angle-major'/'phase-major'"
+            )
+        object.__setattr__(self, "order", order)
+        if not 2 <= self.n_angles <= 5:
+            raise SimInputError(f"{self.n_angles} angles: 2 to 5 angles are supported")
+        if self.n_phases < 3:
+            raise SimInputError(f"{self.n_phases} phases: at least 3 phases are needed")
+        if self.n_z < 1:
+            raise SimInputError("the number of z planes must be at least 1")
+
+    @property
+    def frames_per_set(self) -> int:
+        return self.n_angles * self.n_phases * self.n_z
+
+
+@dataclass
+class RawFile:
+    """Frames of a raw file in file order, with what its metadata told.
+
+    frames: (F, Y, X) array in file order (dtype as stored).
+    pixel_size_um, wavelength_nm, na: None when the file does not say.
+    extra: this plugin's own metadata (parameters, layout) when present.
+    """
+
+    path: Path
+    frames: np.ndarray
+    pixel_size_um: float | None = None
+    wavelength_nm: float | None = None
+    na: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def guess_layout(n_frames: int, n_z: int | None = None) -> FrameLayout:
+    """A sensible layout for a frame count: 9 → 3×3, 15 → 3×5, 135 → 3×5×9 (PZA) ..."""
+    candidates = [(3, 3), (3, 5), (5, 5), (2, 3), (4, 3)]
+    for a, p in candidates:
+        if n_frames == a * p * (n_z or 1):
+            return FrameLayout(a, p, n_z or 1, "PZA" if (n_z or 1) > 1 else "PAZ")
+    for a, p in candidates:
+        if n_frames % (a * p) == 0:
+            planes = n_z or n_frames // (a * p)
+            return FrameLayout(a, p, planes, "PZA" if planes > 1 else "PAZ")
+    raise SimInputError(
+        f"{n_frames} frames do not match any usual angles × phases layout; "
+        "give --angles and --phases"
+    )
+
+
+def arrange_frames(frames: np.ndarray, layout: FrameLayout) -> np.ndarray:
+    """(F, Y, X) frames in file order → (T, Z, A, P, Y, X) view/copy."""
+    if frames.ndim != 3:
+        raise SimInputError(
+            f"a raw SIM stack needs a frame axis; got an array of shape {frames.shape}"
+        )
+    n, ny, nx = frames.shape
+    per = layout.frames_per_set
+    if n % per != 0:
+        raise SimInputError(
+            f"{n} frames cannot be split into {layout.n_angles} angles × {layout.n_phases} "
+            f"phases × {layout.n_z} planes ({per} frames per set)"
+        )
+    sizes = {"P": layout.n_phases, "A": layout.n_angles, "Z": layout.n_z}
+    slow_to_fast = layout.order[::-1]
+    shaped = frames.reshape(n // per, *[sizes[c] for c in slow_to_fast], ny, nx)
+    perm = [0] + [1 + slow_to_fast.index(c) for c in "ZAP"] + [4, 5]
+    return shaped.transpose(perm)
+
+
+def validate_plane(stack: np.ndarray) -> None:
+    """Check one plane (A, P, Y, X) and raise SimInputError with a clear sentence."""
+    if stack.ndim != 4:
+        raise SimInputError(f"expected angles × phases × Y × X, got shape {stack.shape}")
+    if min(stack.shape[-2:]) < MIN_SIZE:
+        raise SimInputError(
+            f"frames of {stack.shape[-2]} × {stack.shape[-1]} px are too small; "
+            f"at least {MIN_SIZE} × {MIN_SIZE} px are needed"
+        )
+    if not np.isfinite(stack).all():
+        raise SimInputError("the stack contains NaN or infinite values")
+    if float(np.ptp(stack)) == 0.0:
+        raise SimInputError("the stack is constant: there is no image to reconstruct")
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) and out > 0 else None
+
+
+def _length_to_um(value: float | None, unit: str | None) -> float | None:
+    if value is None:
+        return None
+    unit = (unit or "um").strip().lower().replace("µ", "u").replace("μ", "u")
+    scale = {"um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "nm": 1e-3,
+             "nanometer": 1e-3, "mm": 1e3, "a": 1e-4, "angstrom": 1e-4, "m": 1e6}.get(unit)
+    return value * scale if scale else None
+
+
+def _tiff_metadata(tif: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if tif.is_ome and tif.ome_metadata:
+        xml = tif.ome_metadata
+        size = re.search(r'PhysicalSizeX="([^"]+)"', xml)
+        unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', xml)
+        if size:
+            meta["pixel_size_um"] = _length_to_um(_float_or_none(size.group(1)),
+                                                  unit.group(1) if unit else "um")
+        em = re.search(r'EmissionWavelength="([^"]+)"', xml)
+        if em:
+            em_unit = re.search(r'EmissionWavelengthUnit="([^"]+)"', xml)
+            um = _length_to_um(_float_or_none(em.group(1)), em_unit.group(1) if em_unit else "nm")
+            meta["wavelength_nm"] = um * 1e3 if um else None
+        na = re.search(r'LensNA="([^"]+)"', xml)
+        if na:
+            meta["na"] = _float_or_none(na.group(1))
+    ij = tif.imagej_metadata or {}
+    info = ij.get("Info")
+    if isinstance(info, str) and METADATA_KEY in info:
+        try:
+            meta["extra"] = json.loads(info)[METADATA_KEY]
+        except (ValueError, KeyError, TypeError):
+            pass
+    if not meta.get("pixel_size_um"):
+        page = tif.pages[0]
+        res = page.tags.get("XResolution")
+        if res is not None:
+            num, den = res.value
+            ppu = num / den if den else 0.0
+            unit = ij.get("unit", "um" if ij else None)
+            if ppu > 0 and unit and unit not in ("pixel", "inch", "cm"):
+                meta["pixel_size_um"] = _length_to_um(1.0 / ppu, unit)
+    return meta
+
+
+def _mrc_metadata(path: Path, voxel_x: float) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        header = fh.read(224)
+    is_dv = header[96:98] in (b"\xa0\xc0", b"\xc0\xa0")
+    pixel = _float_or_none(voxel_x)
+    if pixel is not None and not is_dv and pixel > 5.0:  # MRC2014 stores Å
+        pixel *= 1e-4
+    meta: dict[str, Any] = {"pixel_size_um": pixel}
+    for endian in ("<", ">"):
+        wave = int(np.frombuffer(header[198:200], dtype=f"{endian}i2")[0])
+        if 200 <= wave <= 1500:
+            meta["wavelength_nm"] = float(wave)
+            break
+    return meta
+
+
+def read_image_with_pixel_size(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """Any TIFF/MRC image with its pixel size in µm (None when unknown)."""
+    raw = read_raw(path, require_frames=False)
+    return raw.frames, raw.pixel_size_um
+
+
+def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
+    """Read a raw SIM file; all leading axes are flattened into frames in file order."""
+    path = Path(path)
+    if not path.exists():
+        raise SimInputError(f"file not found: {path}")
+    if path.is_dir():
+        raise SimInputError(f"{path} is a folder, not an image file")
+    suffix = path.suffix.lower()
+    meta: dict[str, Any] = {}
+    try:
+        if suffix in (".mrc", ".dv", ".st", ".map"):
+            import warnings
+
+            import mrcfile
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with mrcfile.open(path, permissive=True) as mrc:
+                    if mrc.data is None:
+                        raise ValueError("no image data")
+                    data = np.asarray(mrc.data).copy()
+                    voxel_x = float(mrc.voxel_size.x)
+            meta = _mrc_metadata(path, voxel_x)
+        else:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                data = tif.asarray()
+                meta = _tiff_metadata(tif)
+    except SimInputError:
+        raise
+    except Exception as exc:  # tifffile/mrcfile raise many types for broken files
+        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
+    data = np.asarray(data)
+    if data.ndim < 2 or min(data.shape[-2:]) < 2:
+        raise SimInputError(f"{path.name} does not hold an image (shape {data.shape})")
+    if data.ndim > 2 and data.shape[-1] in (3, 4) and data.shape[-3] > 4:
+        raise SimInputError(f"{path.name} looks like an RGB image; SIM needs grey-level frames")
+    if data.ndim == 2:
+        if require_frames:
+            raise SimInputError(
+                f"{path.name} holds a single 2-D image; a raw SIM stack needs "
+                "angles × phases frames"
+            )
+        frames = data
+    else:
+        frames = data.reshape(-1, *data.shape[-2:])
+    extra = meta.get("extra") or {}
+    optics = extra.get("optics", {})
+    return RawFile(
+        path=path,
+        frames=frames,
+        pixel_size_um=optics.get("pixel_size_um") or meta.get("pixel_size_um"),
+        wavelength_nm=optics.get("wavelength_nm") or meta.get("wavelength_nm"),
+        na=optics.get("na") or meta.get("na"),
+        extra=extra,
+    )
+
+
+def write_tiff(
+    path: str | Path,
+    data: np.ndarray,
+    pixel_size_um: float,
+    metadata: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write an ImageJ TIFF with pixel size (µm) and our metadata as JSON in 'Info'.
+
+    The file is written to a temporary name in the same folder and renamed, so a
+    failed write never leaves a half-written file; an existing file is only
+    replaced when ``overwrite`` is true.
+    """
+    import tifffile
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise SimInputError(f"{path} exists; use --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise SimInputError(f"output folder does not exist: {path.parent}")
+    data = np.asarray(data)
+    if data.dtype not in (np.uint8, np.uint16, np.float32):
+        data = data.astype(np.float32)
+    axes = {2: "YX", 3: "ZYX", 4: "TZYX"}.get(data.ndim)
+    if axes is None:
+        raise SimInputError(f"cannot write an array of {data.ndim} dimensions as ImageJ TIFF")
+    info = json.dumps({METADATA_KEY: metadata or {}}, default=_json_default)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        tifffile.imwrite(
+            tmp, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
+            metadata={"unit": "um", "axes": axes, "Info": info},
+        )
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SimInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: str | Path, data: dict[str, Any], overwrite: bool = True) -> Path:
+    """Write JSON atomically (temporary name, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise SimInputError(f"{path} exists; use --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise SimInputError(f"output folder does not exist: {path.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, default=_json_default)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,118 @@
+"""Optical transfer functions, all represented as radial profiles.
+
+A detection OTF of a well-aligned microscope is rotationally symmetric, so every
+OTF here (ideal, fairSIM-style attenuated, measured from an OTF or PSF file) is a
+sampled profile OTF(|f|) with |f| in cycles/µm, normalised to 1 at f = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SimInputError
+from .parameters import Optics
+
+
+@dataclass(frozen=True)
+class RadialOTF:
+    """OTF(|f|) sampled at ``freqs`` (cycles/µm, increasing from 0); zero beyond."""
+
+    freqs: np.ndarray
+    values: np.ndarray
+    source: str = "ideal"
+
+    @property
+    def support_cycles_per_um(self) -> float:
+        """Largest frequency where the OTF exceeds 0.1 % of its peak."""
+        above = np.nonzero(self.values > 1e-3)[0]
+        return float(self.freqs[above[-1]]) if above.size else 0.0
+
+    def __call__(self, k: np.ndarray) -> np.ndarray:
+        """OTF at radial frequencies ``k`` (cycles/µm, any shape), float32."""
+        out = np.interp(np.ravel(k), self.freqs, self.values, right=0.0)
+        return out.reshape(np.shape(k)).astype(np.float32, copy=False)
+
+
+def ideal_profile(rho: np.ndarray) -> np.ndarray:
+    """Ideal incoherent 2-D OTF of a circular pupil at normalised radius ρ = |f|/kc."""
+    r = np.clip(np.asarray(rho, dtype=np.float64), 0.0, 1.0)
+    return (2.0 / np.pi) * (np.arccos(r) - r * np.sqrt(1.0 - r * r))
+
+
+def ideal_otf(optics: Optics, attenuation: float | None = None, samples: int = 2048) -> RadialOTF:
+    """Ideal OTF for NA and emission wavelength; cutoff kc = 2 NA / λ.
+
+    attenuation: fairSIM's approximation ideal(ρ) · a^ρ with a in (0, 1]
+    (measured OMX OTFs fit a = 0.25-0.46); None for the plain ideal OTF.
+    """
+    kc = optics.cutoff_cycles_per_um
+    rho = np.linspace(0.0, 1.0, samples)
+    values = ideal_profile(rho)
+    source = "ideal"
+    if attenuation is not None:
+        if not (0.0 < attenuation <= 1.0):
+            raise SimInputError("OTF attenuation a must be in (0, 1]")
+        values = values * attenuation**rho
+        source = f"attenuated a={attenuation:g}"
+    return RadialOTF(freqs=rho * kc, values=values.astype(np.float64), source=source)
+
+
+def radial_average(image: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Radial mean of a centred 2-D array; returns (radius in units of spacing, mean)."""
+    ny, nx = image.shape
+    yy, xx = np.indices(image.shape)
+    r = np.hypot((yy - ny // 2), (xx - nx // 2))
+    ri = np.rint(r).astype(int)
+    sums = np.bincount(ri.ravel(), weights=image.ravel())
+    counts = np.bincount(ri.ravel())
+    nmax = min(ny, nx) // 2
+    return np.arange(nmax) * spacing, sums[:nmax] / np.maximum(counts[:nmax], 1)
+
+
+def otf_from_psf(psf: np.ndarray, pixel_size_um: float) -> RadialOTF:
+    """Radially averaged OTF of a 2-D PSF image (pixel size in µm)."""
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim == 3:  # a z-stack: use the plane with the brightest peak
+        psf = psf[int(np.argmax(psf.reshape(psf.shape[0], -1).max(axis=1)))]
+    if psf.ndim != 2 or min(psf.shape) < 8:
+        raise SimInputError("a PSF must be a 2-D image of at least 8 × 8 pixels")
+    psf = psf - np.median(np.concatenate([psf[0], psf[-1], psf[:, 0], psf[:, -1]]))
+    psf = np.clip(psf, 0.0, None)
+    if psf.sum() <= 0:
+        raise SimInputError("the PSF image holds no signal above its border level")
+    n = min(psf.shape)  # a centred square, so one frequency spacing serves both axes
+    y0, x0 = (psf.shape[0] - n) // 2, (psf.shape[1] - n) // 2
+    psf = psf[y0:y0 + n, x0:x0 + n]
+    otf2d = np.abs(np.fft.fftshift(np.fft.fft2(psf)))
+    otf2d /= otf2d[n // 2, n // 2]
+    freqs, values = radial_average(otf2d, 1.0 / (n * pixel_size_um))
+    return RadialOTF(freqs=freqs, values=np.clip(values, 0.0, 1.0), source="measured PSF")
+
+
+def otf_from_file(path: str | Path, pixel_size_um: float) -> RadialOTF:
+    """Load a measured OTF or PSF.
+
+    * MRC with complex values and one row (e.g. 1 × 257): a radially averaged OTF
+      whose sample spacing (cycles/µm) is the header's voxel size; sample 0 is f = 0.
+    * A real 2-D image (TIFF or MRC): a PSF; its pixel size comes from the file's
+      metadata, or ``pixel_size_um`` (the raw data's) when the file has none.
+    """
+    from .io import read_image_with_pixel_size  # local: io imports this module's users
+
+    path = Path(path)
+    if not path.is_file():
+        raise SimInputError(f"OTF/PSF file not found: {path}")
+    data, file_pixel = read_image_with_pixel_size(path)
+    if np.iscomplexobj(data):
+        profile = np.abs(np.asarray(data).reshape(-1, data.shape[-1])[0]).astype(np.float64)
+        if profile.size < 4 or profile[0] <= 0:
+            raise SimInputError(f"{path.name} does not hold a usable radial OTF")
+        if not file_pixel:
+            raise SimInputError(f"{path.name}: a radial OTF file must state its sample spacing")
+        profile /= profile[0]
+        freqs = np.arange(profile.size) * file_pixel
+        return RadialOTF(freqs=freqs, values=np.clip(profile, 0.0, 1.0), source=f"measured OTF {path.name}")
+    return otf_from_psf(np.asarray(data), file_pixel or pixel_size_um)
