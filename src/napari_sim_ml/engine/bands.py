@@ -53,17 +53,25 @@ def preprocess(
     periodic for the FFT without a dark frame. Returns float32 (A, P, Y, X).
     """
     validate_plane(plane)
-    out = np.asarray(plane, dtype=np.float32) - np.float32(background)
-    means = out.mean(axis=(-2, -1), keepdims=True)
-    mean_all = float(means.mean())
+    out = np.array(plane, dtype=np.float32)  # a copy: the caller's array is never modified
+    out -= np.float32(background)
+    means = out.mean(axis=(-2, -1), keepdims=True, dtype=np.float64).astype(np.float32)
+    mean_all = np.float32(means.mean())
     if equalize and mean_all > 0 and np.all(means > 0):
-        out *= (mean_all / means).astype(np.float32)
+        out *= mean_all / means
         means = np.full_like(means, mean_all)
     taper = default_taper_px(out.shape[-2:]) if taper_px is None else int(taper_px)
-    if taper > 0:
-        win = edge_window(out.shape[-2], taper)[:, None] * edge_window(out.shape[-1], taper)[None, :]
-        out = means + (out - means) * win
-    return out.astype(np.float32, copy=False)
+    if taper > 0:  # out = means + (out - means) · window, only the border rows/cols change
+        ny, nx = out.shape[-2:]
+        win = edge_window(ny, taper)[:, None] * edge_window(nx, taper)[None, :]
+        for rows, cols in ((slice(0, taper), slice(None)), (slice(ny - taper, ny), slice(None)),
+                           (slice(taper, ny - taper), slice(0, taper)),
+                           (slice(taper, ny - taper), slice(nx - taper, nx))):
+            border = out[..., rows, cols]
+            border -= means
+            border *= win[rows, cols]
+            border += means
+    return out
 
 
 def separation_matrix(phases: tuple[float, ...] | np.ndarray, n_orders: int) -> np.ndarray:

@@ -82,7 +82,7 @@ def guess_layout(n_frames: int, n_z: int | None = None) -> FrameLayout:
     for a, p in candidates:
         if n_frames == a * p * (n_z or 1):
             return FrameLayout(a, p, n_z or 1, "PZA" if (n_z or 1) > 1 else "PAZ")
-    for a, p in candidates:
+    for a, p in [(3, 5), (5, 5), (3, 3), (2, 3), (4, 3)]:  # z-stacks are mostly 3-beam 3-D SIM
         if n_frames % (a * p) == 0:
             planes = n_z or n_frames // (a * p)
             return FrameLayout(a, p, planes, "PZA" if planes > 1 else "PAZ")
@@ -236,7 +236,7 @@ def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
     except Exception as exc:  # tifffile/mrcfile raise many types for broken files
         raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
     data = np.asarray(data)
-    if data.ndim < 2 or min(data.shape[-2:]) < 2:
+    if data.ndim < 2 or (require_frames and min(data.shape[-2:]) < 2):
         raise SimInputError(f"{path.name} does not hold an image (shape {data.shape})")
     if data.ndim > 2 and data.shape[-1] in (3, 4) and data.shape[-3] > 4:
         raise SimInputError(f"{path.name} looks like an RGB image; SIM needs grey-level frames")
@@ -295,6 +295,7 @@ def write_tiff(
             tmp, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
             metadata={"unit": "um", "axes": axes, "Info": info},
         )
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except OSError as exc:
         raise SimInputError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -315,6 +316,7 @@ def write_json(path: str | Path, data: dict[str, Any], overwrite: bool = True) -
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, default=_json_default)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,7 +7,7 @@ sampled profile OTF(|f|) with |f| in cycles/µm, normalised to 1 at f = 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +16,27 @@ from .errors import SimInputError
 from .parameters import Optics
 
 
+TABLE_SIZE = 8192
+
+
 @dataclass(frozen=True)
 class RadialOTF:
-    """OTF(|f|) sampled at ``freqs`` (cycles/µm, increasing from 0); zero beyond."""
+    """OTF(|f|) sampled at ``freqs`` (cycles/µm, increasing from 0); zero beyond.
+
+    Evaluation uses a uniform table of TABLE_SIZE samples (nearest sample; the
+    error is below 1e-3 of the peak), which is several times faster than np.interp
+    on the large frequency grids of a reconstruction.
+    """
 
     freqs: np.ndarray
     values: np.ndarray
     source: str = "ideal"
+    _table: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grid = np.linspace(0.0, float(self.freqs[-1]), TABLE_SIZE)
+        table = np.interp(grid, self.freqs, self.values, right=0.0).astype(np.float32)
+        object.__setattr__(self, "_table", np.append(table, np.float32(0.0)))
 
     @property
     def support_cycles_per_um(self) -> float:
@@ -32,8 +46,10 @@ class RadialOTF:
 
     def __call__(self, k: np.ndarray) -> np.ndarray:
         """OTF at radial frequencies ``k`` (cycles/µm, any shape), float32."""
-        out = np.interp(np.ravel(k), self.freqs, self.values, right=0.0)
-        return out.reshape(np.shape(k)).astype(np.float32, copy=False)
+        scale = (TABLE_SIZE - 1) / float(self.freqs[-1])
+        index = np.asarray(k, dtype=np.float32) * np.float32(scale) + np.float32(0.5)
+        np.minimum(index, np.float32(TABLE_SIZE), out=index)
+        return self._table[index.astype(np.int32)]
 
 
 def ideal_profile(rho: np.ndarray) -> np.ndarray:

@@ -66,13 +66,20 @@ class PreparedReconstruction:
     denom: np.ndarray
     boxes: list[BandBox]
     rho_index: np.ndarray
-    widefield: np.ndarray
+    widefield_raw: np.ndarray
     df: tuple[float, float]
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def output_pixel_size_um(self) -> float:
         return self.optics.pixel_size_um / 2.0
+
+    @property
+    def widefield(self) -> np.ndarray:
+        """Widefield (band 0, background-subtracted) on the 2× grid, (2Y, 2X) float32."""
+        if "widefield" not in self._cache:
+            self._cache["widefield"] = upsample2x(self.widefield_raw)
+        return self._cache["widefield"]
 
 
 def _paste(target: np.ndarray, box: np.ndarray, centre: tuple[int, int]) -> None:
@@ -86,6 +93,13 @@ def _paste(target: np.ndarray, box: np.ndarray, centre: tuple[int, int]) -> None
     target[ty0:ty1, tx0:tx1] += box[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
 
 
+def _centre_box(spectrum: np.ndarray, ry: int, rx: int) -> np.ndarray:
+    """Frequencies -ry..ry × -rx..rx of an FFT-ordered spectrum, zero frequency at the centre."""
+    ny, nx = spectrum.shape
+    rows = np.concatenate([spectrum[ny - ry:], spectrum[:ry + 1]])
+    return np.concatenate([rows[:, nx - rx:], rows[:, :rx + 1]], axis=1)
+
+
 def _centre_slice(box_shape: tuple[int, int], ry: int, rx: int) -> tuple[slice, slice]:
     cy, cx = box_shape[0] // 2, box_shape[1] // 2
     ry, rx = min(ry, cy), min(rx, cx)
@@ -96,17 +110,20 @@ def _support_radius(half_shape: tuple[int, int], ny: int, df: tuple[float, float
                     centres: np.ndarray, radius: float) -> np.ndarray:
     """|f| / R(θ) on the half grid, R(θ) = distance from 0 to the edge of the union
     of OTF discs (radius ``radius``) around the band centres, along direction θ."""
-    fy = ((np.arange(half_shape[0]) - ny) * df[0]).astype(np.float32)[:, None]
-    fx = (np.arange(half_shape[1]) * df[1]).astype(np.float32)[None, :]
-    r = np.sqrt(fy * fy + fx * fx)
-    safe = np.where(r > 0, r, 1.0)
-    uy, ux = fy / safe, fx / safe
-    reach = np.zeros(half_shape, dtype=np.float32)
+    # R(θ) on a fine table of directions (the half plane fx ≥ 0: θ in [-π/2, π/2]), then looked up
+    theta = np.linspace(-np.pi / 2, np.pi / 2, 4096)
+    uy, ux = np.sin(theta), np.cos(theta)
+    reach = np.zeros_like(theta)
     for cy, cx in centres:
         along = cy * uy + cx * ux
         disc = along * along - (cy * cy + cx * cx - radius * radius)
         reach = np.maximum(reach, np.where(disc >= 0, along + np.sqrt(np.maximum(disc, 0)), 0))
-    return np.where(r > 0, r / np.maximum(reach, 1e-6), 0.0).astype(np.float32)
+    fy = ((np.arange(half_shape[0]) - ny) * df[0]).astype(np.float32)[:, None]
+    fx = (np.arange(half_shape[1]) * df[1]).astype(np.float32)[None, :]
+    angle = np.arctan2(fy, fx)
+    index = ((angle + np.float32(np.pi / 2)) * np.float32(4095 / np.pi) + np.float32(0.5)).astype(np.int32)
+    inverse_reach = (1.0 / np.maximum(reach, 1e-6)).astype(np.float32)
+    return np.sqrt(fy * fy + fx * fx) * inverse_reach[index]
 
 
 def prepare_reconstruction(
@@ -153,38 +170,40 @@ def prepare_reconstruction(
             q = (int(np.rint(shift[0])), int(np.rint(shift[1])))
             frac = (shift[0] - q[0], shift[1] - q[1])
             ramp_y, ramp_x = phase_ramp((ny, nx), frac)
-            spectrum = fft2(bands[2 * b - 1] * ramp_y[:, None] * ramp_x[None, :])
-            box = spectrum[np.ix_(jy % ny, jx % nx)]
-            dist2 = (((jy + frac[0]) * df[0]) ** 2)[:, None] + (((jx + frac[1]) * df[1]) ** 2)[None, :]
-            h = otf(np.sqrt(dist2))
-            numer = (c_b * h * box).astype(np.complex64)
-            denom = (c_b**2 * h * h).astype(np.float32)
-            dist2 = dist2.astype(np.float32)
+            band = bands[2 * b - 1]
+            band *= ramp_y[:, None]
+            band *= ramp_x[None, :]
+            box = _centre_box(fft2(band), ry, rx)
+            dist2 = ((((jy + frac[0]) * df[0]) ** 2)[:, None]
+                     + (((jx + frac[1]) * df[1]) ** 2)[None, :]).astype(np.float32)
+            h = otf(np.sqrt(dist2)) * np.float32(c_b)
+            numer = h * box
+            denom = h * h
             boxes.append(BandBox((ny - q[0], -q[1]), numer, denom, dist2))
             boxes.append(BandBox((ny + q[0], q[1]), np.conj(numer[::-1, ::-1]),
                                  denom[::-1, ::-1].copy(), dist2[::-1, ::-1].copy()))
             centres += [(-b * ky, -b * kx), (b * ky, b * kx)]
-    spectrum0 = fft2(widefield_sum)
-    dist2 = ((jy * df[0]) ** 2)[:, None] + ((jx * df[1]) ** 2)[None, :]
+    dist2 = (((jy * df[0]) ** 2)[:, None] + ((jx * df[1]) ** 2)[None, :]).astype(np.float32)
     h0 = otf(np.sqrt(dist2))
-    boxes.append(BandBox((ny, 0), (h0 * spectrum0[np.ix_(jy % ny, jx % nx)]).astype(np.complex64),
-                         (n_angles * h0 * h0).astype(np.float32), dist2.astype(np.float32)))
+    boxes.append(BandBox((ny, 0), h0 * _centre_box(fft2(widefield_sum), ry, rx), n_angles * h0 * h0, dist2))
     numer = np.zeros(half_shape, dtype=np.complex64)
     denom = np.zeros(half_shape, dtype=np.float32)
     for box in boxes:
         _paste(numer, box.numer, box.centre)
         _paste(denom, box.denom, box.centre)
     rho = _support_radius(half_shape, ny, df, np.array(centres), support)
-    rho_index = np.minimum(np.rint(rho * LUT_SCALE), LUT_SCALE * LUT_MAX).astype(np.int32)
-    widefield = _upsample((widefield_sum / n_angles).astype(np.float32))
+    rho *= np.float32(LUT_SCALE)
+    rho += np.float32(0.5)
+    np.minimum(rho, np.float32(LUT_SCALE * LUT_MAX), out=rho)
+    rho_index = rho.astype(np.int32)
     return PreparedReconstruction(
         shape=(ny, nx), optics=optics, params=params, numer=numer / n_angles, denom=denom / n_angles,
-        boxes=boxes, rho_index=rho_index, widefield=widefield, df=df,
+        boxes=boxes, rho_index=rho_index, widefield_raw=widefield_sum / n_angles, df=df,
     )
 
 
-def _upsample(image: np.ndarray) -> np.ndarray:
-    """Fourier zero-padding to the 2× grid (pixel (2i, 2j) = input pixel (i, j))."""
+def upsample2x(image: np.ndarray) -> np.ndarray:
+    """Fourier zero-padding of (Y, X) to (2Y, 2X); output pixel (2i, 2j) = input pixel (i, j)."""
     ny, nx = image.shape
     spec = scipy.fft.rfft2(image, workers=FFT_WORKERS)
     padded = np.zeros((2 * ny, nx + 1), dtype=np.complex64)
@@ -257,5 +276,5 @@ def log_spectrum(image: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "BandBox", "PreparedReconstruction", "prepare_reconstruction", "wiener_filter",
-    "wiener_reconstruct", "log_spectrum", "band_orders",
+    "wiener_reconstruct", "log_spectrum", "upsample2x",
 ]

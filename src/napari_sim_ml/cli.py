@@ -1,0 +1,334 @@
+"""Command line: ``napari-sim-ml simulate | estimate | reconstruct | demo``.
+
+Every user error ends with one readable line on stderr and exit status 2;
+outputs are written atomically and never replace a file without --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .engine.errors import SimInputError
+from .engine.io import FrameLayout, RawFile, arrange_frames, guess_layout, read_raw, write_json, write_tiff
+from .engine.otf import RadialOTF, ideal_otf, otf_from_file
+from .engine.parameters import FilterSettings, Optics, PatternParameters, load_parameters_json, optics_from_dict
+
+
+def _add_optics(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optics (override the file's metadata)")
+    g.add_argument("--na", type=float, help="detection numerical aperture")
+    g.add_argument("--wavelength-nm", type=float, help="emission wavelength, nm")
+    g.add_argument("--pixel-size-um", type=float, help="raw camera pixel size in the sample, µm")
+
+
+def _add_layout(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("frame layout (guessed from the frame count when omitted)")
+    g.add_argument("--angles", type=int, help="number of pattern angles (2-5)")
+    g.add_argument("--phases", type=int, help="phases per angle (3 for 2-beam, 5 for 3-beam)")
+    g.add_argument("--z", type=int, dest="n_z", help="number of z planes")
+    g.add_argument("--order", help="frame order, fastest first: PAZ (angle-major, default), APZ "
+                                   "(phase-major), PZA (OMX), ZAP (Elyra)")
+    g.add_argument("--orders", type=int, choices=(1, 2), help="harmonic orders: 1 (2-beam) or 2 (3-beam)")
+    g.add_argument("--background", type=float, help="camera offset to subtract (counts); "
+                                                    "default: the file's metadata, else 0")
+    g.add_argument("--otf", help="measured OTF (radial MRC) or PSF image (TIFF/MRC)")
+    g.add_argument("--otf-attenuation", type=float,
+                   help="use fairSIM's attenuated ideal OTF ideal(ρ)·a^ρ with this a (0-1]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-sim-ml", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="write a simulated raw SIM stack, its truth and parameters")
+    s.add_argument("-o", "--output", required=True, help="raw stack to write (.tif)")
+    s.add_argument("--structure", default="filaments", choices=("filaments", "mesh", "rings", "lines"))
+    s.add_argument("--photons", type=float, default=1000.0, help="expected photons at the brightest pixel")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=256, help="field size in raw pixels")
+    s.add_argument("--phases", type=int, default=3, choices=(3, 5), help="3: 2-beam; 5: 3-beam")
+    s.add_argument("--angles", type=int, default=3)
+    s.add_argument("--na", type=float, default=1.4)
+    s.add_argument("--wavelength-nm", type=float, default=525.0)
+    s.add_argument("--pixel-size-um", type=float, default=0.08)
+    s.add_argument("--overwrite", action="store_true")
+
+    e = sub.add_parser("estimate", help="estimate pattern parameters and print them as JSON")
+    e.add_argument("raw")
+    _add_optics(e)
+    _add_layout(e)
+    e.add_argument("--json", help="write the JSON here instead of stdout")
+
+    r = sub.add_parser("reconstruct", help="reconstruct a raw stack onto the 2x grid")
+    r.add_argument("raw")
+    r.add_argument("-o", "--output", required=True, help="reconstruction to write (.tif)")
+    r.add_argument("--method", default="wiener", choices=("wiener", "pinn"))
+    _add_optics(r)
+    _add_layout(r)
+    r.add_argument("--params", help="parameters JSON (skips estimation; used exactly)")
+    defaults = FilterSettings()
+    r.add_argument("--wiener", type=float, default=defaults.wiener, help="Wiener parameter w")
+    r.add_argument("--apo-cutoff", type=float, default=defaults.apo_cutoff,
+                   help="apodization cutoff, in units of the SIM support boundary")
+    r.add_argument("--apo-bend", type=float, default=defaults.apo_bend)
+    r.add_argument("--attenuation", type=float, default=defaults.attenuation,
+                   help="band-centre attenuation strength 0-1")
+    r.add_argument("--attenuation-fwhm", type=float, default=defaults.attenuation_fwhm,
+                   help="band-centre attenuation FWHM, cycles/µm")
+    r.add_argument("--widefield", help="also write the widefield image on the same 2x grid")
+    r.add_argument("--mode", default="noise-aware", choices=("noise-aware", "faithful"), help="PINN mode")
+    r.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
+    r.add_argument("--seed", type=int, default=0, help="PINN seed")
+    r.add_argument("--uncertainty", help="PINN: write the per-pixel σ map here")
+    r.add_argument("--residual", help="PINN: write the normalised data-residual map here")
+    r.add_argument("--overwrite", action="store_true")
+
+    d = sub.add_parser("demo", help="simulate or read a sample, estimate, reconstruct, summarise")
+    d.add_argument("raw", nargs="?", help="raw stack (default: simulate one)")
+    d.add_argument("--out", default="demo-output", help="folder for the results")
+    d.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+# ---------------------------------------------------------------- helpers
+def resolve_optics(raw: RawFile, args: argparse.Namespace, base: dict[str, Any] | None = None) -> Optics:
+    """Optics from flags, else the parameters JSON, else the file's metadata."""
+    base = base or {}
+    values = {}
+    for key, flag in (("na", "--na"), ("wavelength_nm", "--wavelength-nm"), ("pixel_size_um", "--pixel-size-um")):
+        value = getattr(args, key, None) or base.get(key) or getattr(raw, key)
+        if value is None:
+            raise SimInputError(f"{raw.path.name} does not state the {key.replace('_', ' ')}; give {flag}")
+        values[key] = float(value)
+    return Optics(**values)
+
+
+def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
+    """Flags override the file's stored layout; the rest is guessed from the frame count."""
+    given = {k: v for k, v in (("n_angles", args.angles), ("n_phases", args.phases),
+                               ("n_z", args.n_z), ("order", args.order)) if v}
+    merged = {**raw.extra.get("layout", {}), **given}
+    if "n_angles" in merged and "n_phases" in merged:
+        return FrameLayout(**merged)
+    guess = guess_layout(raw.frames.shape[0], merged.get("n_z"))
+    return FrameLayout(**{**asdict(guess), **merged})
+
+
+def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
+    if args.otf:
+        return otf_from_file(args.otf, optics.pixel_size_um)
+    return ideal_otf(optics, attenuation=args.otf_attenuation)
+
+
+def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLayout]:
+    raw = read_raw(args.raw)
+    layout = resolve_layout(raw, args)
+    planes = arrange_frames(raw.frames, layout)
+    return raw, planes, layout
+
+
+def _background(args: argparse.Namespace, raw: RawFile) -> float:
+    if args.background is not None:
+        return float(args.background)
+    return float(raw.extra.get("camera_offset", 0.0))
+
+
+def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF, args: argparse.Namespace, background: float):
+    from .engine.estimate import estimate_pattern
+
+    return estimate_pattern(plane, optics, otf=otf, n_orders=args.orders, background=background)
+
+
+def _check_output(path: str | None, overwrite: bool) -> None:
+    if path and Path(path).exists() and not overwrite:
+        raise SimInputError(f"{path} exists; use --overwrite to replace it")
+
+
+# ---------------------------------------------------------------- commands
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .engine.simulate import simulate_acquisition
+
+    out = Path(args.output)
+    truth_path = out.with_name(out.stem + "_truth.tif")
+    params_path = out.with_name(out.stem + "_params.json")
+    for p in (out, truth_path, params_path):
+        _check_output(str(p), args.overwrite)
+    optics = Optics(args.na, args.wavelength_nm, args.pixel_size_um)
+    sim = simulate_acquisition(args.structure, args.size, optics, n_angles=args.angles, n_phases=args.phases,
+                               photons=args.photons, seed=args.seed)
+    layout = FrameLayout(args.angles, args.phases, 1, "PAZ")
+    meta = {"kind": "raw", "optics": asdict(optics), "layout": asdict(layout),
+            "camera_offset": sim.offset, "simulation": {"structure": args.structure, "photons": args.photons,
+                                                          "seed": args.seed, "read_noise": sim.read_noise}}
+    params = sim.params.to_dict(optics)
+    counts = np.clip(np.rint(sim.raw), 0, 65535).astype(np.uint16)  # as a camera stores them
+    write_tiff(out, counts.reshape(-1, *sim.raw.shape[-2:]), optics.pixel_size_um,
+               {**meta, "params": params}, args.overwrite)
+    fine = {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2}
+    write_tiff(truth_path, sim.truth, optics.pixel_size_um / 2, {"kind": "truth", "optics": fine}, args.overwrite)
+    write_json(params_path, params, args.overwrite)
+    print(f"wrote {out} ({sim.raw.shape[0]}x{sim.raw.shape[1]} frames of {args.size}x{args.size} px), "
+          f"{truth_path}, {params_path}")
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    raw, planes, layout = load_planes(args)
+    optics = resolve_optics(raw, args)
+    result = _estimate(planes[0, planes.shape[1] // 2], optics, resolve_otf(args, optics), args, _background(args, raw))
+    out = result.params.to_dict(optics)
+    out["quality"] = [{"quality": d.quality, "grade": d.grade, "modulation_measured": list(d.modulation_measured)}
+                      for d in result.diagnostics]
+    if args.json:
+        write_json(args.json, out)
+        print(f"wrote {args.json}")
+    else:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .engine.wiener import prepare_reconstruction, wiener_filter
+
+    for path in (args.output, args.widefield, args.uncertainty, args.residual):
+        _check_output(path, args.overwrite)
+    raw, planes, layout = load_planes(args)
+    base: dict[str, Any] = {}
+    params: PatternParameters | None = None
+    if args.params:
+        params, base = load_parameters_json(args.params)
+    optics = resolve_optics(raw, args, base)
+    otf = resolve_otf(args, optics)
+    background = _background(args, raw)
+    t0 = time.perf_counter()
+    if params is None:
+        result = _estimate(planes[0, planes.shape[1] // 2], optics, otf, args, background)
+        params = result.params
+        grades = ", ".join(f"{d.grade} ({d.quality:.0f})" for d in result.diagnostics)
+        print(f"estimated {params.n_angles} angles: " + ", ".join(
+            f"{a.angle_deg:.2f}° / {a.period_um * 1e3:.1f} nm / m={a.modulation[0]:.2f}" for a in params.angles)
+            + f"; pattern quality {grades}")
+    if (params.n_angles, params.n_phases) != planes.shape[2:4]:
+        raise SimInputError(f"the parameters describe {params.n_angles} angles × {params.n_phases} phases "
+                            f"but the stack has {planes.shape[2]} × {planes.shape[3]}")
+    settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation, args.attenuation_fwhm)
+    flat = planes.reshape(-1, *planes.shape[2:])
+    images, widefields, sigmas, residuals = [], [], [], []
+    extra_meta: dict[str, Any] = {}
+    for plane in flat:
+        if args.method == "wiener":
+            prepared = prepare_reconstruction(plane, optics, params, otf, background)
+            images.append(wiener_filter(prepared, settings))
+            widefields.append(prepared.widefield)
+        else:
+            from .engine.pinn import PinnSettings, fit_pinn
+
+            kwargs = {"mode": args.mode, "seed": args.seed,
+                      "uncertainty_samples": PinnSettings().uncertainty_samples if args.uncertainty else 0}
+            if args.iterations:
+                kwargs["iterations"] = args.iterations
+            res = fit_pinn(plane, optics, params, PinnSettings(**kwargs), otf=otf, background=background)
+            images.append(res.image)
+            sigmas.append(res.sigma)
+            residuals.append(res.residual)
+            extra_meta = {"pinn": {"mode": args.mode, "iterations": res.iterations, "device": res.device,
+                                   "seconds": res.seconds, "seed": args.seed}}
+            if args.widefield:
+                widefields.append(prepare_reconstruction(plane, optics, params, otf, background).widefield)
+    stack = lambda xs: np.stack(xs) if len(xs) > 1 else xs[0]  # noqa: E731
+    meta = {"kind": "reconstruction", "method": args.method, "source": str(raw.path),
+            "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
+            "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
+            "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta}
+    out_px = optics.pixel_size_um / 2
+    write_tiff(args.output, stack(images), out_px, meta, args.overwrite)
+    written = [args.output]
+    if args.widefield:
+        write_tiff(args.widefield, stack(widefields), out_px, {**meta, "kind": "widefield"}, args.overwrite)
+        written.append(args.widefield)
+    if args.uncertainty and sigmas and sigmas[0] is not None:
+        write_tiff(args.uncertainty, stack(sigmas), out_px, {**meta, "kind": "uncertainty"}, args.overwrite)
+        written.append(args.uncertainty)
+    if args.residual and residuals:
+        write_tiff(args.residual, stack(residuals), optics.pixel_size_um, {**meta, "kind": "residual"},
+                   args.overwrite)
+        written.append(args.residual)
+    shape = images[0].shape
+    print(f"reconstructed {len(images)} plane(s) with {args.method} in {time.perf_counter() - t0:.2f} s: "
+          f"{shape[0]}x{shape[1]} px at {out_px * 1e3:.1f} nm; wrote {', '.join(written)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .engine.metrics import compare_to_truth, decorrelation_resolution, sim_passband_truth
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    truth = None
+    if args.raw:
+        raw_path = Path(args.raw)
+        truth_file = raw_path.with_name(raw_path.stem + "_truth.tif")
+        truth = read_raw(truth_file, require_frames=False).frames if truth_file.exists() else None
+    else:
+        raw_path = out / "raw.tif"
+        cmd_simulate(build_parser().parse_args(["simulate", "-o", str(raw_path), "--overwrite"]))
+        truth = read_raw(out / "raw_truth.tif", require_frames=False).frames
+    recon, widefield, params = out / "reconstruction.tif", out / "widefield.tif", out / "params.json"
+    estimate_args = ["estimate", str(raw_path), "--json", str(params)]
+    if not args.overwrite:
+        for p in (recon, widefield):
+            _check_output(str(p), False)
+    cmd_estimate(build_parser().parse_args(estimate_args))
+    cmd_reconstruct(build_parser().parse_args(
+        ["reconstruct", str(raw_path), "-o", str(recon), "--widefield", str(widefield), "--params", str(params)]
+        + (["--overwrite"] if args.overwrite else [])))
+    sr = read_raw(recon, require_frames=False)
+    wf = read_raw(widefield, require_frames=False)
+    px = sr.pixel_size_um or 0.0
+    print(f"resolution (decorrelation): widefield {decorrelation_resolution(wf.frames, px) * 1e3:.0f} nm, "
+          f"SIM {decorrelation_resolution(sr.frames, px) * 1e3:.0f} nm")
+    if truth is not None:
+        p_json, _ = load_parameters_json(params)
+        optics = optics_from_dict(json.loads(params.read_text()))
+        ref = sim_passband_truth(truth, optics, p_json)
+        for name, img in (("widefield", wf.frames), ("SIM", sr.frames)):
+            psnr, ssim = compare_to_truth(img, ref)
+            print(f"{name:>9} vs truth: PSNR {psnr:.2f} dB, SSIM {ssim:.3f}")
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "estimate": cmd_estimate, "reconstruct": cmd_reconstruct, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SimInputError as exc:
+        print(f"napari-sim-ml: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-sim-ml: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("napari-sim-ml: error: out of memory; reconstruct a smaller crop", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line, traceback only on request
+        if os.environ.get("NAPARI_SIM_ML_DEBUG"):
+            raise
+        print(f"napari-sim-ml: internal error: {type(exc).__name__}: {exc} "
+              "(set NAPARI_SIM_ML_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+import glob
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sim_ml.engine.errors import NoPatternError
+from napari_sim_ml.engine.estimate import MIN_QUALITY, estimate_pattern
+from napari_sim_ml.engine.io import FrameLayout, arrange_frames, read_raw
+from napari_sim_ml.engine.parameters import Optics, wrap_phase
+
+
+def errors(truth, estimate):
+    """(max relative |k| error, max angle error °, max phase error rad, max modulation error)."""
+    out = np.zeros(4)
+    for a, e in zip(truth.angles, estimate.angles):
+        a, e = a.canonical(), e.canonical()
+        out[0] = max(out[0], abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude)
+        out[1] = max(out[1], abs((e.angle_deg - a.angle_deg + 90) % 180 - 90))
+        out[2] = max(out[2], max(abs(wrap_phase(x - y)) for x, y in zip(a.phases_rad, e.phases_rad)))
+        out[3] = max(out[3], max(abs(x - y) for x, y in zip(a.modulation, e.modulation)))
+    return out
+
+
+def test_two_beam_at_100_photons(sim_100):
+    for sim in sim_100:
+        res = estimate_pattern(sim.raw, sim.optics, background=sim.offset)
+        k_err, angle_err, phase_err, mod_err = errors(sim.params, res.params)
+        assert k_err < 0.002 and angle_err < 0.1
+        assert phase_err < 0.05, f"phase error {phase_err:.3f} rad"
+        assert mod_err < 0.1
+        assert all(d.quality > 2 * MIN_QUALITY for d in res.diagnostics)
+
+
+def test_three_beam_at_100_photons(sim_3beam_100):
+    for sim in sim_3beam_100:
+        res = estimate_pattern(sim.raw, sim.optics, background=sim.offset)
+        assert res.params.n_orders == 2
+        k_err, angle_err, phase_err, mod_err = errors(sim.params, res.params)
+        assert k_err < 0.002 and angle_err < 0.1
+        assert phase_err < 0.05, f"phase error {phase_err:.3f} rad"
+        assert mod_err < 0.1
+
+
+def test_pure_noise_names_the_angle_and_its_quality():
+    rng = np.random.default_rng(0)
+    noise = rng.poisson(50, (3, 3, 128, 128)).astype(np.float32)
+    with pytest.raises(NoPatternError, match=r"angle 0 .*quality \d"):
+        estimate_pattern(noise, Optics(1.4, 525, 0.08))
+
+
+def test_real_three_beam_stack_matches_its_notes(data_dir):
+    """NOTES.md: angles 13.8°, 134.7°, 74.3°; |k1| = 15.5 cycles per (128 native px) field."""
+    files = sorted(glob.glob(str(data_dir / "3beam-microtubules-x2/high/HE_*.tif")))[:15]
+    frames = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
+    native = frames.reshape(15, 128, 2, 128, 2).mean(axis=(2, 4))  # undo the 2× bicubic upsampling
+    plane = arrange_frames(native, FrameLayout(3, 5, 1, "PAZ"))[0, 0]
+    res = estimate_pattern(plane, Optics(1.49, 525.0, 0.06), background=90.0)
+    for pattern, angle in zip(res.params.angles, (13.8, 134.7, 74.3)):
+        assert abs(pattern.angle_deg - angle) < 1.0
+        assert pattern.k_magnitude * 128 * 0.06 == pytest.approx(15.5, rel=0.01)
+
+
+def test_real_omx_plane_matches_cudasirecon_angles_and_spacing(data_dir):
+    raw = read_raw(data_dir / "omx-3d-sim-64px/raw.tif")
+    plane = arrange_frames(raw.frames, FrameLayout(3, 5, 9, "PZA"))[0, 4]
+    res = estimate_pattern(plane, Optics(1.42, 528.0, 0.08))
+    expected = np.degrees([0.8043, 1.8555, -0.2388]) % 180
+    for pattern, angle in zip(res.params.angles, expected):
+        assert abs(pattern.angle_deg - angle) < 1.0
+        assert 1 / (2 * pattern.k_magnitude) == pytest.approx(0.2035, rel=0.01)
+
+
+def test_low_snr_tirf_data_is_reported_as_untrustworthy(data_dir):
+    raw = read_raw(data_dir / "tirf-sim-microtubules-lowsnr/MT.mrc")
+    plane = arrange_frames(raw.frames, FrameLayout(3, 3))[0, 0]
+    res = estimate_pattern(plane, Optics(1.3, 525.0, raw.pixel_size_um), background=100, require_pattern=False)
+    assert all(d.grade == "inadequate" for d in res.diagnostics)

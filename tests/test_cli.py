@@ -1,0 +1,110 @@
+"""The command line, run as a user would: through a subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sim_ml.engine.io import read_raw
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "filaments_3x3.tif"
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sim")
+    raw = folder / "raw.tif"
+    res = run("simulate", "-o", raw, "--size", 128, "--seed", 3)
+    assert res.returncode == 0, res.stderr
+    return raw
+
+
+def test_simulate_writes_stack_truth_and_parameters(simulated):
+    raw = read_raw(simulated)
+    assert raw.frames.shape == (9, 128, 128) and raw.frames.dtype == np.uint16
+    assert raw.pixel_size_um == pytest.approx(0.08) and raw.na == 1.4
+    truth = read_raw(simulated.with_name("raw_truth.tif"), require_frames=False)
+    assert truth.frames.shape == (256, 256) and truth.pixel_size_um == pytest.approx(0.04)
+    params = json.loads(simulated.with_name("raw_params.json").read_text())
+    assert len(params["angles"]) == 3 and len(params["angles"][0]["phases_rad"]) == 3
+
+
+def test_estimate_prints_json_close_to_the_truth(simulated):
+    res = run("estimate", simulated)
+    assert res.returncode == 0, res.stderr
+    est = json.loads(res.stdout)
+    truth = json.loads(simulated.with_name("raw_params.json").read_text())
+    for a, b in zip(est["angles"], truth["angles"]):
+        assert a["period_um"] == pytest.approx(b["period_um"], rel=0.005)
+        assert abs((a["angle_deg"] - b["angle_deg"] + 90) % 180 - 90) < 0.2
+    assert est["quality"][0]["grade"] in ("good", "excellent")
+
+
+def test_reconstruct_with_params_is_exact_and_scaled(simulated, tmp_path):
+    out, wf = tmp_path / "sr.tif", tmp_path / "wf.tif"
+    res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"),
+              "--widefield", wf)
+    assert res.returncode == 0, res.stderr
+    sr = read_raw(out, require_frames=False)
+    assert sr.frames.shape == (256, 256) and sr.frames.dtype == np.float32
+    assert sr.pixel_size_um == pytest.approx(0.04)
+    truth = json.loads(simulated.with_name("raw_params.json").read_text())
+    assert sr.extra["params"]["angles"][0]["phases_rad"] == truth["angles"][0]["phases_rad"]
+    assert sr.extra["filter"]["wiener"] == 0.05
+    assert read_raw(wf, require_frames=False).frames.shape == (256, 256)
+    again = run("reconstruct", simulated, "-o", out)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_sample_data_reconstructs(tmp_path):
+    res = run("reconstruct", SAMPLE, "-o", tmp_path / "sr.tif", "--wiener", 0.1)
+    assert res.returncode == 0, res.stderr
+    assert "estimated 3 angles" in res.stdout
+
+
+def write(path, data):
+    tifffile.imwrite(path, data)
+    return path
+
+
+@pytest.mark.parametrize("make, flags, message", [
+    (lambda p: p / "missing.tif", [], "file not found"),
+    (lambda p: (p / "junk.tif").write_bytes(b"\x00garbage" * 50) and p / "junk.tif", [], "cannot read"),
+    (lambda p: write(p / "one.tif", np.ones((64, 64), np.uint16)), [], "single 2-D image"),
+    (lambda p: write(p / "ten.tif", np.ones((10, 64, 64), np.uint16)), ["--angles", 3, "--phases", 3],
+     "10 frames cannot be split"),
+    (lambda p: write(p / "nan.tif", np.full((9, 64, 64), np.nan, np.float32)), [], "NaN"),
+    (lambda p: write(p / "small.tif", np.random.rand(9, 16, 16).astype(np.float32)), [], "too small"),
+    (lambda p: write(p / "flat.tif", np.full((9, 64, 64), 7, np.uint16)), [], "constant"),
+    (lambda p: write(p / "noise.tif", np.random.default_rng(0).poisson(30, (9, 128, 128)).astype(np.uint16)), [],
+     "no illumination pattern detected for angle 0"),
+])
+def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, make, flags, message):
+    path = make(tmp_path)
+    out = tmp_path / "out.tif"
+    res = run("reconstruct", path, "-o", out, "--pixel-size-um", 0.08, "--na", 1.4, "--wavelength-nm", 525, *flags)
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert not out.exists()
+
+
+def test_missing_optics_are_asked_for(tmp_path):
+    path = write(tmp_path / "plain.tif", np.random.default_rng(0).poisson(30, (9, 64, 64)).astype(np.uint16))
+    res = run("estimate", path)
+    assert res.returncode == 2 and "give --na" in res.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    res = run("demo", SAMPLE, "--out", tmp_path / "demo")
+    assert res.returncode == 0, res.stderr
+    assert "SIM vs truth" in res.stdout and (tmp_path / "demo" / "reconstruction.tif").exists()
