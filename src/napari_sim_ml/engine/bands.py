@@ -89,6 +89,24 @@ def separate_bands(frames: np.ndarray, phases: tuple[float, ...] | np.ndarray, n
     return (unmix @ frames.reshape(p, -1).astype(np.complex64)).reshape(-1, ny, nx)
 
 
+def separate_positive_bands(frames: np.ndarray, phases: tuple[float, ...] | np.ndarray,
+                            n_orders: int) -> tuple[np.ndarray, np.ndarray]:
+    """Band 0 (Y, X) float32 and bands +1..+B (B, Y, X) complex64 from frames (P, Y, X).
+
+    Bands -b are the complex conjugates of +b for real frames, so they are not
+    computed; one real matrix product (BLAS) does all the work.
+    """
+    unmix = separation_matrix(phases, n_orders)
+    rows = [unmix[0].real] + [part for b in range(1, n_orders + 1)
+                               for part in (unmix[2 * b - 1].real, unmix[2 * b - 1].imag)]
+    p, ny, nx = frames.shape
+    mixed = (np.asarray(rows, dtype=np.float32) @ frames.reshape(p, -1)).reshape(-1, ny, nx)
+    positive = np.empty((n_orders, ny, nx), dtype=np.complex64)
+    positive.real = mixed[1::2]
+    positive.imag = mixed[2::2]
+    return mixed[0], positive
+
+
 def frequency_axes(shape: tuple[int, int], pixel_size_um: float) -> tuple[np.ndarray, np.ndarray]:
     """FFT-ordered frequencies (fy, fx) in cycles/µm of a (Y, X) grid."""
     ny, nx = shape

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft
 
-from .bands import FFT_WORKERS, band_orders, fft2, phase_ramp, preprocess, separate_bands
+from .bands import FFT_WORKERS, fft2, phase_ramp, preprocess, separate_positive_bands
 from .errors import SimInputError
 from .otf import RadialOTF, ideal_otf, ideal_profile
 from .parameters import FilterSettings, Optics, PatternParameters
@@ -161,8 +161,8 @@ def prepare_reconstruction(
     widefield_sum = np.zeros((ny, nx), dtype=np.float32)
     centres = [(0.0, 0.0)]
     for d, pattern in enumerate(params.angles):
-        bands = separate_bands(frames[d], pattern.phases_rad, params.n_orders)
-        widefield_sum += bands[0].real
+        band0, positive = separate_positive_bands(frames[d], pattern.phases_rad, params.n_orders)
+        widefield_sum += band0
         kx, ky = pattern.k_cycles_per_um
         for b in range(1, params.n_orders + 1):
             c_b = pattern.modulation[b - 1] / 2.0
@@ -170,7 +170,7 @@ def prepare_reconstruction(
             q = (int(np.rint(shift[0])), int(np.rint(shift[1])))
             frac = (shift[0] - q[0], shift[1] - q[1])
             ramp_y, ramp_x = phase_ramp((ny, nx), frac)
-            band = bands[2 * b - 1]
+            band = positive[b - 1]
             band *= ramp_y[:, None]
             band *= ramp_x[None, :]
             box = _centre_box(fft2(band), ry, rx)
