@@ -108,3 +108,12 @@ def test_demo_runs_end_to_end(tmp_path):
     res = run("demo", SAMPLE, "--out", tmp_path / "demo")
     assert res.returncode == 0, res.stderr
     assert "SIM vs truth" in res.stdout and (tmp_path / "demo" / "reconstruction.tif").exists()
+
+
+def test_the_classical_path_never_imports_torch_dask_or_qt(tmp_path):
+    code = ("import sys; from napari_sim_ml.cli import main; "
+            f"rc = main(['reconstruct', r'{SAMPLE}', '-o', r'{tmp_path / 'sr.tif'}']); "
+            "heavy = [m for m in ('torch', 'dask', 'qtpy', 'napari') if m in sys.modules]; "
+            "print(rc, heavy)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.stdout.strip().splitlines()[-1] == "0 []", res.stdout + res.stderr

@@ -1,4 +1,6 @@
-"""Command line: ``napari-sim-ml simulate | estimate | reconstruct | demo``.
+"""Command line: ``napari-sim-ml simulate | estimate | reconstruct | demo | batch``.
+
+``batch INPUTS... -o OUTDIR`` reconstructs files and time-lapses lazily through dask.
 
 Every user error ends with one readable line on stderr and exit status 2;
 outputs are written atomically and never replace a file without --overwrite.
@@ -17,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .batch import add_batch_parser, run_batch
 from .engine.errors import SimInputError
 from .engine.io import FrameLayout, RawFile, arrange_frames, guess_layout, read_raw, write_json, write_tiff
 from .engine.otf import RadialOTF, ideal_otf, otf_from_file
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("raw", nargs="?", help="raw stack (default: simulate one)")
     d.add_argument("--out", default="demo-output", help="folder for the results")
     d.add_argument("--overwrite", action="store_true")
+    add_batch_parser(sub)
     return parser
 
 
@@ -306,7 +310,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"simulate": cmd_simulate, "estimate": cmd_estimate, "reconstruct": cmd_reconstruct, "demo": cmd_demo}
+COMMANDS = {"simulate": cmd_simulate, "estimate": cmd_estimate, "reconstruct": cmd_reconstruct, "demo": cmd_demo,
+            "batch": run_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
