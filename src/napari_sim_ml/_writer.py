@@ -1,0 +1,68 @@
+"""npe2 writer: an image layer to an ImageJ TIFF with pixel size (µm) and this plugin's
+metadata (reconstruction parameters, optics) as JSON in the file's 'Info' tag.
+
+Read back by ``_reader`` (or ``engine.io.read_raw``): pixel size and parameters survive
+the round trip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine.io import METADATA_KEY, write_tiff
+
+_UNIT_TO_UM = {"um": 1.0, "micrometer": 1.0, "micron": 1.0, "µm": 1.0, "nm": 1e-3, "nanometer": 1e-3,
+               "mm": 1e3, "millimeter": 1e3}
+
+
+def _unit_factor(unit: Any) -> float | None:
+    """µm per unit for a napari/pint unit or a string, None when not a length."""
+    if unit is None:
+        return None
+    text = str(unit).strip().lower()
+    return _UNIT_TO_UM.get(text)
+
+
+def pixel_size_from_meta(meta: dict[str, Any]) -> float:
+    """Pixel size in µm of a layer's state: scale × unit, else the stored optics, else 1."""
+    scale = meta.get("scale")
+    units = meta.get("units")
+    if scale is not None and units is not None:
+        factor = _unit_factor(list(units)[-1])
+        if factor is not None:
+            return float(scale[-1]) * factor
+    stored = (meta.get("metadata") or {}).get(METADATA_KEY, {}).get("optics", {}) or {}
+    if stored.get("pixel_size_um"):
+        return float(stored["pixel_size_um"])
+    return float(scale[-1]) if scale is not None else 1.0
+
+
+def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bool = True) -> list[str]:
+    """Write one image layer's data; ``meta`` is the layer state (scale, units, metadata, name).
+
+    The JSON stored in the file is ``layer.metadata["napari_sim_ml"]`` with the optics'
+    pixel size set to the written pixel size. Raises SimInputError on failure.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        path = path.with_suffix(".tif")
+    pixel = pixel_size_from_meta(meta)
+    ours = dict((meta.get("metadata") or {}).get(METADATA_KEY, {}))
+    optics = {k: v for k, v in (ours.get("optics") or {}).items() if v is not None}
+    optics["pixel_size_um"] = pixel
+    ours["optics"] = optics
+    if meta.get("name"):
+        ours.setdefault("layer_name", str(meta["name"]))
+    array = np.asarray(data)
+    if array.dtype not in (np.uint8, np.uint16, np.float32):
+        array = array.astype(np.float32)
+    write_tiff(path, array, pixel, ours, overwrite=overwrite)
+    return [str(path)]
+
+
+def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer (napari's save dialog has already asked about overwriting)."""
+    return write_layer(path, data, meta, overwrite=True)

@@ -1,0 +1,109 @@
+"""The magicgui input widgets of the dock, grouped, with the settings that persist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSlider,
+    FloatSpinBox,
+    LogSlider,
+    PushButton,
+    SpinBox,
+)
+from qtpy.QtWidgets import QAbstractSpinBox
+
+from ..engine.parameters import FilterSettings
+from ._workers import OTF_CHOICES
+
+ORDERS = ("PAZ", "APZ", "PZA", "ZAP", "AZP", "ZPA")
+
+
+class Controls:
+    """All input widgets; ``persisted`` maps a settings key to its widget."""
+
+    def __init__(self, layer_choices: Callable[[Any], list[str]]) -> None:
+        self.layer = ComboBox(label="raw layer", choices=layer_choices,
+                              tooltip="image layer holding the raw frames (angles × phases [× z/time])")
+        self.na = FloatSpinBox(label="NA", value=1.4, min=0.1, max=1.7, step=0.01)
+        self.wavelength_nm = FloatSpinBox(label="emission λ (nm)", value=525.0, min=200.0, max=1500.0, step=1.0)
+        self.pixel_size_um = FloatSpinBox(label="pixel size (µm)", value=0.08, min=0.001, max=10.0, step=0.001)
+        self.angles = SpinBox(label="angles", value=3, min=2, max=5)
+        self.phases = SpinBox(label="phases", value=3, min=3, max=9)
+        self.n_z = SpinBox(label="z planes", value=1, min=1, max=10000)
+        self.order = ComboBox(label="frame order", choices=ORDERS, value="PAZ",
+                              tooltip="fastest axis first: PAZ = angle-major a0p0 a0p1 …, APZ = phase-major")
+        self.background = FloatSpinBox(label="camera offset", value=0.0, min=0.0, max=65535.0, step=1.0)
+        self.otf = ComboBox(label="OTF", choices=OTF_CHOICES, value="ideal")
+        self.otf_attenuation = FloatSpinBox(label="OTF attenuation a", value=0.3, min=0.01, max=1.0, step=0.01)
+        self.otf_file = FileEdit(label="OTF/PSF file", mode="r", filter="*.tif *.tiff *.mrc *.dv *.otf")
+        self.estimate = PushButton(text="Estimate")
+        self.reconstruct = PushButton(text="Reconstruct")
+        self.reconstruct_all = PushButton(text="Reconstruct all")
+        self.cancel = PushButton(text="Cancel", enabled=False)
+        defaults = FilterSettings()
+        self.wiener = LogSlider(label="Wiener w", value=defaults.wiener, min=1e-3, max=1.0, base=10, max_pos=1500,
+                                tooltip="Wiener parameter (log scale): larger = smoother, less noise")
+        self.wiener.value = defaults.wiener  # magicgui sets the value before max_pos applies
+        for readout in self.wiener.native.findChildren(QAbstractSpinBox):
+            readout.hide()  # it would show the slider position; the label shows w
+        self.apo_cutoff = FloatSlider(label="apod. cutoff", value=defaults.apo_cutoff, min=0.3, max=2.5, step=0.01)
+        self.apo_bend = FloatSlider(label="apod. bend", value=defaults.apo_bend, min=0.1, max=2.0, step=0.01)
+        self.attenuation = FloatSlider(label="attenuation", value=defaults.attenuation, min=0.0, max=1.0, step=0.01)
+        self.attenuation_fwhm = FloatSlider(label="atten. FWHM (1/µm)", value=defaults.attenuation_fwhm,
+                                            min=0.1, max=5.0, step=0.05)
+        self.export_path = FileEdit(label="export to", mode="w", filter="*.tif")
+        self.export = PushButton(text="Export")
+        self.persisted = {
+            "na": self.na, "wavelength_nm": self.wavelength_nm, "pixel_size_um": self.pixel_size_um,
+            "angles": self.angles, "phases": self.phases, "n_z": self.n_z, "order": self.order,
+            "background": self.background, "otf": self.otf, "otf_attenuation": self.otf_attenuation,
+            "otf_file": self.otf_file, "wiener": self.wiener, "apo_cutoff": self.apo_cutoff,
+            "apo_bend": self.apo_bend, "attenuation": self.attenuation,
+            "attenuation_fwhm": self.attenuation_fwhm, "export_path": self.export_path,
+        }
+        self.inputs = [self.layer, self.na, self.wavelength_nm, self.pixel_size_um, self.angles, self.phases,
+                       self.n_z, self.order, self.background, self.otf, self.otf_attenuation, self.otf_file]
+        self.sliders = [self.wiener, self.apo_cutoff, self.apo_bend, self.attenuation, self.attenuation_fwhm]
+        self.top = Container(widgets=[*self.inputs, Container(
+            widgets=[self.estimate, self.reconstruct, self.reconstruct_all, self.cancel],
+            layout="horizontal", labels=False)])
+        self.bottom = Container(widgets=[*self.sliders, self.export_path, self.export])
+        self.otf.changed.connect(self._show_otf_fields)
+        self._show_otf_fields(self.otf.value)
+        self.wiener.changed.connect(self._show_wiener)
+        self._show_wiener(self.wiener.value)
+
+    def _show_wiener(self, value: float) -> None:
+        self.wiener.label = f"Wiener w = {value:.3g}"
+
+    def _show_otf_fields(self, kind: str) -> None:
+        self.otf_attenuation.visible = kind == "attenuated"
+        self.otf_file.visible = kind == "from file"
+
+    def filter_settings(self) -> FilterSettings:
+        return FilterSettings(wiener=float(self.wiener.value), apo_cutoff=float(self.apo_cutoff.value),
+                              apo_bend=float(self.apo_bend.value), attenuation=float(self.attenuation.value),
+                              attenuation_fwhm=float(self.attenuation_fwhm.value))
+
+    def values(self) -> dict[str, Any]:
+        return {k: (str(w.value) if isinstance(w, FileEdit) else w.value) for k, w in self.persisted.items()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Apply saved values; anything out of range or of the wrong type is skipped."""
+        for key, widget in self.persisted.items():
+            if key not in saved:
+                continue
+            try:
+                widget.value = saved[key]
+            except (ValueError, TypeError):
+                continue
+
+    def set_busy(self, busy: bool, cancellable: bool = False) -> None:
+        for button in (self.estimate, self.reconstruct, self.reconstruct_all, self.export):
+            button.enabled = not busy
+        self.cancel.enabled = busy and cancellable

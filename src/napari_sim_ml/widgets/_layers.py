@@ -1,0 +1,158 @@
+"""Placing and updating layers (main thread only).
+
+Output layers are found by name and updated in place (``layer.data = ...``) when they
+exist; they are created only the first time. Reconstructions sit on the 2× grid:
+scale = raw pixel / 2 and the raw layer's own translate, so fine pixel (2i, 2j)
+overlays raw pixel (i, j).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..engine.io import METADATA_KEY
+
+OUTPUT_KINDS = ("reconstruction", "widefield", "spectrum", "truth", "uncertainty", "residual", "pinn-preview")
+
+
+def find_layer(viewer: Any, name: str | None) -> Any:
+    if not name:
+        return None
+    try:
+        return viewer.layers[name]
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def plugin_meta(layer: Any) -> dict[str, Any]:
+    meta = getattr(layer, "metadata", None) or {}
+    ours = meta.get(METADATA_KEY)
+    return ours if isinstance(ours, dict) else {}
+
+
+def is_output_layer(layer: Any) -> bool:
+    """True for layers this plugin made from a raw stack (or a simulation's truth)."""
+    return plugin_meta(layer).get("kind") in OUTPUT_KINDS
+
+
+def contrast_limits(data: np.ndarray) -> tuple[float, float]:
+    """Robust display range (0.1 / 99.9 percentiles of a subsample)."""
+    sample = np.asarray(data)[..., ::4, ::4]
+    lo, hi = np.percentile(sample, (0.1, 99.9))
+    if not hi > lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def fine_geometry(raw_layer: Any) -> dict[str, Any]:
+    """scale / translate / units of a 2-D layer on the raw layer's 2× grid."""
+    scale = np.asarray(raw_layer.scale, dtype=float)[-2:]
+    translate = np.asarray(raw_layer.translate, dtype=float)[-2:]
+    units = tuple(str(u) for u in raw_layer.units)[-2:]
+    return {"scale": tuple(scale / 2.0), "translate": tuple(translate), "units": units}
+
+
+def raw_geometry(raw_layer: Any) -> dict[str, Any]:
+    """scale / translate / units of a 2-D layer on the raw layer's own grid."""
+    return {"scale": tuple(np.asarray(raw_layer.scale, dtype=float)[-2:]),
+            "translate": tuple(np.asarray(raw_layer.translate, dtype=float)[-2:]),
+            "units": tuple(str(u) for u in raw_layer.units)[-2:]}
+
+
+def stack_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
+    """The same geometry with one leading (plane) axis."""
+    return {"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"]),
+            "units": ("pixel", *geometry["units"])}
+
+
+def upsert_image(viewer: Any, name: str, data: np.ndarray, geometry: dict[str, Any],
+                 metadata: dict[str, Any] | None = None, **add_kwargs: Any) -> Any:
+    """Update the image layer ``name`` in place, or add it the first time."""
+    layer = find_layer(viewer, name)
+    if layer is not None and getattr(layer, "ndim", None) == data.ndim and hasattr(layer, "contrast_limits"):
+        layer.data = data
+        if tuple(layer.scale) != tuple(geometry["scale"]):
+            layer.scale = geometry["scale"]
+        if tuple(layer.translate) != tuple(geometry["translate"]):
+            layer.translate = geometry["translate"]
+        if metadata is not None:
+            layer.metadata = {**layer.metadata, METADATA_KEY: metadata}
+        return layer
+    if layer is not None:
+        viewer.layers.remove(layer)
+    kwargs = {"contrast_limits": contrast_limits(data), **add_kwargs}
+    return viewer.add_image(data, name=name, metadata={METADATA_KEY: metadata or {}}, **geometry, **kwargs)
+
+
+def update_data(layer: Any, data: np.ndarray) -> None:
+    """New pixel values for an existing layer, in place.
+
+    Same shape and dtype (every slider move): copy into the layer's array and refresh the
+    view without recomputing extents, which skips the viewer-wide dims update that
+    ``layer.data = ...`` triggers (about half of the main-thread cost of a move).
+    Otherwise ``layer.data = data``.
+    """
+    current = layer.data
+    if isinstance(current, np.ndarray) and current.shape == data.shape and current.dtype == data.dtype \
+            and current.flags.writeable:
+        np.copyto(current, data)
+        layer.refresh(extent=False, highlight=False)
+    else:
+        layer.data = data
+
+
+def replace_layer(viewer: Any, name: str) -> None:
+    layer = find_layer(viewer, name)
+    if layer is not None:
+        viewer.layers.remove(layer)
+
+
+def peak_points(diagnostics: Any, shape: tuple[int, int], n_orders: int) -> np.ndarray:
+    """(row, col) of ±every order's peak on a centred spectrum of ``shape``."""
+    cy, cx = shape[0] // 2, shape[1] // 2
+    points = []
+    for diag in diagnostics:
+        top = np.asarray(diag.peak_px, dtype=float)
+        for b in range(1, n_orders + 1):
+            for sign in (1, -1):
+                points.append((cy + sign * top[0] * b / n_orders, cx + sign * top[1] * b / n_orders))
+    return np.array(points, dtype=float)
+
+
+def circle(cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    """Bounding-box corners of an ellipse, as napari's Shapes expect."""
+    return np.array([[cy - ry, cx - rx], [cy - ry, cx + rx], [cy + ry, cx + rx], [cy + ry, cx - rx]])
+
+
+def show_estimate(viewer: Any, base: str, out: Any, optics: Any, geometry: dict[str, Any],
+                  n_orders: int) -> None:
+    """Spectrum layers (widefield and raw), the found peaks and the OTF supports."""
+    shape = out.raw_spectrum.shape
+    meta = {"kind": "spectrum", "source_layer": base}
+    for label, data in (("widefield", out.widefield_spectrum), ("raw", out.raw_spectrum)):
+        upsert_image(viewer, f"{base} spectrum {label}", data, geometry, meta,
+                     colormap="inferno", visible=(label == "raw"))
+    peaks = peak_points(out.result.diagnostics, shape, n_orders)
+    kc = optics.cutoff_cycles_per_um
+    ry = kc * shape[0] * optics.pixel_size_um  # cutoff in Fourier pixels
+    rx = kc * shape[1] * optics.pixel_size_um
+    cy, cx = shape[0] // 2, shape[1] // 2
+    top = [p for i, p in enumerate(peaks) if (i // 2) % n_orders == n_orders - 1]
+    circles = [circle(cy, cx, ry, rx)] + [circle(py, px_, ry, rx) for py, px_ in top]
+    common = {"scale": geometry["scale"], "translate": geometry["translate"], "units": geometry["units"],
+              "metadata": {METADATA_KEY: meta}}
+    replace_layer(viewer, f"{base} peaks")
+    replace_layer(viewer, f"{base} OTF support")
+    viewer.add_shapes(circles, shape_type="ellipse", name=f"{base} OTF support", edge_color="cyan",
+                      face_color="transparent", edge_width=1.5, **common)
+    viewer.add_points(peaks, name=f"{base} peaks", size=8, face_color="transparent",
+                      border_color="lime", border_width=0.15, **common)
+
+
+def hide_estimate_layers(viewer: Any, base: str) -> None:
+    for suffix in ("spectrum widefield", "spectrum raw", "peaks", "OTF support"):
+        layer = find_layer(viewer, f"{base} {suffix}")
+        if layer is not None:
+            layer.visible = False

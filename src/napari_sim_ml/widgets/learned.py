@@ -1,0 +1,153 @@
+"""The "Learned reconstruction" panel: fit the untrained PINN in a worker.
+
+The panel lives in the SIM dock and asks it for the current inputs (raw frames,
+layout, optics, estimated parameters). The fit runs in a napari generator worker
+with napari's progress bar; every few steps a preview layer is updated in place and
+the loss is shown; Cancel stops it at the next step, which closes the engine's
+generator and frees the network. Layers are touched only in main-thread callbacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generator
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..engine.errors import SimInputError
+from ..engine.parameters import PatternParameters
+from . import _layers as L
+from ._workers import Failure, Job
+
+Context = Callable[[], tuple[Job, PatternParameters | None, str]]
+
+
+def run_pinn(job: Job, params: PatternParameters, settings: Any) -> Generator[Any, None, Any]:
+    """Worker body: yields PinnProgress, returns PinnResult or a Failure (no Qt here)."""
+    from ..engine.pinn import pinn_steps
+
+    try:
+        steps = pinn_steps(job.planes[job.plane], job.optics, params, settings, job.make_otf(), job.background)
+    except SimInputError as exc:
+        return Failure(str(exc))
+    try:
+        while True:
+            try:
+                progress = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield progress
+    except SimInputError as exc:
+        return Failure(str(exc))
+    finally:
+        steps.close()  # frees the network also when the worker is cancelled
+
+
+class LearnedPanel(QWidget):
+    """Mode, iterations, TV weight, uncertainty samples, device, seed; Run / Cancel."""
+
+    def __init__(self, viewer: Any, context: Context, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.context = viewer, context
+        self.mode = ComboBox(label="PINN mode", choices=["noise-aware", "faithful"], value="noise-aware")
+        self.iterations = SpinBox(label="max iterations", min=1, max=5000, value=150)
+        self.tv_weight = FloatSpinBox(label="TV weight", min=0.0, max=100.0, step=0.1, value=0.5)
+        self.samples = ComboBox(label="uncertainty samples", choices=[0, 2, 4, 8, 16], value=4,
+                                tooltip="bootstrap continuations for the σ map (0: none)")
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.run_button = PushButton(text="Fit PINN")
+        self.cancel_button = PushButton(text="Cancel PINN", enabled=False)
+        box = Container(widgets=[self.mode, self.iterations, self.tv_weight, self.samples, self.device,
+                                 self.seed, self.run_button, self.cancel_button])
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("<b>Learned reconstruction (untrained PINN)</b>"))
+        layout.addWidget(box.native)
+        layout.addWidget(self.status)
+        self.worker: Any = None
+        self.base = ""
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+
+    def settings(self) -> Any:
+        from ..engine.pinn import PinnSettings
+
+        return PinnSettings(mode=self.mode.value, iterations=int(self.iterations.value),
+                            tv_weight=float(self.tv_weight.value),
+                            uncertainty_samples=int(self.samples.value),
+                            device=self.device.value, seed=int(self.seed.value), preview_every=10)
+
+    def run(self) -> Any:
+        """Start a fit; returns the worker (or None after a notification)."""
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None:
+            show_error("a PINN fit is already running; wait for it or press Cancel PINN")
+            return None
+        try:
+            job, params, base = self.context()
+            if params is None:
+                raise SimInputError("estimate the pattern first (Estimate), or open a file with parameters; "
+                                    "the PINN needs the illumination")
+            settings = self.settings()
+        except SimInputError as exc:
+            show_error(str(exc))
+            return None
+        self.base = base
+        worker = create_worker(run_pinn, job, params, settings, _start_thread=False,
+                               _progress={"total": settings.max_steps, "desc": "PINN fit"})
+        worker.yielded.connect(lambda progress: self._on_progress(progress, job))
+        worker.returned.connect(lambda result: self._on_result(result, job, params))
+        worker.errored.connect(lambda exc: show_error(f"the PINN fit failed: {type(exc).__name__}: {exc}"))
+        worker.aborted.connect(lambda: show_info("PINN fit cancelled"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.status.setText("PINN: starting…")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.setText("PINN: cancelling…")
+
+    # ------------------------------------------------------------ main-thread callbacks
+    def _geometry(self, fine: bool) -> dict[str, Any]:
+        layer = L.find_layer(self.viewer, self.base)
+        if layer is None:
+            return {"scale": (1.0, 1.0), "translate": (0.0, 0.0), "units": ("pixel", "pixel")}
+        return L.fine_geometry(layer) if fine else L.raw_geometry(layer)
+
+    def _on_progress(self, progress: Any, job: Job) -> None:
+        self.status.setText(f"PINN: step {progress.step}/{progress.total}, loss {progress.loss:.4g}")
+        if progress.preview is not None:
+            L.upsert_image(self.viewer, f"{self.base} PINN preview", progress.preview, self._geometry(True),
+                           {"kind": "pinn-preview", "source_layer": self.base}, colormap="gray")
+
+    def _on_result(self, result: Any, job: Job, params: PatternParameters) -> None:
+        if isinstance(result, Failure):
+            show_error(result.message)
+            self.status.setText(f"PINN: {result.message}")
+            return
+        L.replace_layer(self.viewer, f"{self.base} PINN preview")
+        meta = {"kind": "reconstruction", "method": "pinn", "source_layer": self.base,
+                "params": params.to_dict(job.optics), "iterations": result.iterations,
+                "seconds": result.seconds, "device": result.device}
+        fine = self._geometry(True)
+        L.upsert_image(self.viewer, f"{self.base} PINN", result.image, fine, meta, colormap="gray")
+        if result.sigma is not None:
+            L.upsert_image(self.viewer, f"{self.base} PINN uncertainty σ", result.sigma, fine,
+                           {**meta, "kind": "uncertainty"}, colormap="magma", visible=False)
+        L.upsert_image(self.viewer, f"{self.base} PINN residual", result.residual, self._geometry(False),
+                       {**meta, "kind": "residual"}, colormap="twilight_shifted", visible=False)
+        self.status.setText(f"PINN: {result.iterations} steps in {result.seconds:.1f} s on {result.device}"
+                            + (" (stopped early)" if result.stopped_early else ""))
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False

@@ -1,0 +1,391 @@
+"""The SIM reconstruction dock: gather parameters, start workers, place layers.
+
+Threading: engine work runs in napari workers (``_workers``); layers, widgets and the
+viewer are touched only here, in main-thread callbacks. Slider moves re-filter the
+cached bands on the main thread (a few ms) and update the existing layers in place;
+the reconstruction's spectrum and a change of the current z/time plane are computed
+in latest-value-wins workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+from napari.layers import Image
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
+
+from ..engine.errors import SimInputError
+from . import _layers as L
+from ._controls import Controls
+from .learned import LearnedPanel
+from ._export import export_paths, write_export
+from ._inputs import current_plane, gather, prefill
+from ._settings import load_settings, write_settings
+from ._table import fill_table, make_table
+from ._workers import (
+    Failure,
+    Job,
+    LatestValueRunner,
+    run_all,
+    run_estimate,
+    run_filter,
+    run_reconstruct,
+    run_spectrum,
+)
+
+INLINE_FILTER_MS = 25.0  # above this running cost, slider moves filter in a worker
+
+
+class SimWidget(QWidget):
+    """Dock widget: raw layer → estimate → reconstruct → live filter sliders → export."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.controls = c = Controls(self._layer_choices)
+        self.table = make_table()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        self.learned = LearnedPanel(viewer, self.context)
+        for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self.result: Any = None  # EstimationResult of the current inputs
+        self.estimate_output: Any = None
+        self.prepared: Any = None  # PreparedReconstruction of the shown plane
+        self.job: Job | None = None
+        self.base = ""  # name of the raw layer the outputs belong to
+        self.all_planes: Any = None  # AllOutput of the last "Reconstruct all"
+        self.last_move_ms = self.last_apply_ms = float("nan")  # main-thread cost of the last move
+        self._worker: Any = None
+        self._version = 0  # bumped whenever an input changes: late results of older inputs are dropped
+        self._spectrum_runner = LatestValueRunner(run_spectrum, self._on_spectrum)
+        self._plane_runner = LatestValueRunner(run_reconstruct, self._on_plane)
+        self._filter_runner = LatestValueRunner(run_filter, self._on_filtered)
+        self.inline_filter_ms = INLINE_FILTER_MS
+        self.filter_cost_ms = 0.0  # running average of the Wiener filter's cost
+        c.restore(load_settings())
+        self._save_timer = QTimer(self)  # settings are written once a drag or typing pauses
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(300)
+        self._save_timer.timeout.connect(self.save_settings)
+        for w in c.persisted.values():
+            w.changed.connect(self._schedule_save)
+        for w in c.inputs[1:]:
+            w.changed.connect(self._invalidate)
+        c.layer.changed.connect(self._on_layer_selected)
+        for w in c.sliders:
+            w.changed.connect(self._on_filter_changed)
+        c.estimate.changed.connect(self.estimate)
+        c.reconstruct.changed.connect(self.reconstruct)
+        c.reconstruct_all.changed.connect(self.reconstruct_all)
+        c.cancel.changed.connect(self.cancel)
+        c.export.changed.connect(lambda: self.export())
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        viewer.dims.events.current_step.connect(self._on_step)
+        self._refresh_layers()
+        self._on_layer_selected(c.layer.value)  # the combo box picked its first choice before connecting
+
+    # ------------------------------------------------------------ inputs
+    def _layer_choices(self, _widget: Any = None) -> list[str]:
+        return [layer.name for layer in self.viewer.layers
+                if isinstance(layer, Image) and not L.is_output_layer(layer)]
+
+    def _refresh_layers(self, _event: Any = None) -> None:
+        try:
+            self.controls.layer.reset_choices()
+        except RuntimeError:  # the dock was closed
+            return
+
+    def select_layer(self, name: str) -> None:
+        self._refresh_layers()
+        self.controls.layer.value = name
+
+    def _schedule_save(self, _value: Any = None) -> None:
+        self._save_timer.start()
+
+    def save_settings(self) -> None:
+        """Write the persisted inputs now (also done 300 ms after the last change)."""
+        self._save_timer.stop()
+        write_settings(self.controls.values())
+
+    def hideEvent(self, event: Any) -> None:  # Qt override: flush pending settings on close/hide
+        if self._save_timer.isActive():
+            self.save_settings()
+        super().hideEvent(event)
+
+    def _invalidate(self, _value: Any = None) -> None:
+        self._version += 1
+        self.result = self.prepared = self.all_planes = None
+        for runner in (self._spectrum_runner, self._plane_runner, self._filter_runner):
+            runner.invalidate()
+
+    def _on_layer_selected(self, name: str | None) -> None:
+        """Prefill optics, layout and camera offset from the layer's metadata."""
+        layer = L.find_layer(self.viewer, name)
+        if layer is not None:
+            prefill(self.controls, layer)
+        self._invalidate()
+
+    def _gather(self) -> Job:
+        return gather(self.viewer, self.controls)
+
+    def context(self) -> tuple[Job, Any, str]:
+        """(job, estimated PatternParameters or None, raw layer name) for other panels, e.g. the
+        learned reconstruction; raises SimInputError with a sentence on bad input."""
+        return self._gather(), (self.result.params if self.result is not None else None), self.controls.layer.value
+
+    def _job_or_notify(self) -> Job | None:
+        try:
+            return self._gather()
+        except SimInputError as exc:
+            show_error(str(exc))
+            return None
+
+    # ------------------------------------------------------------ workers
+    @property
+    def busy(self) -> bool:
+        runners = (self._spectrum_runner, self._plane_runner, self._filter_runner)
+        return self._worker is not None or any(r.busy for r in runners)
+
+    def _start(self, fn: Callable[..., Any], args: tuple, on_result: Callable[[Any], None],
+               progress: Any = None, cancellable: bool = False) -> Any:
+        from napari.qt.threading import create_worker
+
+        if self._worker is not None:
+            show_warning("a SIM computation is still running; wait for it or press Cancel")
+            return None
+        kwargs = {"_progress": progress} if progress else {}
+        worker = create_worker(fn, *args, _start_thread=False, **kwargs)
+
+        version = self._version
+
+        def returned(out: Any) -> None:
+            if not self._alive():
+                return
+            if version != self._version:
+                show_info("the inputs changed while computing; that result was discarded, please run it again")
+            elif isinstance(out, Failure):
+                show_error(out.message)
+            else:
+                on_result(out)
+
+        worker.returned.connect(returned)
+        worker.finished.connect(self._worker_done)
+        self._worker = worker
+        self.controls.set_busy(True, cancellable)
+        worker.start()
+        return worker
+
+    def _alive(self) -> bool:
+        """False once the dock's Qt object is gone (closed while a worker ran)."""
+        try:
+            self.objectName()
+        except RuntimeError:
+            return False
+        return True
+
+    def _worker_done(self) -> None:
+        self._worker = None
+        try:
+            self.controls.set_busy(False)
+        except RuntimeError:
+            pass
+
+    def estimate(self) -> Any:
+        job = self._job_or_notify()
+        if job is None:
+            return None
+        self.status.setText("estimating the pattern…")
+        return self._start(run_estimate, (job,), lambda out: self._on_estimated(out, job),
+                           progress={"desc": "SIM: estimating the pattern"})
+
+    def reconstruct(self) -> Any:
+        job = self._job_or_notify()
+        if job is None:
+            return None
+        params = self.result.params if self.result is not None else None
+        self.status.setText("reconstructing…")
+        return self._start(run_reconstruct, (job, params, self.controls.filter_settings()),
+                           lambda out: self._on_reconstructed(out, job, fresh=True),
+                           progress={"desc": "SIM: reconstructing"})
+
+    def reconstruct_all(self) -> Any:
+        job = self._job_or_notify()
+        if job is None:
+            return None
+        params = self.result.params if self.result is not None else None
+        worker = self._start(run_all, (job, params, self.controls.filter_settings()),
+                             lambda out: self._on_all(out, job), cancellable=True,
+                             progress={"total": job.n_planes, "desc": "SIM: reconstructing all planes"})
+        if worker is not None:
+            worker.aborted.connect(lambda: show_info("Reconstruct all was cancelled; nothing was added"))
+        return worker
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+
+    # ------------------------------------------------------------ results (main thread)
+    def _raw_layer(self, job: Job) -> Any:
+        return L.find_layer(self.viewer, job.layer_name)
+
+    def _on_estimated(self, out: Any, job: Job) -> None:
+        layer = self._raw_layer(job)
+        self.result, self.estimate_output, self.job = out.result, out, job
+        self.base = job.layer_name
+        fill_table(self.table, out.result)
+        grades = ", ".join(d.grade for d in out.result.diagnostics)
+        self.status.setText(f"pattern quality: {grades}")
+        if any(d.grade in ("inadequate", "low") for d in out.result.diagnostics):
+            show_warning("the pattern quality of at least one angle is low; check the highlighted rows")
+        if layer is not None:
+            L.show_estimate(self.viewer, self.base, out, job.optics, L.raw_geometry(layer),
+                            out.result.params.n_orders)
+
+    def _recon_meta(self, job: Job, kind: str, params: Any) -> dict[str, Any]:
+        optics = job.optics
+        return {"kind": kind, "method": "wiener", "source_layer": self.base,
+                "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
+                "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
+                "filter": asdict(self.controls.filter_settings()), "layout": asdict(job.layout),
+                "background": job.background, "plane": job.plane}
+
+    def _on_reconstructed(self, out: Any, job: Job, fresh: bool = False) -> None:
+        if out.estimate is not None:
+            self._on_estimated(out.estimate, job)
+        layer = self._raw_layer(job)
+        if layer is None:
+            show_error("the raw layer was removed while reconstructing")
+            return
+        self.prepared, self.job, self.base = out.prepared, job, layer.name
+        self._spectrum_runner.invalidate()  # results for the previous image must not land here
+        self._filter_runner.invalidate()
+        if fresh:  # a Reconstruct press supersedes plane changes still in flight
+            self._plane_runner.invalidate()
+        geometry = L.fine_geometry(layer)
+        L.hide_estimate_layers(self.viewer, self.base)
+        L.upsert_image(self.viewer, f"{self.base} widefield", out.widefield, geometry,
+                       self._recon_meta(job, "widefield", out.prepared.params), colormap="gray")
+        L.upsert_image(self.viewer, f"{self.base} SIM spectrum", out.spectrum, geometry,
+                       {"kind": "spectrum", "source_layer": self.base}, colormap="inferno", visible=False)
+        L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
+                       self._recon_meta(job, "reconstruction", out.prepared.params), colormap="gray")
+        self.status.setText(f"reconstructed plane {job.plane + 1} of {job.n_planes}")
+
+    def _on_plane(self, out: Any) -> None:
+        """A new current plane, prepared in a worker: update the layers in place."""
+        if isinstance(out, Failure):
+            show_error(out.message)
+        elif self.prepared is not None and self.job is not None:
+            self._on_reconstructed(out, replace(self.job, plane=out.plane))
+            self._on_filter_changed()
+
+    def _on_step(self, _event: Any = None) -> None:
+        if self.prepared is None or self.job is None or self.job.n_planes == 1:
+            return
+        layer = L.find_layer(self.viewer, self.base)
+        if layer is None:
+            return
+        plane = current_plane(self.viewer, layer, self.job)
+        if plane != self.job.plane:
+            self._plane_runner.submit(replace(self.job, plane=plane), self.prepared.params,
+                                      self.controls.filter_settings())
+
+    def _on_filter_changed(self, _value: Any = None) -> None:
+        """Slider move: re-filter the cached bands and update the SIM layer in place.
+
+        The filter runs inline while its running cost stays below ``inline_filter_ms``
+        (a few ms at 512²); on a slower machine or a larger stack it moves to a
+        latest-value-wins worker, and the main thread only copies the result in.
+        """
+        if self.prepared is None or L.find_layer(self.viewer, f"{self.base} SIM") is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            settings = self.controls.filter_settings()
+        except SimInputError as exc:
+            show_error(str(exc))
+            return
+        if self._filter_runner.busy or self.filter_cost_ms > self.inline_filter_ms:
+            self._filter_runner.submit(self.prepared, settings)
+        else:
+            out = run_filter(self.prepared, settings)
+            self._on_filtered(out)
+        self.last_move_ms = (time.perf_counter() - t0) * 1e3
+
+    def _on_filtered(self, out: Any) -> None:
+        if isinstance(out, Failure):
+            show_error(out.message)
+            return
+        t0 = time.perf_counter()
+        image, settings, cost_ms = out
+        self.filter_cost_ms = cost_ms if self.filter_cost_ms == 0 else 0.5 * (self.filter_cost_ms + cost_ms)
+        layer = L.find_layer(self.viewer, f"{self.base} SIM")
+        if layer is None:
+            return
+        L.update_data(layer, image)
+        layer.metadata.setdefault(L.METADATA_KEY, {})["filter"] = asdict(settings)
+        self._spectrum_runner.submit(image)
+        self.last_apply_ms = (time.perf_counter() - t0) * 1e3
+
+    def _on_spectrum(self, out: Any) -> None:
+        layer = L.find_layer(self.viewer, f"{self.base} SIM spectrum")
+        if layer is not None and not isinstance(out, Failure):
+            L.update_data(layer, out)
+
+    def _on_all(self, out: Any, job: Job) -> None:
+        if out.estimate is not None:
+            self._on_estimated(out.estimate, job)
+        layer = self._raw_layer(job)
+        if layer is None:
+            return
+        self.all_planes = out
+        geometry = L.stack_geometry(L.fine_geometry(layer))
+        meta = self._recon_meta(job, "reconstruction", out.params)
+        L.upsert_image(self.viewer, f"{self.base} SIM all planes", out.images, geometry,
+                       {**meta, "plane": "all"}, colormap="gray")
+        self.status.setText(f"reconstructed {out.images.shape[0]} planes")
+
+    # ------------------------------------------------------------ export
+    def _confirm_overwrite(self, existing: list[Path]) -> bool:
+        names = ", ".join(p.name for p in existing)
+        answer = QMessageBox.question(self, "Overwrite files?", f"{names} already exist. Replace them?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def export(self, path: str | Path | None = None) -> list[str] | None:
+        """Write the reconstruction, the widefield (TIFF) and the parameters (JSON); asks before overwriting."""
+        sr = L.find_layer(self.viewer, f"{self.base} SIM")
+        if sr is None or self.result is None or self.prepared is None:
+            show_error("nothing to export yet: reconstruct first")
+            return None
+        try:
+            paths = export_paths(path if path else str(self.controls.export_path.value))
+        except SimInputError as exc:
+            show_error(str(exc))
+            return None
+        existing = [p for p in paths if p.exists()]
+        if existing and not self._confirm_overwrite(existing):
+            show_info("export cancelled; no file was changed")
+            return None
+        layer, images = sr, [np.asarray(sr.data), self.prepared.widefield]
+        stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
+        if self.all_planes is not None and stack is not None:  # every plane, as reconstructed
+            layer, images = stack, [self.all_planes.images, self.all_planes.widefields]
+        try:
+            write_export(paths, layer, images, self.result.diagnostics)
+        except SimInputError as exc:
+            show_error(f"export failed: {exc}")
+            return None
+        show_info(f"exported {', '.join(p.name for p in paths)} to {paths[0].parent}")
+        return [str(p) for p in paths]
