@@ -23,5 +23,5 @@ class NoPatternError(SimInputError):
             f"no illumination pattern detected for angle {angle_index} "
             f"(pattern quality {quality:.1f}, needs at least {threshold:.1f}); "
             "check the frame order, the angle/phase counts and the optics, "
-            "or give known parameters with --params"
+            "or use known pattern parameters"
         )
