@@ -128,8 +128,8 @@ def bench_stack(structure: str, size: int, photons: float, seed: int, args) -> l
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    head = (f"{'stack':<16}{'method':<30}{'PSNR dB':>8}{'SSIM':>7}{'time s':>8}{'iters':>6}"
+def print_table(rows: list[dict], flush: bool = False) -> None:
+    head = (f"{'stack':<18}{'method':<30}{'PSNR dB':>8}{'SSIM':>7}{'time s':>8}{'iters':>6}"
             f"{'peak MB':>8}{'unc s':>7}{'cov1σ':>7}{'cov2σ':>7}")
     print(head)
     print("-" * len(head))
@@ -138,10 +138,11 @@ def print_table(rows: list[dict]) -> None:
         return format(v, spec) if v is not None else ""
 
     for r in rows:
-        print(f"{r['structure'] + ' ' + format(r['photons'], 'g') + ' ph':<16}{r['method']:<30}"
+        print(f"{r['structure'] + ' ' + format(r['photons'], 'g') + ' ph':<18}{r['method']:<30}"
               f"{r['psnr']:>8.2f}{r['ssim']:>7.3f}{fmt(r.get('seconds'), '8.1f'):>8}"
               f"{fmt(r.get('iterations'), 'd'):>6}{fmt(r.get('mb'), '8.0f'):>8}"
-              f"{fmt(r.get('unc_seconds'), '7.1f'):>7}{fmt(r.get('cov1'), '7.1%'):>7}{fmt(r.get('cov2'), '7.1%'):>7}")
+              f"{fmt(r.get('unc_seconds'), '7.1f'):>7}{fmt(r.get('cov1'), '7.1%'):>7}{fmt(r.get('cov2'), '7.1%'):>7}",
+              flush=flush)
 
 
 def calibrate(args) -> None:
@@ -193,7 +194,8 @@ def demo(args) -> None:
     print(f"demo set 23: widefield (low_res) PSNR {score(low)[0]:.2f} dB SSIM {score(low)[1]:.3f}")
     settings = PinnSettings(mode="faithful", iterations=args.demo_steps, preview_every=10, seed=args.seed,
                             bf16=args.bf16 or None)
-    gen = pinn_steps(frames.reshape(3, 3, 120, 120), optics, None, settings, otf=otf, patterns=patterns)
+    gen = pinn_steps(frames.reshape(3, 3, 120, 120), optics, None, settings, otf=otf, patterns=patterns,
+                     psf=psf if args.exact_psf else None)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
         while True:
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--demo-steps", type=int, default=100)
     parser.add_argument("--bf16", action="store_true", help="bf16 network in the faithful demo (CPU speed)")
+    parser.add_argument("--exact-psf", action="store_true", help="demo: use psf.png itself, not its radial OTF")
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--calibration-seeds", type=int, default=2)
     args = parser.parse_args()
@@ -235,8 +238,9 @@ def main() -> None:
     rows = []
     for structure in args.structures:
         for photons in args.photons:
-            rows += bench_stack(structure, args.size, photons, args.seed, args)
-            print_table(rows[-4:])
+            new = bench_stack(structure, args.size, photons, args.seed, args)
+            print_table(new, flush=True)
+            rows += new
     print()
     print_table(rows)
 

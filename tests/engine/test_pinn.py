@@ -108,6 +108,11 @@ def test_given_patterns_run_without_parameters(sim64):
     result = fit_pinn(sim64.raw, sim64.optics, None, PinnSettings(iterations=6), background=sim64.offset,
                       patterns=pats.reshape(3, 3, *fine))
     assert result.image.shape == fine and np.isfinite(result.image).all()
+    yy, xx = np.mgrid[-8:9, -8:9]
+    psf = np.exp(-(yy**2 + xx**2) / (2 * 2.5**2))  # a PSF image on the fine grid, as in the paper's sets
+    result = fit_pinn(sim64.raw, sim64.optics, None, PinnSettings(mode="faithful", iterations=3),
+                      patterns=pats, psf=psf)
+    assert result.image.shape == fine and np.isfinite(result.image).all()
 
 
 def test_uncertainty_map_is_positive_and_deterministic(sim64):

@@ -12,11 +12,15 @@ Two modes:
   decayed ×0.9 every 50 steps, 1000 steps, last weights.
 * ``"noise-aware"`` (default) — Poisson–Gaussian negative log-likelihood at camera
   resolution in counts (variance gain·μ + var0 from a photon-transfer fit or the user),
-  per-frame intensity factors and a shared background, weak TV, a slim U-Net that runs at
-  camera resolution and pixel-shuffles to the fine grid, input and warm start from the
-  Wiener reconstruction, early stopping on the reduced χ², an exponential moving average of
-  the output, and an uncertainty map from short continuations on parametric-bootstrap
-  resamples of the data (calibrated on simulations, see ``SIGMA_CALIBRATION``).
+  per-frame intensity factors and a shared background, weak smoothed TV. The object is
+  softplus(u + net(x)): a pixel map u started at the (clipped, rescaled) Wiener result plus a
+  slim U-Net 8-16-32-64 (zero-initialised output, runs at camera resolution on the
+  pixel-unshuffled Wiener and widefield images and pixel-shuffles to the fine grid, bf16 on
+  CPUs with native bf16). The object grid carries an 8-px margin so borders are not periodic.
+  Early stopping on the plateau of the reduced χ², an exponential moving average of the
+  output, apodization to the SIM passband (as the Wiener's), and an uncertainty map from
+  short continuations on parametric-bootstrap resamples of the data (spread smoothed over
+  2 px, scaled by ``SIGMA_CALIBRATION`` fitted on simulations).
 
 torch is imported inside the functions only.
 """
@@ -34,7 +38,7 @@ import numpy as np
 
 from .errors import SimInputError
 from .io import validate_plane
-from .otf import RadialOTF, ideal_otf
+from .otf import RadialOTF, ideal_otf, otf_from_psf
 from .parameters import Optics, PatternParameters
 
 MODES = ("noise-aware", "faithful")
@@ -221,12 +225,15 @@ def pinn_steps(
     otf: RadialOTF | None = None,
     background: float = 0.0,
     patterns: np.ndarray | None = None,
+    psf: np.ndarray | None = None,
 ) -> Generator[PinnProgress, None, PinnResult]:
     """Fit the PINN step by step: yields PinnProgress, returns PinnResult (StopIteration.value).
 
     plane: (A, P, Y, X) raw counts; params: pattern parameters (estimated or known), or None
     when ``patterns`` gives the illumination of every frame as images on an s× finer grid
     ((A, P, sY, sX) or (A·P, sY, sX)); background: camera offset subtracted first (counts).
+    psf: optional PSF image on the fine grid (the paper's demo sets), used exactly instead of
+    the radial ``otf``.
     Closing the generator stops the fit and frees the network and its memory.
     """
     settings = settings or PinnSettings()
@@ -259,9 +266,14 @@ def pinn_steps(
     old_threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(_cpu_threads(settings.threads))
+    if psf is not None:
+        psf = np.asarray(psf, dtype=np.float64)
+        if psf.ndim != 2 or min(psf.shape) < 3 or not np.all(np.isfinite(psf)) or psf.sum() <= 0:
+            raise SimInputError("the PSF must be a finite 2-D image with a positive sum")
+        otf = otf or otf_from_psf(psf, optics.pixel_size_um / factor)
     otf = otf or ideal_otf(optics)
     ctx = pm.Context(plane=plane.astype(np.float64), optics=optics, params=params, settings=settings,
-                           otf=otf, background=float(background), patterns=pats, factor=factor, device=device)
+                           otf=otf, background=float(background), patterns=pats, psf=psf, factor=factor, device=device)
     t0 = time.perf_counter()
     try:
         fit = pm.faithful if settings.mode == "faithful" else pm.noise_aware
@@ -286,9 +298,10 @@ def fit_pinn(
     otf: RadialOTF | None = None,
     background: float = 0.0,
     patterns: np.ndarray | None = None,
+    psf: np.ndarray | None = None,
 ) -> PinnResult:
     """Run :func:`pinn_steps` to completion and return its result."""
-    gen = pinn_steps(plane, optics, params, settings, otf, background, patterns)
+    gen = pinn_steps(plane, optics, params, settings, otf, background, patterns, psf)
     while True:
         try:
             next(gen)

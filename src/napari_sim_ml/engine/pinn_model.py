@@ -185,6 +185,26 @@ def transfer_function(otf: RadialOTF, shape: tuple[int, int], fine_px_um: float,
     return torch.from_numpy(t.astype(np.float32)).to(device)
 
 
+def psf_transfer(psf: np.ndarray, shape: tuple[int, int], fine_px_um: float, camera_px_um: float | None,
+                 device: torch.device) -> torch.Tensor:
+    """rfft transfer function of a PSF image on the fine grid (centred, normalised to sum 1),
+    zero-padded to ``shape`` [× camera-pixel sinc]; complex64."""
+    psf = np.asarray(psf, dtype=np.float64)
+    psf = psf / psf.sum()
+    full = np.zeros(shape)
+    ph, pw = min(psf.shape[0], shape[0]), min(psf.shape[1], shape[1])
+    cy, cx = psf.shape[0] // 2, psf.shape[1] // 2
+    psf = psf[cy - ph // 2: cy - ph // 2 + ph, cx - pw // 2: cx - pw // 2 + pw]
+    full[:ph, :pw] = psf
+    full = np.roll(full, (-(ph // 2), -(pw // 2)), axis=(0, 1))
+    t = np.fft.rfft2(full)
+    if camera_px_um is not None:
+        fy = np.fft.fftfreq(shape[0], fine_px_um)[:, None]
+        fx = np.fft.rfftfreq(shape[1], fine_px_um)[None, :]
+        t = t * np.sinc(fy * camera_px_um) * np.sinc(fx * camera_px_um)
+    return torch.from_numpy(t.astype(np.complex64)).to(device)
+
+
 class ForwardModel:
     """Raw frames (F, Y, X) predicted from an object on the fine grid (H, W).
 
@@ -270,6 +290,7 @@ class Context:
     otf: RadialOTF
     background: float
     patterns: np.ndarray | None
+    psf: np.ndarray | None
     factor: int
     device: torch.device
     store: dict = field(default_factory=dict)
@@ -327,6 +348,12 @@ def _pad_field(img: np.ndarray, factor: int, margin: int, shape: tuple[int, int]
     return np.pad(img, ((t, shape[0] - img.shape[0] - t), (t, shape[1] - img.shape[1] - t)), mode="reflect")
 
 
+def _transfer(ctx: Context, shape: tuple[int, int], fine_px: float, camera_px: float | None) -> torch.Tensor:
+    if ctx.psf is not None:
+        return psf_transfer(ctx.psf, shape, fine_px, camera_px, ctx.device)
+    return transfer_function(ctx.otf, shape, fine_px, camera_px, ctx.device)
+
+
 def sim_support(ctx: Context, fine_px: float, pats: torch.Tensor) -> float:
     """Radius of the SIM passband, kc + highest pattern frequency (cycles/µm)."""
     kc = ctx.otf.support_cycles_per_um
@@ -375,8 +402,7 @@ def noise_aware(ctx: Context):
         pats = render_patterns(ctx.params, shape, fine_px, f * margin, dev)
     else:
         pats = torch.from_numpy(ctx.patterns).to(dev)
-    fm = ForwardModel(pats, transfer_function(ctx.otf, shape, fine_px, optics.pixel_size_um, dev),
-                      f, margin, (ny, nx))
+    fm = ForwardModel(pats, _transfer(ctx, shape, fine_px, optics.pixel_size_um), f, margin, (ny, nx))
     # warm start: the Wiener reconstruction (or the upsampled widefield without parameters)
     if ctx.params is not None and ctx.patterns is None:
         prepared = prepare_reconstruction(ctx.plane, optics, ctx.params, ctx.otf, ctx.background)
@@ -506,8 +532,7 @@ def faithful(ctx: Context):
     q = f * (int(math.ceil(3.0 / (ctx.otf.support_cycles_per_um * optics.pixel_size_um))) + 1)
     pats = F.pad(pats, (q, q, q, q))  # zero padding: a linear ('SAME') convolution, as published
     shape = (f * ny + 2 * q, f * nx + 2 * q)
-    fm = ForwardModel(pats, transfer_function(ctx.otf, shape, fine_px, None, dev), f, q // f, (ny, nx),
-                      sample=False)
+    fm = ForwardModel(pats, _transfer(ctx, shape, fine_px, None), f, q // f, (ny, nx), sample=False)
     net = UNet(nf, **FAITHFUL_NET, shuffle=1, generator=_generator(s.seed)).to(dev)
     _register(net)
     opt = Adam([{"params": net.parameters()}], lr=s.lr)
