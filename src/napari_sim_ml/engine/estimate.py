@@ -1,35 +1,54 @@
 """Estimation of the illumination pattern from the raw frames.
 
-Per angle:
+Per angle (phases in rad, k in Fourier px of the raw grid):
 
-1. k: the bands are separated assuming equidistant phases; the top-order band
-   (first order for 2-beam, second for 3-beam) is cross-correlated with band 0
-   (both notched at DC and restricted to the OTF support). The correlation's
-   integer peak is refined to ~0.01 Fourier px by evaluating the correlation's
-   DFT on zoomed sub-pixel grids (a few small matrix products, no big FFTs).
-2. Phases: every frame's own phase, without assuming equal steps, as the argument
-   of Σ_r (d_n − b0)(r) · b0(r) · exp(−i 2π k·r) (the modulated part of frame n
-   correlated with the widefield shifted by k; cf. Wicker 2013). Two passes: the
-   second uses the widefield separated with the first pass's phases.
-3. Modulation per order: least-squares ratio of the shifted band to band 0 in
-   their OTF overlap, with band 0's noise power subtracted.
-4. Quality: the correlation peak over the median correlation magnitude in the
-   search annulus ("modulation contrast to noise" of the peak; ~4 for pure noise).
+1. k, coarsely: the top band, separated assuming equidistant phases, is
+   cross-correlated with band 0; the peak is refined on zoomed DFT grids. The peak
+   over the median correlation in the search annulus is the quality (~4 for noise).
+2. Phase steps, unequal ones too: with the right phases the bands obey the object
+   constraint B_b(f) H(f − bk) = c_b H(f) B_0(f − bk) (band b is band 0's object
+   shifted by bk). The steps minimise its misfit (best c_b per trial, inverse-noise
+   weights, expected noise part removed), in units of its noise. With several angles
+   a second pass adds the misfit of the angle's band 0 against the other angles'
+   (the same widefield image) and fits per-frame gains (bleaching). The misfits are
+   quadratic forms in the unmixing weights: after one pass of FFTs an L-BFGS-B trial
+   (analytic gradient) costs a few (2P × 2P) products.
+3. k, finely, and the absolute phase: u = H(f − k) B_1(f) and v = H(f) B_0(f − k)
+   (B_0 of all angles) agree up to c_1 exp(i2π δ·r) when k is off by δ. The peak
+   of u v*, away from the edge taper that breaks the constraint, gives δ, and its
+   phase the phase at the origin.
+4. Modulation m_b = 2 |c_b|, from object frequencies above ~0.15 kc.
+
+Frames are not equalised: a frame's mean carries the object's structure at k, and
+rescaling by it biases the phases (the fitted gains take its place).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import minimize
 
-from .bands import band_orders, fft2, ifft2, preprocess, separate_bands, separation_matrix
+from .bands import band_orders, edge_window, fft2, ifft2, preprocess, separate_bands
 from .errors import NoPatternError, SimInputError
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, equidistant_phases, wrap_phase
 
-MIN_QUALITY = 8.0
-QUALITY_GRADES = ((8.0, "inadequate"), (15.0, "low"), (40.0, "good"))
+MIN_QUALITY = 6.5  # pure noise scores 4-5.5 (measured on 45 noise stacks of 64²-256²)
+QUALITY_GRADES = ((6.5, "inadequate"), (12.0, "low"), (30.0, "good"))
+TAPER_PX = 8  # the frames fade to zero over this many px at the border
+SLOPE_MARGIN_PX = 4  # u v* starts this far inside the taper, fading in over TAPER_PX / 2
+OTF_FLOOR = 0.02  # constraint region: both OTF values above this
+C_GUESS = 0.4  # m_b / 2 assumed by the weights
+COARSE_GRIDS = ((0.25, 49), (0.05, 9), (0.01, 9))  # (step, points) of the first k search: ±6 px
+FINAL_GRIDS = ((0.25, 17), (0.04, 13), (0.005, 9), (0.0006, 9))  # and of the final one: ±2 px
+PHASE_RANGE = 0.4  # phases searched within this × 2π/P of their start (keeps the unmixing well posed)
+GAIN_RANGE = 0.5  # |log gain| searched, relative to frame 0
+# modulation from where both OTFs exceed 0.1 and H(f − bk) < 0.8: without the object's lowest
+# frequencies (below ~0.15 kc), whose out-of-focus haze carries no modulation
+MODULATION_OTF = (0.1, 0.8)
 
 
 def quality_grade(quality: float) -> str:
@@ -62,23 +81,47 @@ class EstimationResult:
     diagnostics: tuple[AngleDiagnostics, ...]
 
 
+Transfer = Callable[[float, float], np.ndarray]  # (sy, sx) Fourier px -> H(f − s) on the FFT grid
+_Gram = tuple[np.ndarray, np.ndarray]  # a Gram matrix (2P, 2P) and its columns' noise powers (2P,)
+
+
+@dataclass
+class _AngleFit:
+    """One angle: tapered frames (P, Y, X), their FFTs and noise power per Fourier
+    coefficient (P,), k (Fourier px), H(f − bk) per order b, the constraint's Gram
+    matrices and the fit (phases in rad with frame 0 at 0, gains, c_b)."""
+
+    tapered: np.ndarray
+    spectra: np.ndarray
+    noise: np.ndarray
+    k_px: tuple[float, float]
+    shifted_otfs: list[np.ndarray]
+    phases: np.ndarray
+    gains: np.ndarray
+    grams: list[_Gram] = field(default_factory=list)
+    modulation_grams: list[_Gram] = field(default_factory=list)
+
+
 def _dft_at(p: np.ndarray, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
-    """|Σ_r p(r) exp(−i2π(ky row/Y + kx col/X))| on the grid ky × kx (Fourier px)."""
+    """Σ_r p(r) exp(−i2π(ky row/Y + kx col/X)) on the grid ky × kx (Fourier px)."""
     ny, nx = p.shape
-    ey = np.exp(-2j * np.pi * np.outer(ky, np.arange(ny)) / ny)
-    ex = np.exp(-2j * np.pi * np.outer(np.arange(nx), kx) / nx)
-    return np.abs(ey @ (p @ ex))
+    ey = np.exp(-2j * np.pi * np.outer(ky, np.arange(ny)) / ny).astype(np.complex64)
+    ex = np.exp(-2j * np.pi * np.outer(np.arange(nx), kx) / nx).astype(np.complex64)
+    return ey @ (p.astype(np.complex64, copy=False) @ ex)
 
 
-def _refine_peak(p: np.ndarray, start: tuple[float, float]) -> tuple[float, float, float]:
-    """Zoomed-DFT refinement of the correlation peak; returns (ky, kx, |peak|)."""
+def _refine_peak(p: np.ndarray, start: tuple[float, float],
+                 grids: tuple[tuple[float, int], ...] = ((0.25, 9), (0.05, 9), (0.01, 9), (0.002, 9)),
+                 ) -> tuple[float, float, complex]:
+    """|DFT(p)|'s peak searched on successive (step, points) grids around ``start``
+    (Fourier px); returns (ky, kx, the DFT value there)."""
     ky, kx = start
-    offsets = np.linspace(-4, 4, 9)
-    for step in (0.25, 0.05, 0.01, 0.002):
-        mag = _dft_at(p, ky + offsets * step, kx + offsets * step)
-        iy, ix = np.unravel_index(np.argmax(mag), mag.shape)
-        ky, kx = ky + offsets[iy] * step, kx + offsets[ix] * step
-    return ky, kx, float(mag[iy, ix])
+    for step, points in grids:
+        offsets = step * (np.arange(points) - points // 2)
+        vals = _dft_at(p, ky + offsets, kx + offsets)
+        iy, ix = np.unravel_index(np.argmax(np.abs(vals)), vals.shape)
+        ky, kx = ky + offsets[iy], kx + offsets[ix]
+    return ky, kx, complex(vals[iy, ix])
 
 
 def _wrap_signed(idx: np.ndarray, n: int) -> np.ndarray:
@@ -91,7 +134,7 @@ def _find_k(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndar
     ny, nx = frames.shape[-2:]
     bands = separate_bands(frames, equidistant_phases(frames.shape[0]), n_orders)
     weight = (otf_grid > 0.02) * (1.0 - np.exp(-(kr / (0.15 * kc)) ** 2))
-    weight = weight / np.maximum(otf_grid, 0.1)
+    weight = (weight / np.maximum(otf_grid, 0.1)).astype(np.float32)
     x0 = ifft2(fft2(bands[0].real) * weight)
     xt = ifft2(fft2(bands[2 * n_orders - 1]) * weight)
     prod = xt * np.conj(x0)
@@ -107,69 +150,183 @@ def _find_k(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndar
     fx = _wrap_signed(np.arange(nx), nx)[None, :]
     far = np.hypot(fy - ky, fx - kx) > 3
     background = np.median(corr[annulus & far]) if (annulus & far).any() else np.inf
-    return (ky, kx), peak / max(background, 1e-30)
+    return (ky, kx), abs(peak) / max(background, 1e-30)
 
 
-def _fit_phases(spectra: np.ndarray, n_orders: int, k_px: tuple[float, float], otf: RadialOTF,
-                otf_grid: np.ndarray, df: tuple[float, float], iterations: int = 3,
-                phases: np.ndarray | None = None) -> np.ndarray:
-    """Per-frame phases by a linear least-squares fit against the widefield.
+def _transfer(otf: RadialOTF, shape: tuple[int, int], pixel_um: float, pixel_sinc: bool) -> Transfer:
+    """H(f − s) on the FFT grid for a shift s (Fourier px): the OTF, times the camera pixel's
+    sinc per axis when ``pixel_sinc`` (a theoretical OTF lacks the pixel; a measured one has it)."""
+    def transfer(sy: float, sx: float) -> np.ndarray:
+        gy = ((np.fft.fftfreq(shape[0], 1.0 / shape[0]) - sy) / (shape[0] * pixel_um)).astype(np.float32)
+        gx = ((np.fft.fftfreq(shape[1], 1.0 / shape[1]) - sx) / (shape[1] * pixel_um)).astype(np.float32)
+        h = otf(np.hypot(gy[:, None], gx[None, :]))
+        return h * np.outer(np.sinc(gy * pixel_um), np.sinc(gx * pixel_um)) if pixel_sinc else h
 
-    Band b of a frame is c_b e^{i b φ_n} H(f) S(f − b k) and band 0 is
-    B0(f) = H(f) S(f), so with Π = Π_{b≠0} H(f − b k) the modulated part obeys
-    Π · (D_n − B0)(f) = Σ_{b≠0} a_{n,b} H(f) Π_{b'≠b} H(f − b' k) B0(f − b k)
-    exactly, without dividing by any OTF. The a_{n,b} = c_b e^{i b φ_n} follow by
-    linear least squares; φ_n = arg a_{n,+1}. B0 is re-separated with the new
-    phases and the fit repeated (unequal steps leak into a plain average).
-    """
-    p, ny, nx = spectra.shape
-    orders = band_orders(n_orders)[1:]
-    fy = np.fft.fftfreq(ny, 1.0 / ny)[:, None]
-    fx = np.fft.fftfreq(nx, 1.0 / nx)[None, :]
-    region = otf_grid > 1e-3
-    shifted_otf = [otf(np.hypot((fy - b * k_px[0]) * df[0], (fx - b * k_px[1]) * df[1])) for b in orders]
-    product = np.prod(shifted_otf, axis=0)
-    others = [otf_grid * np.prod([h for j, h in enumerate(shifted_otf) if j != i], axis=0)
-              for i in range(len(orders))]
-    ramps = [(np.exp(2j * np.pi * b * k_px[0] * np.arange(ny) / ny)[:, None]
-              * np.exp(2j * np.pi * b * k_px[1] * np.arange(nx) / nx)[None, :]) for b in orders]
-    phases = np.array(equidistant_phases(p)) if phases is None else phases
-    for _ in range(iterations):
-        b0_spec = np.tensordot(separation_matrix(phases, n_orders)[0], spectra, axes=1)
-        b0 = ifft2(b0_spec)
-        design = np.stack([(fft2(b0 * ramp) * w)[region] for ramp, w in zip(ramps, others)], axis=1)
-        target = ((spectra - b0_spec[None]) * product)[:, region].T
-        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
-        phases = np.angle(coef[0])
-    return phases
+    return transfer
 
 
-def _modulation(frames: np.ndarray, phases: np.ndarray, n_orders: int, k_px: tuple[float, float],
-                kr: np.ndarray, otf: RadialOTF, otf_grid: np.ndarray, kc: float,
-                df: tuple[float, float]) -> tuple[tuple[float, ...], np.ndarray]:
-    """Modulation per order and the widefield (band 0) separated with ``phases``."""
-    ny, nx = frames.shape[-2:]
-    bands = separate_bands(frames, phases, n_orders)
-    s0 = fft2(bands[0].real)
-    noise_region = kr > 1.1 * otf.support_cycles_per_um
-    noise_power = float(np.mean(np.abs(s0[noise_region]) ** 2)) if noise_region.sum() > 64 else 0.0
-    fy = np.fft.fftfreq(ny, 1.0 / ny)[:, None]
-    fx = np.fft.fftfreq(nx, 1.0 / nx)[None, :]
-    mods = []
-    for b in range(1, n_orders + 1):
-        sy, sx = b * k_px[0], b * k_px[1]
-        ramp = (np.exp(-2j * np.pi * sy * np.arange(ny) / ny)[:, None]
-                * np.exp(-2j * np.pi * sx * np.arange(nx) / nx)[None, :])
-        g = fft2(bands[2 * b - 1] * ramp)
-        otf_b = otf(np.hypot((fy + sy) * df[0], (fx + sx) * df[1]))
-        region = (otf_grid > 0.1) & (otf_b > 0.1) & (kr > 0.15 * kc)
-        if region.sum() < 16:
-            mods.append(0.0)
-            continue
-        num = np.sum((g * otf_grid * np.conj(s0) * otf_b)[region])
-        den = np.sum(((np.abs(s0) ** 2 - noise_power) * otf_b**2)[region])
-        mods.append(float(2.0 * abs(num) / den) if den > 0 else 0.0)
-    return tuple(mods), bands[0].real
+def _ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> np.ndarray:
+    """exp(+i2π(sy row/Y + sx col/X)) as complex64: moves a spectrum by +shift_px."""
+    ry = np.exp(2j * np.pi * shift_px[0] * np.arange(shape[0]) / shape[0])
+    rx = np.exp(2j * np.pi * shift_px[1] * np.arange(shape[1]) / shape[1])
+    return (ry[:, None] * rx[None, :]).astype(np.complex64)
+
+
+def _unmix(phases: np.ndarray, gains: np.ndarray, n_orders: int,
+           fit_gains: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Band unmixing weights W (bands, P) of frames with ``phases`` (rad) and ``gains``,
+    and dW (params, bands, P) over the phases of frames 1.. and, with ``fit_gains``,
+    their log gains."""
+    orders = np.array(band_orders(n_orders))
+    mix = np.exp(1j * np.outer(phases, orders))
+    pinv = np.linalg.pinv(mix)
+    outside = np.eye(len(phases)) - mix @ pinv
+    inv_gram = pinv @ pinv.conj().T  # (E^H E)^-1
+    derivs = []
+    for j in range(1, len(phases)):
+        d_mix = np.zeros_like(mix)
+        d_mix[j] = 1j * orders * mix[j]
+        derivs.append((-pinv @ d_mix @ pinv + inv_gram @ d_mix.conj().T @ outside) / gains)
+    unmix = pinv / gains
+    if fit_gains:  # d/d log g_j scales column j by −1
+        derivs += list(-unmix[None] * np.eye(len(phases))[1:, None, :])
+    return unmix, np.array(derivs)
+
+
+def _constraint_grams(fit: _AngleFit, h0: np.ndarray, scale: float) -> None:
+    """Per order b, the (2P, 2P) Gram matrix of [H(f−bk) D_n(f), H(f) D_n(f−bk)] where both
+    OTFs exceed OTF_FLOOR, weighted by the constraint's inverse noise variance
+    1 / (H(f−bk)² + C_GUESS² H(f)²), with the noise power of each column, both × ``scale``;
+    and the same over the modulation region (MODULATION_OTF)."""
+    fit.grams, fit.modulation_grams = [], []
+    for b, hb in enumerate(fit.shifted_otfs, start=1):
+        region = (h0 > OTF_FLOOR) & (hb > OTF_FLOOR)
+        weight = scale / (hb[region] ** 2 + C_GUESS**2 * h0[region] ** 2)
+        shifted = fft2(fit.tapered * _ramp(fit.tapered.shape[-2:], (b * fit.k_px[0], b * fit.k_px[1])))
+        z = np.concatenate([fit.spectra[:, region] * (hb[region] * np.sqrt(weight)),
+                            shifted[:, region] * (h0[region] * np.sqrt(weight))])
+        low, high = MODULATION_OTF
+        modulation_region = (h0[region] > low) & (hb[region] > low) & (hb[region] < high)
+        for grams, keep in ((fit.grams, slice(None)), (fit.modulation_grams, modulation_region)):
+            noise = np.concatenate([fit.noise * np.sum((weight * hb[region] ** 2)[keep]),
+                                    fit.noise * np.sum((weight * h0[region] ** 2)[keep])])
+            grams.append(((z[:, keep].conj() @ z[:, keep].T).astype(np.complex128), noise))
+
+
+def _term(gram: _Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
+          dz: np.ndarray) -> tuple[float, np.ndarray, complex]:
+    """min_c ‖X a − c Y z‖² less its expected noise part, from the Gram matrix of [X, Y]
+    and the columns' noise powers; its gradient from the weight derivatives da, dz
+    (params, P); and the minimising c."""
+    (g, noise), p = gram, len(a)
+    g = g - np.diag(noise)
+    gxx, gyx, gyy = g[:p, :p], g[p:, :p], g[p:, p:]
+    s, t = z.conj() @ gyx @ a, np.real(z.conj() @ gyy @ z)
+    ds = dz.conj() @ (gyx @ a) + da @ (z.conj() @ gyx)
+    dt = 2.0 * np.real(dz.conj() @ (gyy @ z))
+    grad = 2.0 * np.real(da.conj() @ (gxx @ a)) - (2.0 * np.real(np.conj(s) * ds) * t - abs(s) ** 2 * dt) / t**2
+    return float(np.real(a.conj() @ gxx @ a) - abs(s) ** 2 / t), grad, s / t
+
+
+def _misfit(x: np.ndarray, fit: _AngleFit, gram0: _Gram | None, n_orders: int) -> tuple[float, np.ndarray]:
+    """Σ_b min_c ‖u_b − c v_b‖² (u_b = H(f−bk) B_b(f), v_b = H(f) B_0(f−bk)) plus, with
+    ``gram0``, min_γ ‖B_0 − γ B_0,other‖², each less its noise part, at x = (phases of
+    frames 1.., [log gains]); returns it and its gradient."""
+    p = len(fit.phases)
+    gains = np.exp(np.concatenate([[0.0], x[p - 1:]])) if gram0 is not None else fit.gains
+    unmix, derivs = _unmix(np.concatenate([[0.0], x[:p - 1]]), gains, n_orders, gram0 is not None)
+    total, grad = 0.0, np.zeros(len(x))
+    for b, gram in enumerate(fit.grams, start=1):
+        value, g, _ = _term(gram, unmix[2 * b - 1], derivs[:, 2 * b - 1], unmix[0], derivs[:, 0])
+        total, grad = total + value, grad + g
+    if gram0 is not None:
+        value, g, _ = _term(gram0, unmix[0], derivs[:, 0], np.eye(p)[0], np.zeros_like(derivs[:, 0]))
+        total, grad = total + value, grad + g
+    return total, grad
+
+
+def _fit(fit: _AngleFit, gram0: _Gram | None, n_orders: int, rounds: int = 1) -> None:
+    """Minimise the misfit (L-BFGS-B) over the phases, each within PHASE_RANGE × 2π/P of its
+    start, re-centred up to ``rounds`` times while one ends on a bound, and, with ``gram0``,
+    the gains, within e^±GAIN_RANGE of frame 0's."""
+    p, span = len(fit.phases), PHASE_RANGE * 2.0 * np.pi / len(fit.phases)
+    n_gains = p - 1 if gram0 is not None else 0
+    x = np.concatenate([fit.phases[1:] - fit.phases[0], np.log(fit.gains[1:] / fit.gains[0])[:n_gains]])
+    for _ in range(rounds):
+        centre = x[:p - 1].copy()
+        bounds = [(v - span, v + span) for v in centre] + [(-GAIN_RANGE, GAIN_RANGE)] * n_gains
+        x = minimize(_misfit, np.clip(x, *np.array(bounds).T), jac=True, args=(fit, gram0, n_orders),
+                     method="L-BFGS-B", bounds=bounds).x
+        if np.all(np.abs(x[:p - 1] - centre) < span - 1e-6):
+            break
+    fit.phases = np.concatenate([[0.0], x[:p - 1]])
+    fit.gains = np.exp(np.concatenate([[0.0], x[p - 1:]])) if n_gains else fit.gains
+
+
+def _slope_and_offset(fit: _AngleFit, widefield: np.ndarray, h0: np.ndarray, n_orders: int,
+                      interior: np.ndarray, grids: tuple[tuple[float, int], ...]) -> tuple[tuple[float, float], float]:
+    """k error δ (Fourier px) and phase at the origin (rad) of band 1 against ``widefield``
+    (real-space band 0), from the peak of u v* (filters weighted as the constraint)."""
+    h1 = fit.shifted_otfs[0]
+    weight = 1.0 / np.sqrt(h1**2 + C_GUESS**2 * h0**2 + 1e-6)
+    band1 = np.tensordot(_unmix(fit.phases, fit.gains, n_orders)[0][1].astype(np.complex64), fit.spectra, 1)
+    u = ifft2(band1 * (h1 * weight))
+    v = ifft2(fft2(widefield * _ramp(widefield.shape, fit.k_px)) * (h0 * weight))
+    dy, dx, value = _refine_peak(interior * u * np.conj(v), (0.0, 0.0), grids)
+    return (dy, dx), float(np.angle(value))
+
+
+def _first_pass(frames: np.ndarray, n_orders: int, k_px: tuple[float, float], transfer: Transfer,
+                h0: np.ndarray, noise_region: np.ndarray, interior: np.ndarray) -> _AngleFit:
+    """Taper and FFT one angle's frames (P, Y, X), search k over ±6 px with equidistant
+    phases, then fit the phase steps to the constraint alone."""
+    p, ny, nx = frames.shape
+    tapered = frames * (edge_window(ny, TAPER_PX)[:, None] * edge_window(nx, TAPER_PX)[None, :])
+    spectra = fft2(tapered)
+    power = np.abs(spectra) ** 2
+    noise = np.maximum(np.mean(power[:, noise_region], axis=1) if noise_region.sum() > 64 else 0.0,
+                       1e-9 * np.mean(power, axis=(1, 2)))  # no region beyond the OTF: a token floor
+    fit = _AngleFit(tapered, spectra, noise, k_px, [transfer(*k_px)],
+                    np.array(equidistant_phases(p)), np.ones(p))
+    (dy, dx), _ = _slope_and_offset(fit, tapered.mean(axis=0), h0, n_orders, interior, COARSE_GRIDS)
+    fit.k_px = (k_px[0] + dy, k_px[1] + dx)
+    fit.shifted_otfs = [transfer(b * fit.k_px[0], b * fit.k_px[1]) for b in range(1, n_orders + 1)]
+    _constraint_grams(fit, h0, p / np.mean(noise))  # misfit in units of its noise
+    _fit(fit, None, n_orders, rounds=3)
+    return fit
+
+
+def _second_pass(fits: list[_AngleFit], n_orders: int, region: np.ndarray) -> None:
+    """Refit every angle with gains, adding the misfit of its band 0 against the mean band 0
+    of the others."""
+    spectra = [fit.spectra[:, region] for fit in fits]
+    weights = [_unmix(fit.phases, fit.gains, n_orders)[0][0] for fit in fits]
+    bands0 = [w.astype(np.complex64) @ s for w, s in zip(weights, spectra)]
+    noise0 = [np.sum(np.abs(w) ** 2 * fit.noise) for w, fit in zip(weights, fits)]
+    for d, fit in enumerate(fits):
+        others = [i for i in range(len(fits)) if i != d]
+        reference = sum(bands0[i] for i in others) / len(others)
+        ref_noise = sum(noise0[i] for i in others) / len(others) ** 2
+        p = len(fit.noise)
+        z = np.concatenate([spectra[d], reference[None]])
+        gram0 = np.zeros((2 * p, 2 * p), dtype=np.complex128)
+        gram0[:p + 1, :p + 1] = z.conj() @ z.T
+        noise = np.concatenate([fit.noise, [ref_noise], np.zeros(p - 1)]) * region.sum()
+        scale = 1.0 / (np.mean(fit.noise) / p + ref_noise)
+        _fit(fit, (gram0 * scale, noise * scale), n_orders)
+
+
+def _guarded(peaks: list, min_quality: float, fn, *args):
+    """Run a fitting step; a numerical failure (it happens on patternless noise) becomes a
+    NoPatternError for the weakest angle, or a SimInputError, never a traceback."""
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        weakest = min(range(len(peaks)), key=lambda i: peaks[i][1])
+        if peaks[weakest][1] < min_quality:
+            raise NoPatternError(weakest, peaks[weakest][1], min_quality) from None
+        raise SimInputError(f"the pattern fit failed numerically ({exc}); check the frame order") from None
 
 
 def estimate_pattern(
@@ -195,28 +352,41 @@ def estimate_pattern(
     n_orders = n_orders or (2 if n_phases >= 5 else 1)
     if n_phases < len(band_orders(n_orders)):
         raise SimInputError(f"{n_phases} phases cannot separate {len(band_orders(n_orders))} orders")
+    raw = preprocess(plane, background, taper_px=0, equalize=False)
+    pixel_sinc = otf is None or not otf.source.startswith("measured")
     otf = otf or ideal_otf(optics)
+    transfer = _transfer(otf, (ny, nx), optics.pixel_size_um, pixel_sinc)
     kc = optics.cutoff_cycles_per_um
-    df = (1.0 / (ny * optics.pixel_size_um), 1.0 / (nx * optics.pixel_size_um))
-    fy = np.fft.fftfreq(ny, optics.pixel_size_um)[:, None]
-    fx = np.fft.fftfreq(nx, optics.pixel_size_um)[None, :]
-    kr = np.hypot(fy, fx)
-    otf_grid = otf(kr)
-    angles, diags = [], []
+    kr = np.hypot(np.fft.fftfreq(ny, optics.pixel_size_um)[:, None], np.fft.fftfreq(nx, optics.pixel_size_um)[None, :])
+    otf_grid, h0 = otf(kr), transfer(0.0, 0.0)
+    skip = TAPER_PX + SLOPE_MARGIN_PX
+    interior = np.outer(*(np.pad(edge_window(n - 2 * skip, TAPER_PX // 2), skip) for n in (ny, nx)))
+    fits, peaks = [], []
     for d in range(n_angles):
-        frames = frames_all[d]
-        (ky_top, kx_top), quality = _find_k(frames, n_orders, kr, otf_grid, kc, k_range)
+        (ky_top, kx_top), quality = _find_k(frames_all[d], n_orders, kr, otf_grid, kc, k_range)
         if require_pattern and quality < min_quality:
             raise NoPatternError(d, quality, min_quality)
-        k_px = (ky_top / n_orders, kx_top / n_orders)
-        phases = _fit_phases(fft2(frames), n_orders, k_px, otf, otf_grid, df)
-        mods, _ = _modulation(frames, phases, n_orders, k_px, kr, otf, otf_grid, kc, df)
+        peaks.append(((ky_top, kx_top), float(quality)))
+        fits.append(_guarded(peaks, min_quality, _first_pass, raw[d], n_orders,
+                             (ky_top / n_orders, kx_top / n_orders), transfer, h0,
+                             kr > 1.1 * otf.support_cycles_per_um, interior))
+    if n_angles > 1:
+        _guarded(peaks, min_quality, _second_pass, fits, n_orders, h0 > OTF_FLOOR)
+    widefield = ifft2(sum(np.tensordot(_unmix(f.phases, f.gains, n_orders)[0][0].astype(np.complex64), f.spectra, 1)
+                          for f in fits)).real
+    angles, diags = [], []
+    for fit, (peak, quality) in zip(fits, peaks):
+        (dy, dx), offset = _slope_and_offset(fit, widefield, h0, n_orders, interior, FINAL_GRIDS)
+        unmix, none = _unmix(fit.phases, fit.gains, n_orders)[0], np.zeros((0, len(fit.phases)))
+        mods = tuple(2.0 * abs(_term(gram, unmix[2 * b - 1], none, unmix[0], none)[2])
+                     for b, gram in enumerate(fit.modulation_grams, start=1))
         pattern = AnglePattern(
-            k_cycles_per_um=(k_px[1] * df[1], k_px[0] * df[0]),
-            phases_rad=tuple(wrap_phase(p) for p in phases),
+            k_cycles_per_um=((fit.k_px[1] + dx) / (nx * optics.pixel_size_um),
+                             (fit.k_px[0] + dy) / (ny * optics.pixel_size_um)),
+            phases_rad=tuple(wrap_phase(p + offset) for p in fit.phases),
             modulation=tuple(float(np.clip(m, 0.05, 1.0)) for m in mods),
         )
         angles.append(pattern.canonical())
-        diags.append(AngleDiagnostics(quality=float(quality), grade=quality_grade(quality),
-                                      peak_px=(ky_top, kx_top), modulation_measured=mods))
+        diags.append(AngleDiagnostics(quality=quality, grade=quality_grade(quality), peak_px=peak,
+                                      modulation_measured=mods))
     return EstimationResult(PatternParameters(tuple(angles)), tuple(diags))
