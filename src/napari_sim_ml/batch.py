@@ -41,7 +41,7 @@ PART = ".part"
 
 # ---------------------------------------------------------------- parser
 def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
-    from .cli import _add_layout, _add_optics
+    from .cli import _add_layout, _add_method_flags, _add_optics
 
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="raw stacks, or folders of raw stacks")
     p.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if needed)")
@@ -61,18 +61,7 @@ def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
                         "all time points); the middle z plane is used")
     p.add_argument("--per-time-point", action="store_true",
                    help="re-estimate the pattern on every time point (a drifting pattern)")
-    defaults = FilterSettings()
-    p.add_argument("--wiener", type=float, default=defaults.wiener, help="Wiener parameter w")
-    p.add_argument("--apo-cutoff", type=float, default=defaults.apo_cutoff,
-                   help="apodization cutoff, in units of the SIM support boundary")
-    p.add_argument("--apo-bend", type=float, default=defaults.apo_bend)
-    p.add_argument("--attenuation", type=float, default=defaults.attenuation,
-                   help="band-centre attenuation strength 0-1")
-    p.add_argument("--attenuation-fwhm", type=float, default=defaults.attenuation_fwhm,
-                   help="band-centre attenuation FWHM, cycles/µm")
-    p.add_argument("--mode", default="noise-aware", choices=("noise-aware", "faithful"), help="PINN mode")
-    p.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
-    p.add_argument("--seed", type=int, default=0, help="PINN seed")
+    _add_method_flags(p)
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose output exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 

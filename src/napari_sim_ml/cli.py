@@ -48,6 +48,22 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
                    help="use fairSIM's attenuated ideal OTF ideal(ρ)·a^ρ with this a (0-1]")
 
 
+def _add_method_flags(p: argparse.ArgumentParser) -> None:
+    """Wiener filter settings and PINN options (shared by reconstruct and batch)."""
+    defaults = FilterSettings()
+    p.add_argument("--wiener", type=float, default=defaults.wiener, help="Wiener parameter w")
+    p.add_argument("--apo-cutoff", type=float, default=defaults.apo_cutoff,
+                   help="apodization cutoff, in units of the SIM support boundary")
+    p.add_argument("--apo-bend", type=float, default=defaults.apo_bend)
+    p.add_argument("--attenuation", type=float, default=defaults.attenuation,
+                   help="band-centre attenuation strength 0-1")
+    p.add_argument("--attenuation-fwhm", type=float, default=defaults.attenuation_fwhm,
+                   help="band-centre attenuation FWHM, cycles/µm")
+    p.add_argument("--mode", default="noise-aware", choices=("noise-aware", "faithful"), help="PINN mode")
+    p.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
+    p.add_argument("--seed", type=int, default=0, help="PINN seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-sim-ml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,19 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optics(r)
     _add_layout(r)
     r.add_argument("--params", help="parameters JSON (skips estimation; used exactly)")
-    defaults = FilterSettings()
-    r.add_argument("--wiener", type=float, default=defaults.wiener, help="Wiener parameter w")
-    r.add_argument("--apo-cutoff", type=float, default=defaults.apo_cutoff,
-                   help="apodization cutoff, in units of the SIM support boundary")
-    r.add_argument("--apo-bend", type=float, default=defaults.apo_bend)
-    r.add_argument("--attenuation", type=float, default=defaults.attenuation,
-                   help="band-centre attenuation strength 0-1")
-    r.add_argument("--attenuation-fwhm", type=float, default=defaults.attenuation_fwhm,
-                   help="band-centre attenuation FWHM, cycles/µm")
+    _add_method_flags(r)
     r.add_argument("--widefield", help="also write the widefield image on the same 2x grid")
-    r.add_argument("--mode", default="noise-aware", choices=("noise-aware", "faithful"), help="PINN mode")
-    r.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
-    r.add_argument("--seed", type=int, default=0, help="PINN seed")
     r.add_argument("--uncertainty", help="PINN: write the per-pixel σ map here")
     r.add_argument("--residual", help="PINN: write the normalised data-residual map here")
     r.add_argument("--overwrite", action="store_true")
