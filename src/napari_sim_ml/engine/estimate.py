@@ -2,21 +2,19 @@
 
 Per angle (phases in rad, k in Fourier px of the raw grid):
 
-1. k, coarsely: the top band, separated assuming equidistant phases, is
-   cross-correlated with band 0; the peak is refined on zoomed DFT grids. The peak
-   over the median correlation in the search annulus is the quality (~4 for noise).
+1. k, coarsely, and the quality: the top band (equidistant phases assumed) is
+   cross-correlated with band 0; quality = peak / median correlation (~4 for noise).
 2. Phase steps, unequal ones too: with the right phases the bands obey the object
-   constraint B_b(f) H(f − bk) = c_b H(f) B_0(f − bk) (band b is band 0's object
-   shifted by bk). The steps minimise its misfit (best c_b per trial, inverse-noise
-   weights, expected noise part removed), in units of its noise. With several angles
-   a second pass adds the misfit of the angle's band 0 against the other angles'
-   (the same widefield image) and fits per-frame gains (bleaching). The misfits are
-   quadratic forms in the unmixing weights: after one pass of FFTs an L-BFGS-B trial
-   (analytic gradient) costs a few (2P × 2P) products.
+   constraint B_b(f) H(f − bk) = c_b H(f) B_0(f − bk). The steps minimise its misfit
+   (best c_b per trial, inverse-noise weights, expected noise part removed). With
+   several angles a second pass adds the misfit of the angle's band 0 against the
+   other angles' (the same widefield image) and fits per-frame gains (bleaching).
+   The misfits are quadratic forms in the unmixing weights, so after one pass of
+   FFTs an L-BFGS-B trial (analytic gradient) costs a few (2P × 2P) products.
 3. k, finely, and the absolute phase: u = H(f − k) B_1(f) and v = H(f) B_0(f − k)
-   (B_0 of all angles) agree up to c_1 exp(i2π δ·r) when k is off by δ. The peak
-   of u v*, away from the edge taper that breaks the constraint, gives δ, and its
-   phase the phase at the origin.
+   (B_0 of all angles) agree up to c_1 exp(i2π δ·r) when k is off by δ: the peak of
+   u v* (away from the edge taper, which breaks the constraint) gives δ, its phase
+   the phase at the origin.
 4. Modulation m_b = 2 |c_b|, from object frequencies above ~0.15 kc.
 
 Frames are not equalised: a frame's mean carries the object's structure at k, and
@@ -27,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -46,13 +45,11 @@ COARSE_GRIDS = ((0.25, 49), (0.05, 9), (0.01, 9))  # (step, points) of the first
 FINAL_GRIDS = ((0.25, 17), (0.04, 13), (0.005, 9), (0.0006, 9))  # and of the final one: ±2 px
 PHASE_RANGE = 0.4  # phases searched within this × 2π/P of their start (keeps the unmixing well posed)
 GAIN_RANGE = 0.5  # |log gain| searched, relative to frame 0
-# modulation from where both OTFs exceed 0.1 and H(f − bk) < 0.8: without the object's lowest
-# frequencies (below ~0.15 kc), whose out-of-focus haze carries no modulation
-MODULATION_OTF = (0.1, 0.8)
+MODULATION_OTF = (0.1, 0.8)  # m_b where both OTFs > 0.1 and H(f − bk) < 0.8 (no out-of-focus haze)
 
 
 def quality_grade(quality: float) -> str:
-    """'inadequate' < 8 ≤ 'low' < 15 ≤ 'good' < 40 ≤ 'excellent'."""
+    """'inadequate' < 6.5 ≤ 'low' < 12 ≤ 'good' < 30 ≤ 'excellent' (QUALITY_GRADES)."""
     for limit, name in QUALITY_GRADES:
         if quality < limit:
             return name
@@ -83,13 +80,13 @@ class EstimationResult:
 
 Transfer = Callable[[float, float], np.ndarray]  # (sy, sx) Fourier px -> H(f − s) on the FFT grid
 _Gram = tuple[np.ndarray, np.ndarray]  # a Gram matrix (2P, 2P) and its columns' noise powers (2P,)
+_T = TypeVar("_T")
 
 
 @dataclass
 class _AngleFit:
-    """One angle: tapered frames (P, Y, X), their FFTs and noise power per Fourier
-    coefficient (P,), k (Fourier px), H(f − bk) per order b, the constraint's Gram
-    matrices and the fit (phases in rad with frame 0 at 0, gains, c_b)."""
+    """One angle: tapered frames (P, Y, X), FFTs, noise power per Fourier coefficient (P,),
+    k (Fourier px), H(f − bk) per order, Gram matrices, fit (phases rad, frame 0 at 0; gains)."""
 
     tapered: np.ndarray
     spectra: np.ndarray
@@ -110,9 +107,8 @@ def _dft_at(p: np.ndarray, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
     return ey @ (p.astype(np.complex64, copy=False) @ ex)
 
 
-def _refine_peak(p: np.ndarray, start: tuple[float, float],
-                 grids: tuple[tuple[float, int], ...] = ((0.25, 9), (0.05, 9), (0.01, 9), (0.002, 9)),
-                 ) -> tuple[float, float, complex]:
+def _refine_peak(p: np.ndarray, start: tuple[float, float], grids: tuple[tuple[float, int], ...] = (
+        (0.25, 9), (0.05, 9), (0.01, 9), (0.002, 9))) -> tuple[float, float, complex]:
     """|DFT(p)|'s peak searched on successive (step, points) grids around ``start``
     (Fourier px); returns (ky, kx, the DFT value there)."""
     ky, kx = start
@@ -174,9 +170,8 @@ def _ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> np.ndarray:
 
 def _unmix(phases: np.ndarray, gains: np.ndarray, n_orders: int,
            fit_gains: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Band unmixing weights W (bands, P) of frames with ``phases`` (rad) and ``gains``,
-    and dW (params, bands, P) over the phases of frames 1.. and, with ``fit_gains``,
-    their log gains."""
+    """Unmixing weights W (bands, P) for ``phases`` (rad) and ``gains``, and dW (params, bands, P)
+    over the phases of frames 1.. and, with ``fit_gains``, their log gains."""
     orders = np.array(band_orders(n_orders))
     mix = np.exp(1j * np.outer(phases, orders))
     pinv = np.linalg.pinv(mix)
@@ -194,10 +189,9 @@ def _unmix(phases: np.ndarray, gains: np.ndarray, n_orders: int,
 
 
 def _constraint_grams(fit: _AngleFit, h0: np.ndarray, scale: float) -> None:
-    """Per order b, the (2P, 2P) Gram matrix of [H(f−bk) D_n(f), H(f) D_n(f−bk)] where both
-    OTFs exceed OTF_FLOOR, weighted by the constraint's inverse noise variance
-    1 / (H(f−bk)² + C_GUESS² H(f)²), with the noise power of each column, both × ``scale``;
-    and the same over the modulation region (MODULATION_OTF)."""
+    """Per order b, the (2P, 2P) Gram matrix of [H(f−bk) D_n(f), H(f) D_n(f−bk)] where both OTFs
+    exceed OTF_FLOOR, weighted by 1 / (H(f−bk)² + C_GUESS² H(f)²) (the constraint's inverse
+    noise variance), and its columns' noise powers, × ``scale``; also over MODULATION_OTF."""
     fit.grams, fit.modulation_grams = [], []
     for b, hb in enumerate(fit.shifted_otfs, start=1):
         region = (h0 > OTF_FLOOR) & (hb > OTF_FLOOR)
@@ -215,9 +209,8 @@ def _constraint_grams(fit: _AngleFit, h0: np.ndarray, scale: float) -> None:
 
 def _term(gram: _Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
           dz: np.ndarray) -> tuple[float, np.ndarray, complex]:
-    """min_c ‖X a − c Y z‖² less its expected noise part, from the Gram matrix of [X, Y]
-    and the columns' noise powers; its gradient from the weight derivatives da, dz
-    (params, P); and the minimising c."""
+    """min_c ‖X a − c Y z‖² less its noise part, from the Gram of [X, Y] and its noise powers;
+    its gradient from the weight derivatives da, dz (params, P); and the minimising c."""
     (g, noise), p = gram, len(a)
     g = g - np.diag(noise)
     gxx, gyx, gyy = g[:p, :p], g[p:, :p], g[p:, p:]
@@ -229,9 +222,8 @@ def _term(gram: _Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
 
 
 def _misfit(x: np.ndarray, fit: _AngleFit, gram0: _Gram | None, n_orders: int) -> tuple[float, np.ndarray]:
-    """Σ_b min_c ‖u_b − c v_b‖² (u_b = H(f−bk) B_b(f), v_b = H(f) B_0(f−bk)) plus, with
-    ``gram0``, min_γ ‖B_0 − γ B_0,other‖², each less its noise part, at x = (phases of
-    frames 1.., [log gains]); returns it and its gradient."""
+    """Σ_b min_c ‖H(f−bk) B_b(f) − c H(f) B_0(f−bk)‖² (+ min_γ ‖B_0 − γ B_0,other‖² with ``gram0``)
+    less noise, and its gradient at x = (phases of frames 1.., [log gains])."""
     p = len(fit.phases)
     gains = np.exp(np.concatenate([[0.0], x[p - 1:]])) if gram0 is not None else fit.gains
     unmix, derivs = _unmix(np.concatenate([[0.0], x[:p - 1]]), gains, n_orders, gram0 is not None)
@@ -246,9 +238,8 @@ def _misfit(x: np.ndarray, fit: _AngleFit, gram0: _Gram | None, n_orders: int) -
 
 
 def _fit(fit: _AngleFit, gram0: _Gram | None, n_orders: int, rounds: int = 1) -> None:
-    """Minimise the misfit (L-BFGS-B) over the phases, each within PHASE_RANGE × 2π/P of its
-    start, re-centred up to ``rounds`` times while one ends on a bound, and, with ``gram0``,
-    the gains, within e^±GAIN_RANGE of frame 0's."""
+    """Minimise the misfit (L-BFGS-B) over the phases, within PHASE_RANGE × 2π/P of the start, re-centred
+    up to ``rounds`` times while one ends on a bound; with ``gram0`` also the gains (±GAIN_RANGE)."""
     p, span = len(fit.phases), PHASE_RANGE * 2.0 * np.pi / len(fit.phases)
     n_gains = p - 1 if gram0 is not None else 0
     x = np.concatenate([fit.phases[1:] - fit.phases[0], np.log(fit.gains[1:] / fit.gains[0])[:n_gains]])
@@ -285,7 +276,7 @@ def _first_pass(frames: np.ndarray, n_orders: int, k_px: tuple[float, float], tr
     spectra = fft2(tapered)
     power = np.abs(spectra) ** 2
     noise = np.maximum(np.mean(power[:, noise_region], axis=1) if noise_region.sum() > 64 else 0.0,
-                       1e-9 * np.mean(power, axis=(1, 2)))  # no region beyond the OTF: a token floor
+                       1e-9 * np.mean(power, axis=(1, 2)))  # a floor where nothing lies beyond the OTF
     fit = _AngleFit(tapered, spectra, noise, k_px, [transfer(*k_px)],
                     np.array(equidistant_phases(p)), np.ones(p))
     (dy, dx), _ = _slope_and_offset(fit, tapered.mean(axis=0), h0, n_orders, interior, COARSE_GRIDS)
@@ -297,8 +288,7 @@ def _first_pass(frames: np.ndarray, n_orders: int, k_px: tuple[float, float], tr
 
 
 def _second_pass(fits: list[_AngleFit], n_orders: int, region: np.ndarray) -> None:
-    """Refit every angle with gains, adding the misfit of its band 0 against the mean band 0
-    of the others."""
+    """Refit every angle with gains, adding the misfit of its band 0 against the others' mean."""
     spectra = [fit.spectra[:, region] for fit in fits]
     weights = [_unmix(fit.phases, fit.gains, n_orders)[0][0] for fit in fits]
     bands0 = [w.astype(np.complex64) @ s for w, s in zip(weights, spectra)]
@@ -307,8 +297,7 @@ def _second_pass(fits: list[_AngleFit], n_orders: int, region: np.ndarray) -> No
         others = [i for i in range(len(fits)) if i != d]
         reference = sum(bands0[i] for i in others) / len(others)
         ref_noise = sum(noise0[i] for i in others) / len(others) ** 2
-        p = len(fit.noise)
-        z = np.concatenate([spectra[d], reference[None]])
+        p, z = len(fit.noise), np.concatenate([spectra[d], reference[None]])
         gram0 = np.zeros((2 * p, 2 * p), dtype=np.complex128)
         gram0[:p + 1, :p + 1] = z.conj() @ z.T
         noise = np.concatenate([fit.noise, [ref_noise], np.zeros(p - 1)]) * region.sum()
@@ -316,7 +305,8 @@ def _second_pass(fits: list[_AngleFit], n_orders: int, region: np.ndarray) -> No
         _fit(fit, (gram0 * scale, noise * scale), n_orders)
 
 
-def _guarded(peaks: list, min_quality: float, fn, *args):
+def _guarded(peaks: list[tuple[tuple[float, float], float]], min_quality: float,
+             fn: Callable[..., _T], *args: object) -> _T:
     """Run a fitting step; a numerical failure (it happens on patternless noise) becomes a
     NoPatternError for the weakest angle, or a SimInputError, never a traceback."""
     try:
