@@ -34,3 +34,33 @@ def test_preprocess_subtracts_equalises_and_tapers_without_touching_the_input():
     means = out.mean(axis=(-2, -1))
     np.testing.assert_allclose(means, means.mean(), rtol=0.02)
     np.testing.assert_allclose(out[..., 0, :], means.mean(), rtol=0.05)  # border fades to the mean
+
+
+def test_serial_blas_limits_while_inside_and_restores_after_overlapping_threads():
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from napari_sim_ml.engine.bands import serial_blas
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    inside, first_in, second_out = [], threading.Event(), threading.Event()
+
+    def first():
+        with serial_blas():
+            first_in.set()
+            second_out.wait(5)
+            inside.append(blas_threads())  # still limited although the second thread has left
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    first_in.wait(5)
+    with serial_blas():
+        inside.append(blas_threads())
+    second_out.set()
+    worker.join(5)
+    assert all(n == 1 for threads in inside for n in threads) and len(inside) == 2
+    assert blas_threads() == before

@@ -30,7 +30,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.optimize import minimize
 
-from .bands import band_orders, edge_window, fft2, ifft2, preprocess, separate_bands
+from .bands import band_orders, edge_window, fft2, ifft2, preprocess, separate_bands, serial_blas
 from .errors import NoPatternError, SimInputError
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, equidistant_phases, wrap_phase
@@ -337,6 +337,12 @@ def estimate_pattern(
     Raises NoPatternError when an angle's quality is below ``min_quality`` and
     ``require_pattern`` is true.
     """
+    with serial_blas():
+        return _estimate(plane, optics, otf, n_orders, background, k_range, min_quality, require_pattern)
+
+
+def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF | None, n_orders: int | None, background: float,
+              k_range: tuple[float, float], min_quality: float, require_pattern: bool) -> EstimationResult:
     frames_all = preprocess(plane, background)
     n_angles, n_phases, ny, nx = frames_all.shape
     n_orders = n_orders or (2 if n_phases >= 5 else 1)
