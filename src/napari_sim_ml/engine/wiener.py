@@ -196,8 +196,10 @@ def prepare_reconstruction(
     rho += np.float32(0.5)
     np.minimum(rho, np.float32(LUT_SCALE * LUT_MAX), out=rho)
     rho_index = rho.astype(np.int32)
+    numer *= np.float32(1.0 / n_angles)
+    denom *= np.float32(1.0 / n_angles)
     return PreparedReconstruction(
-        shape=(ny, nx), optics=optics, params=params, numer=numer / n_angles, denom=denom / n_angles,
+        shape=(ny, nx), optics=optics, params=params, numer=numer, denom=denom,
         boxes=boxes, rho_index=rho_index, widefield_raw=widefield_sum / n_angles, df=df,
     )
 
@@ -248,11 +250,14 @@ def wiener_filter(prepared: PreparedReconstruction, settings: FilterSettings | N
     s = settings or FilterSettings()
     numer, denom = _attenuated(prepared, s.attenuation, s.attenuation_fwhm)
     apo = _apodization(prepared, s.apo_cutoff, s.apo_bend)
-    weight = apo / (denom + np.float32(s.wiener**2))
-    spectrum = np.fft.ifftshift(numer * weight, axes=0)
     ny, nx = prepared.shape
-    out = scipy.fft.irfft2(spectrum, s=(2 * ny, 2 * nx), workers=FFT_WORKERS)
-    out *= 4.0
+    weight = denom + np.float32(s.wiener**2)
+    np.divide(apo, weight, out=weight)
+    weight *= np.float32(4.0)  # the 2× grid's inverse FFT normalisation
+    spectrum = np.empty_like(numer)  # rows un-shifted on the fly: zero frequency back to row 0
+    np.multiply(numer[ny:], weight[ny:], out=spectrum[:ny])
+    np.multiply(numer[:ny], weight[:ny], out=spectrum[ny:])
+    out = scipy.fft.irfft2(spectrum, s=(2 * ny, 2 * nx), workers=FFT_WORKERS, overwrite_x=True)
     return out.astype(np.float32, copy=False)
 
 
