@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from napari_sim_ml.engine import pinn
 from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth
 from napari_sim_ml.engine.otf import ideal_otf
@@ -19,6 +18,13 @@ from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction
 
 FAST = dict(iterations=25, preview_every=5)
+
+
+def live_networks() -> list:
+    """The PINN networks still reachable in this process."""
+    from napari_sim_ml.engine.pinn_model import UNet
+
+    return [o for o in gc.get_objects() if isinstance(o, UNet)]
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +137,10 @@ def test_closing_the_generator_stops_the_fit_and_frees_the_network(sim64):
     gen = pinn_steps(sim64.raw, sim64.optics, sim64.params, PinnSettings(**FAST), background=sim64.offset)
     for _ in range(3):
         next(gen)
-    assert len(pinn._LIVE) == 1
+    assert len(live_networks()) == 1
     gen.close()
     gc.collect()
-    assert len(pinn._LIVE) == 0
+    assert len(live_networks()) == 0
     assert torch.get_num_threads() == threads
     with pytest.raises(StopIteration):
         next(gen)
@@ -148,7 +154,7 @@ def test_error_inside_the_fit_frees_the_network(sim64, monkeypatch):
     with pytest.raises(SimInputError, match="loss became NaN at step 1"):
         fit_pinn(sim64.raw, sim64.optics, sim64.params, PinnSettings(**FAST), background=sim64.offset)
     gc.collect()
-    assert len(pinn._LIVE) == 0
+    assert len(live_networks()) == 0
 
 
 def test_bad_input_raises_clear_errors(sim64, monkeypatch):

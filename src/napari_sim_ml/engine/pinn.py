@@ -30,7 +30,6 @@ from __future__ import annotations
 import gc
 import os
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Generator
 
@@ -44,8 +43,6 @@ from .parameters import Optics, PatternParameters
 MODES = ("noise-aware", "faithful")
 DEFAULT_ITERATIONS = {"faithful": 1000, "noise-aware": 150}
 SIGMA_CALIBRATION = 1.28  # σ = this × bootstrap spread; fitted on 128² simulations (bench_pinn.py --calibrate)
-_LIVE: "weakref.WeakSet" = weakref.WeakSet()  # networks alive (the tests check that cancelling frees them)
-_THREADS: dict[int, int] = {}
 
 
 @dataclass(frozen=True)
@@ -152,7 +149,9 @@ def _select_device(name: str):
 
 
 def _cpu_threads(requested: int | None) -> int:
-    """Threads for torch on this machine: a short micro-benchmark of 1 vs all cores (cached)."""
+    """Threads for torch on this machine: the requested number, else 1 or all cores, whichever a
+    short micro-benchmark (a 16-channel conv, forward and backward, ~0.1 s) finds faster now;
+    on a loaded 2-core machine one thread often wins."""
     import torch
 
     if requested:
@@ -161,24 +160,23 @@ def _cpu_threads(requested: int | None) -> int:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
-    if n not in _THREADS:
-        if n == 1:
-            _THREADS[n] = 1
-        else:
-            old = torch.get_num_threads()
-            conv = torch.nn.Conv2d(16, 16, 3, padding=1)
-            x = torch.ones(1, 16, 192, 192, requires_grad=True)
-            times = {}
-            for k in (1, n):
-                torch.set_num_threads(k)
+    if n == 1:
+        return 1
+    old = torch.get_num_threads()
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+    x = torch.ones(1, 16, 192, 192, requires_grad=True)
+    times = {}
+    try:
+        for k in (1, n):
+            torch.set_num_threads(k)
+            conv(x).sum().backward()
+            t0 = time.perf_counter()
+            for _ in range(3):
                 conv(x).sum().backward()
-                t0 = time.perf_counter()
-                for _ in range(3):
-                    conv(x).sum().backward()
-                times[k] = time.perf_counter() - t0
-            torch.set_num_threads(old)
-            _THREADS[n] = n if times[n] < 0.85 * times[1] else 1
-    return _THREADS[n]
+            times[k] = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(old)
+    return n if times[n] < 0.85 * times[1] else 1
 
 
 def _check_memory(device, n_frames: int, fine: tuple[int, int], net_px: int, cfg: dict, in_ch: int) -> None:

@@ -300,12 +300,6 @@ class Context:
         self.patterns = None
 
 
-def _register(net: nn.Module) -> None:
-    from . import pinn
-
-    pinn._LIVE.add(net)
-
-
 def _progress(step: int, total: int, loss: float, every: int, image) -> object:
     from .pinn import PinnProgress
 
@@ -425,7 +419,6 @@ def noise_aware(ctx: Context):
 
     net = UNet(x.shape[0], **SLIM_NET, shuffle=f, generator=_generator(s.seed)).to(dev)
     nn.init.zeros_(net.head.weight)  # the network starts as a zero correction
-    _register(net)
     t = torch.clamp(target, min=1e-3)
     u = (t + torch.log(-torch.expm1(-SOFTPLUS_BETA * t)) / SOFTPLUS_BETA).requires_grad_(True)
     theta = torch.zeros(nf, 1, 1, device=dev, requires_grad=True)
@@ -534,7 +527,6 @@ def faithful(ctx: Context):
     shape = (f * ny + 2 * q, f * nx + 2 * q)
     fm = ForwardModel(pats, _transfer(ctx, shape, fine_px, None), f, q // f, (ny, nx), sample=False)
     net = UNet(nf, **FAITHFUL_NET, shuffle=1, generator=_generator(s.seed)).to(dev)
-    _register(net)
     opt = Adam([{"params": net.parameters()}], lr=s.lr)
     bf16 = bool(s.bf16) and dev.type == "cpu"
     window = gaussian_window(device=dev)
