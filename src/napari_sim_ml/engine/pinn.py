@@ -255,9 +255,10 @@ def pinn_steps(
     import torch
 
     from . import pinn_model as pm
+    from .pinn_net import FAITHFUL_NET, SLIM_NET
 
     device = _select_device(settings.device)
-    cfg = pm.FAITHFUL_NET if settings.mode == "faithful" else pm.SLIM_NET
+    cfg = FAITHFUL_NET if settings.mode == "faithful" else SLIM_NET
     fine = (factor * (field[0] + 16), factor * (field[1] + 16))
     net_px = fine[0] * fine[1] if settings.mode == "faithful" else fine[0] * fine[1] // factor**2
     _check_memory(device, n_frames, fine, net_px, cfg, n_frames if settings.mode == "faithful" else 2 * factor**2)

@@ -1,11 +1,8 @@
-"""Torch pieces of the PINN: the U-Net, the SIM forward model, SSIM and TV.
+"""The PINN fits: the noise-aware mode (ours) and the faithful mode (the published recipe).
 
-Imported only by :mod:`napari_sim_ml.engine.pinn` inside its functions, so that the
-classical engine never imports torch.
-
-Grids: the object lives on a fine grid with ``factor`` × the camera sampling
-(2 for our reconstructions, 4 for the paper's demo sets); fine pixel (s·i, s·j)
-sits on raw pixel (i, j), as in :mod:`napari_sim_ml.engine.simulate`.
+Each fit is a generator that yields progress and returns the result tuple; imported only by
+:mod:`napari_sim_ml.engine.pinn` inside its functions, so that the classical engine never
+imports torch. The network is in :mod:`.pinn_net`, the physics in :mod:`.pinn_physics`.
 """
 
 from __future__ import annotations
@@ -23,262 +20,15 @@ from scipy.ndimage import gaussian_filter
 from .errors import SimInputError
 from .otf import RadialOTF
 from .parameters import FilterSettings, Optics, PatternParameters
+from .pinn_net import FAITHFUL_NET, SLIM_NET, Adam, UNet, native_bf16, run_net
+from .pinn_physics import (ForwardModel, gaussian_window, psf_transfer, render_patterns, ssim,
+                           total_variation, transfer_function)
 
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
 EMA_DECAY = 0.9
 SIGMA_SMOOTH_PX = 2.0  # Gaussian smoothing of the bootstrap variance (fine pixels): more degrees of freedom
-FAITHFUL_NET = dict(widths=(32, 64, 128, 256), enc=(3, 2, 2, 2), dec=(2, 2, 3))
-SLIM_NET = dict(widths=(8, 16, 32, 64), enc=(2, 2, 2, 2), dec=(2, 2, 2))
 
 
-class UNet(nn.Module):
-    """U-Net with 3×3 conv + ReLU blocks, max-pool down, nearest ×2 up with skip concatenation.
-
-    shuffle: the last 1×1 conv gives shuffle² channels that are rearranged (pixel shuffle) into
-    one channel on a shuffle× finer grid, so the network itself can run at camera resolution.
-    """
-
-    def __init__(self, in_ch: int, widths=(32, 64, 128, 256), enc=(3, 2, 2, 2), dec=(2, 2, 3),
-                 shuffle: int = 1, generator: torch.Generator | None = None):
-        super().__init__()
-        self.down = nn.ModuleList()
-        ch = in_ch
-        for w, n in zip(widths, enc):
-            self.down.append(self._block(ch, w, n))
-            ch = w
-        self.up = nn.ModuleList()
-        for w, n in zip(reversed(widths[:-1]), dec):
-            self.up.append(self._block(ch + w, w, n))
-            ch = w
-        self.head = nn.Conv2d(ch, shuffle * shuffle, 1)
-        self.shuffle = shuffle
-        self.depth = len(widths) - 1
-        for m in self.modules():  # Glorot-uniform weights, zero biases (the published init)
-            if isinstance(m, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight, generator=generator)
-                nn.init.zeros_(m.bias)
-
-    @staticmethod
-    def _block(cin: int, cout: int, n: int) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        for i in range(n):
-            layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.ReLU(inplace=True)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x)
-            if i < self.depth:
-                skips.append(x)
-                x = F.max_pool2d(x, 2)
-        for block in self.up:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(torch.cat([x, skips.pop()], dim=1))
-        x = self.head(x)
-        if self.shuffle > 1:
-            x = F.pixel_shuffle(x, self.shuffle)
-        return x[:, 0]
-
-
-class Adam:
-    """Adam (Kingma & Ba) on parameter groups; ``state_dict`` / ``load_state_dict`` copy tensors.
-
-    A few lines instead of torch.optim.Adam, whose first use imports torch._dynamo (seconds).
-    """
-
-    def __init__(self, groups: list[dict], lr: float, betas=(0.9, 0.999), eps: float = 1e-7):
-        self.groups = [dict(params=list(g["params"]), lr=g.get("lr", lr)) for g in groups]
-        self.betas, self.eps, self.t = betas, eps, 0
-        self.m = [[torch.zeros_like(p) for p in g["params"]] for g in self.groups]
-        self.v = [[torch.zeros_like(p) for p in g["params"]] for g in self.groups]
-
-    def zero_grad(self) -> None:
-        for g in self.groups:
-            for p in g["params"]:
-                p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for g, ms, vs in zip(self.groups, self.m, self.v):
-            for p, m, v in zip(g["params"], ms, vs):
-                if p.grad is None:
-                    continue
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-g["lr"] / c1)
-
-    def scale_lr(self, factor: float) -> None:
-        for g in self.groups:
-            g["lr"] *= factor
-
-    def state_dict(self) -> dict:
-        return {"t": self.t, "m": [[a.clone() for a in ms] for ms in self.m],
-                "v": [[a.clone() for a in vs] for vs in self.v], "lr": [g["lr"] for g in self.groups]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.t = state["t"]
-        for ms, vs, sm, sv in zip(self.m, self.v, state["m"], state["v"]):
-            for a, b in zip(ms + vs, sm + sv):
-                a.copy_(b)
-        for g, lr in zip(self.groups, state["lr"]):
-            g["lr"] = lr
-
-
-def native_bf16(device: torch.device) -> bool:
-    """bf16 autocast pays off on CPUs with native bf16 (AVX512-BF16 / AMX); not used on GPUs here."""
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read(200_000)
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def run_net(net: UNet, x: torch.Tensor, multiple: int, bf16: bool = False) -> torch.Tensor:
-    """net(x) with x (C, H, W) reflect-padded to a multiple of ``multiple`` and the output cropped."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = F.pad(x[None], (0, pw, 0, ph), mode="reflect")[0]
-    if bf16:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = net(x[None])[0]
-        out = out.float()
-    else:
-        out = net(x[None])[0]
-    s = out.shape[-1] // x.shape[-1]
-    return out[: h * s, : w * s]
-
-
-def render_patterns(params: PatternParameters, shape: tuple[int, int], fine_px_um: float,
-                    origin_px: float, device: torch.device) -> torch.Tensor:
-    """Illumination of every frame (F, H, W) float32, angle-major; pixel (origin, origin) is r = 0."""
-    y = (torch.arange(shape[0], dtype=torch.float64, device=device) - origin_px) * fine_px_um
-    x = (torch.arange(shape[1], dtype=torch.float64, device=device) - origin_px) * fine_px_um
-    out = []
-    for a in params.angles:
-        kx, ky = a.k_cycles_per_um
-        base = 2 * math.pi * (ky * y[:, None] + kx * x[None, :])
-        for phi in a.phases_rad:
-            arg = base + phi
-            frame = torch.ones(shape, dtype=torch.float64, device=device)
-            for b, m in enumerate(a.modulation, start=1):
-                frame = frame + m * torch.cos(b * arg)
-            out.append(frame.float())
-    return torch.stack(out)
-
-
-def transfer_function(otf: RadialOTF, shape: tuple[int, int], fine_px_um: float, camera_px_um: float | None,
-                      device: torch.device) -> torch.Tensor:
-    """OTF(|f|) [× camera-pixel sinc] on the rfft grid of ``shape`` (fine pixels), float32."""
-    fy = np.fft.fftfreq(shape[0], fine_px_um)[:, None]
-    fx = np.fft.rfftfreq(shape[1], fine_px_um)[None, :]
-    t = otf(np.hypot(fy, fx)).astype(np.float64)
-    if camera_px_um is not None:
-        t = t * np.sinc(fy * camera_px_um) * np.sinc(fx * camera_px_um)
-    return torch.from_numpy(t.astype(np.float32)).to(device)
-
-
-def psf_transfer(psf: np.ndarray, shape: tuple[int, int], fine_px_um: float, camera_px_um: float | None,
-                 device: torch.device) -> torch.Tensor:
-    """rfft transfer function of a PSF image on the fine grid (centred, normalised to sum 1),
-    zero-padded to ``shape`` [× camera-pixel sinc]; complex64."""
-    psf = np.asarray(psf, dtype=np.float64)
-    psf = psf / psf.sum()
-    full = np.zeros(shape)
-    ph, pw = min(psf.shape[0], shape[0]), min(psf.shape[1], shape[1])
-    cy, cx = psf.shape[0] // 2, psf.shape[1] // 2
-    psf = psf[cy - ph // 2: cy - ph // 2 + ph, cx - pw // 2: cx - pw // 2 + pw]
-    full[:ph, :pw] = psf
-    full = np.roll(full, (-(ph // 2), -(pw // 2)), axis=(0, 1))
-    t = np.fft.rfft2(full)
-    if camera_px_um is not None:
-        fy = np.fft.fftfreq(shape[0], fine_px_um)[:, None]
-        fx = np.fft.rfftfreq(shape[1], fine_px_um)[None, :]
-        t = t * np.sinc(fy * camera_px_um) * np.sinc(fx * camera_px_um)
-    return torch.from_numpy(t.astype(np.complex64)).to(device)
-
-
-class ForwardModel:
-    """Raw frames (F, Y, X) predicted from an object on the fine grid (H, W).
-
-    obj × pattern_f, blurred by ``transfer`` (FFT, periodic on the fine grid, which carries a
-    margin of ``margin`` raw pixels around the field), sampled every ``factor``-th pixel and
-    cropped to the field; ``sample=False`` keeps the fine grid (the published recipe).
-    When the transfer function vanishes beyond the camera's Nyquist frequency, sampling is
-    done by cropping the spectrum and a small inverse FFT (exact, ``factor``² fewer pixels).
-    """
-
-    def __init__(self, patterns: torch.Tensor, transfer: torch.Tensor, factor: int, margin: int,
-                 field: tuple[int, int], sample: bool = True):
-        self.patterns, self.transfer = patterns, transfer
-        self.factor, self.margin, self.field, self.sample = factor, margin, field, sample
-        h, w = patterns.shape[-2:]
-        self.small = None
-        if sample and factor > 1 and h % (2 * factor) == 0 and w % (2 * factor) == 0:
-            hr, wr = h // factor, w // factor
-            rows = torch.cat([torch.arange(hr // 2), torch.arange(h - hr // 2, h)]).to(transfer.device)
-            outside = transfer.abs().clone()
-            outside[rows, : wr // 2] = 0
-            if float(outside.max()) < 1e-6 * float(transfer.abs().max()):
-                self.small = (rows, hr, wr)
-                self.transfer_small = transfer[rows, : wr // 2 + 1] / factor**2
-
-    def __call__(self, obj: torch.Tensor) -> torch.Tensor:
-        h, w = obj.shape[-2:]
-        m, (ny, nx), s = self.margin, self.field, self.factor
-        spec = torch.fft.rfft2(obj * self.patterns)
-        if self.small is not None:
-            rows, hr, wr = self.small
-            low = torch.fft.irfft2(spec[:, rows, : wr // 2 + 1] * self.transfer_small, s=(hr, wr))
-            return low[:, m:m + ny, m:m + nx]
-        blurred = torch.fft.irfft2(spec * self.transfer, s=(h, w))
-        if not self.sample:
-            return blurred[:, s * m: s * (m + ny), s * m: s * (m + nx)]
-        return blurred[:, ::s, ::s][:, m:m + ny, m:m + nx]
-
-
-def gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
-    t = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-t * t / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
-    """Mean SSIM of images (F, H, W) in [0, 1]: Gaussian window, 'valid' filtering (as TF's)."""
-    n = window.numel()
-    wy = window.view(1, 1, n, 1)
-    wx = window.view(1, 1, 1, n)
-
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(z, wy), wx)
-
-    x, y = a[:, None], b[:, None]
-    stack = blur(torch.cat([x, y, x * x, y * y, x * y], dim=0))
-    f = a.shape[0]
-    mx, my, sxx, syy, sxy = stack[:f], stack[f:2 * f], stack[2 * f:3 * f], stack[3 * f:4 * f], stack[4 * f:]
-    vx, vy, cxy = sxx - mx * mx, syy - my * my, sxy - mx * my
-    c1, c2 = k1 * k1, k2 * k2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean()
-
-
-def total_variation(obj: torch.Tensor, eps: float) -> torch.Tensor:
-    """Smoothed isotropic TV, mean over pixels: sqrt(dx² + dy² + ε²) − ε."""
-    dx = obj[..., :-1, 1:] - obj[..., :-1, :-1]
-    dy = obj[..., 1:, :-1] - obj[..., :-1, :-1]
-    return (torch.sqrt(dx * dx + dy * dy + eps * eps) - eps).mean()
-
-
-
-
-# ---------------------------------------------------------------------------------------------- fits
 @dataclass
 class Context:
     """Inputs of one fit (see :func:`napari_sim_ml.engine.pinn.pinn_steps`)."""
@@ -561,5 +311,4 @@ def faithful(ctx: Context):
     return image, None, residual, losses, s.max_steps, False, None
 
 
-__all__ = ["UNet", "run_net", "render_patterns", "transfer_function", "ForwardModel", "ssim",
-           "total_variation", "FAITHFUL_NET", "SLIM_NET", "Context", "noise_aware", "faithful"]
+__all__ = ["Context", "noise_aware", "faithful"]
