@@ -58,7 +58,8 @@ class PinnSettings:
     preview_every: steps between previews in the progress reports (0 = none).
     learning_rate: Adam rate of the network (None: 1e-3 faithful, 3e-3 noise-aware);
         pixel_rate: Adam rate of the pixel map of the noise-aware object.
-    threads: torch CPU threads (None: 1 or all cores, whichever a micro-benchmark finds faster).
+    threads: torch CPU threads (None: every core this process may use); results are
+        reproducible for a fixed seed and thread count.
     bf16: bf16 autocast of the network (None: on in noise-aware mode where the CPU has native
         bf16, off in faithful mode, which keeps float32 as published).
     apodize: filter the noise-aware result by the ideal OTF profile of the SIM passband
@@ -149,34 +150,15 @@ def _select_device(name: str):
 
 
 def _cpu_threads(requested: int | None) -> int:
-    """Threads for torch on this machine: the requested number, else 1 or all cores, whichever a
-    short micro-benchmark (a 16-channel conv, forward and backward, ~0.1 s) finds faster now;
-    on a loaded 2-core machine one thread often wins."""
-    import torch
-
+    """Torch CPU threads: the requested number, else every core this process may use. Fixed,
+    not measured, so that a fit is reproducible for a fixed seed (the thread count changes the
+    order of floating-point sums)."""
     if requested:
         return int(requested)
     try:
-        n = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
-        n = os.cpu_count() or 1
-    if n == 1:
-        return 1
-    old = torch.get_num_threads()
-    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
-    x = torch.ones(1, 16, 192, 192, requires_grad=True)
-    times = {}
-    try:
-        for k in (1, n):
-            torch.set_num_threads(k)
-            conv(x).sum().backward()
-            t0 = time.perf_counter()
-            for _ in range(3):
-                conv(x).sum().backward()
-            times[k] = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(old)
-    return n if times[n] < 0.85 * times[1] else 1
+        return os.cpu_count() or 1
 
 
 def _check_memory(device, n_frames: int, fine: tuple[int, int], net_px: int, cfg: dict, in_ch: int) -> None:
