@@ -7,9 +7,10 @@ blurred by the OTF, sampled on the camera grid) explains the raw frames.
 Two modes:
 
 * ``"faithful"`` — the published recipe (Burns & Liu, Opt. Express 31:8714, 2023): U-Net
-  32-64-128-256, the raw frames upsampled (bicubic) as input and target, the simulated
-  frames on the fine grid min–max normalised over all frames, loss 1 − SSIM, Adam 1e-3
-  decayed ×0.9 every 50 steps, 1000 steps, last weights.
+  32-64-128-256, the raw frames (offset subtracted, divided by their global maximum)
+  upsampled (bicubic) as input and target, the simulated frames on the fine grid min–max
+  normalised over all frames, loss 1 − SSIM, Adam 1e-3 decayed ×0.9 every 50 steps,
+  1000 steps, last weights.
 * ``"noise-aware"`` (default) — Poisson–Gaussian negative log-likelihood at camera
   resolution in counts (variance gain·μ + var0 from a photon-transfer fit or the user),
   per-frame intensity factors and a shared background, weak smoothed TV. The object is

@@ -264,8 +264,8 @@ def faithful(ctx: Context):
     n_a, n_p, ny, nx = ctx.plane.shape
     nf = n_a * n_p
     raw = ctx.plane.reshape(nf, ny, nx)
-    lo, hi = float(raw.min()), float(raw.max())
-    norm = torch.from_numpy(((raw - lo) / max(hi - lo, 1e-12)).astype(np.float32))
+    raw = np.clip(raw - ctx.background, 0.0, None)  # as published: offset off, negatives to 0, / global max
+    norm = torch.from_numpy((raw / max(float(raw.max()), 1e-12)).astype(np.float32))
     target = F.interpolate(norm[None], scale_factor=f, mode="bicubic", align_corners=False)[0].to(dev)
     fine_px = optics.pixel_size_um / f
     if ctx.patterns is None:
