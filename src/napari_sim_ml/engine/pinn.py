@@ -50,7 +50,7 @@ SIGMA_CALIBRATION = 1.28  # σ = this × bootstrap spread; fitted on 128² simul
 class PinnSettings:
     """Settings of a PINN fit.
 
-    iterations: maximum number of steps (None: 1000 faithful, 300 noise-aware; the
+    iterations: maximum number of steps (None: 1000 faithful, 150 noise-aware; the
         noise-aware mode usually stops earlier).
     tv_weight: weight of the total-variation term (noise-aware mode).
     uncertainty_samples: number of bootstrap continuations for the σ map (0 = none).
