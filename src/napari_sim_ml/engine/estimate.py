@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
+import scipy.fft
 from scipy.optimize import minimize
 
-from .bands import band_orders, edge_window, fft2, ifft2, preprocess, separate_bands, serial_blas
+from .bands import FFT_WORKERS, band_orders, edge_window, fft2, ifft2, preprocess, separate_bands, serial_blas
 from .errors import NoPatternError, SimInputError
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, equidistant_phases, wrap_phase
@@ -131,7 +132,8 @@ def _find_k(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndar
     bands = separate_bands(frames, equidistant_phases(frames.shape[0]), n_orders)
     weight = (otf_grid > 0.02) * (1.0 - np.exp(-(kr / (0.15 * kc)) ** 2))
     weight = (weight / np.maximum(otf_grid, 0.1)).astype(np.float32)
-    x0 = ifft2(fft2(bands[0].real) * weight)
+    half = weight[:, : nx // 2 + 1]  # the weight is radial, so band 0 stays real: half spectra suffice
+    x0 = scipy.fft.irfft2(scipy.fft.rfft2(bands[0].real, workers=FFT_WORKERS) * half, s=(ny, nx), workers=FFT_WORKERS)
     xt = ifft2(fft2(bands[2 * n_orders - 1]) * weight)
     prod = xt * np.conj(x0)
     corr = np.abs(fft2(prod))
