@@ -24,7 +24,7 @@ def live_networks() -> list:
     """The PINN networks still reachable in this process."""
     from napari_sim_ml.engine.pinn_net import UNet
 
-    return [o for o in gc.get_objects() if isinstance(o, UNet)]
+    return [o for o in gc.get_objects() if type(o) is UNet]  # type(): no attribute look-ups on lazy proxies
 
 
 @pytest.fixture(scope="module")
