@@ -157,6 +157,12 @@ def test_error_inside_the_fit_frees_the_network(sim64, monkeypatch):
     assert len(live_networks()) == 0
 
 
+def test_faithful_mode_refuses_a_background_above_every_pixel(sim64):
+    with pytest.raises(SimInputError, match="at or below the camera offset"):
+        fit_pinn(sim64.raw, sim64.optics, sim64.params, PinnSettings(mode="faithful", iterations=2),
+                 background=float(sim64.raw.max()) + 1)
+
+
 def test_bad_input_raises_clear_errors(sim64, monkeypatch):
     with pytest.raises(SimInputError, match="needs the illumination"):
         fit_pinn(sim64.raw, sim64.optics, None)

@@ -265,6 +265,9 @@ def faithful(ctx: Context):
     nf = n_a * n_p
     raw = ctx.plane.reshape(nf, ny, nx)
     raw = np.clip(raw - ctx.background, 0.0, None)  # as published: offset off, negatives to 0, / global max
+    if not raw.max() > 0:
+        raise SimInputError(f"every pixel is at or below the camera offset ({ctx.background:g} counts); "
+                            "lower the background")
     norm = torch.from_numpy((raw / max(float(raw.max()), 1e-12)).astype(np.float32))
     target = F.interpolate(norm[None], scale_factor=f, mode="bicubic", align_corners=False)[0].to(dev)
     fine_px = optics.pixel_size_um / f
