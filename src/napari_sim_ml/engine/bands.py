@@ -77,6 +77,34 @@ def edge_window(n: int, taper: int) -> np.ndarray:
     return w
 
 
+def periodic_smooth(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Periodic-plus-smooth decomposition (Moisan 2011) over the last two axes.
+
+    image = periodic + smooth, where ``smooth`` is the harmonic-like image that holds all
+    the jumps between opposite borders and ``periodic`` has none, so its FFT shows no
+    border cross; inside the field ``periodic`` keeps every detail (``smooth`` is slowly
+    varying). ``smooth`` has zero mean. Returns (periodic, smooth), float32, same shape.
+    """
+    u = np.asarray(image, dtype=np.float32)
+    ny, nx = u.shape[-2:]
+    v = np.zeros_like(u)
+    jump_rows = u[..., -1, :] - u[..., 0, :]
+    jump_cols = u[..., :, -1] - u[..., :, 0]
+    v[..., 0, :] += jump_rows
+    v[..., -1, :] -= jump_rows
+    v[..., :, 0] += jump_cols
+    v[..., :, -1] -= jump_cols
+    cy = np.cos(2 * np.pi * np.arange(ny) / ny)[:, None]
+    cx = np.cos(2 * np.pi * np.arange(nx // 2 + 1) / nx)[None, :]
+    denom = 2.0 * cy + 2.0 * cx - 4.0
+    denom[0, 0] = 1.0
+    spec = scipy.fft.rfft2(v, workers=FFT_WORKERS)
+    spec /= denom.astype(np.float32)
+    spec[..., 0, 0] = 0.0
+    smooth = scipy.fft.irfft2(spec, s=(ny, nx), workers=FFT_WORKERS).astype(np.float32)
+    return u - smooth, smooth
+
+
 def preprocess(
     plane: np.ndarray,
     background: float = 0.0,
