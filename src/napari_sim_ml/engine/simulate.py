@@ -17,7 +17,9 @@ import scipy.fft
 from skimage.draw import circle_perimeter_aa, line_aa
 from skimage.filters import gaussian
 
+from . import mismatch
 from .errors import SimInputError
+from .mismatch import Imperfections
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, wrap_phase
 
@@ -35,6 +37,15 @@ class SimulatedAcquisition:
     photons: float
     offset: float
     read_noise: float
+    given_params: PatternParameters | None = None
+    imperfections: Imperfections | None = None
+    frame_gains: np.ndarray | None = None
+
+    @property
+    def reconstruction_params(self) -> PatternParameters:
+        """The parameters a reconstruction is given: ``params`` (those of the data) unless
+        k/phase errors were simulated."""
+        return self.given_params if self.given_params is not None else self.params
 
 
 def _draw_polyline(img: np.ndarray, pts: np.ndarray, value: float) -> None:
@@ -160,6 +171,7 @@ def simulate_acquisition(
     otf: RadialOTF | None = None,
     seed: int | None = 0,
     noise: bool = True,
+    imperfections: Imperfections | None = None,
 ) -> SimulatedAcquisition:
     """Simulate a raw SIM stack of ``size`` × ``size`` px.
 
@@ -167,6 +179,10 @@ def simulate_acquisition(
     read_noise: Gaussian read noise σ (counts); offset: camera offset (counts).
     n_phases ≥ 5 simulates 3-beam data (orders 0, ±1, ±2); else 2-beam.
     ``params``/``truth`` may be given (e.g. two noise realisations of one scene).
+    imperfections: realistic departures from the ideal model (``mismatch.Imperfections``); they
+    draw from their own random stream, so the object, parameters and (where the frames are
+    unchanged) the noise are those of the clean case with the same seed. ``params`` are the
+    data's; ``given_params`` (``reconstruction_params``) carry the k/phase errors.
     """
     if size < 32:
         raise SimInputError("the simulated field must be at least 32 px")
@@ -177,27 +193,55 @@ def simulate_acquisition(
     rng = np.random.default_rng(seed)
     n_orders = 2 if n_phases >= 5 else 1
     params = params or random_parameters(optics, n_angles, n_phases, n_orders, rng=rng)
+    imp = imperfections if imperfections is not None and imperfections.any else None
+    irng = np.random.default_rng(None if seed is None else [seed, 0x5EED])  # the imperfections' own stream
     margin = 16
     full = size + 2 * margin
     fine_px = optics.pixel_size_um / 2
     if truth is None:
         obj = make_object(structure, (2 * full, 2 * full), fine_px, rng)
+        if imp is not None and imp.border_structure:
+            inner = (slice(2 * margin, 2 * (margin + size)),) * 2
+            obj = mismatch.add_border_structure(obj, inner, imp.border_structure, fine_px, irng)
         truth = obj[2 * margin:2 * (margin + size), 2 * margin:2 * (margin + size)]
     else:
         obj = np.pad(truth, 2 * margin, mode="reflect")
-    frames = np.stack([
-        np.stack([obj * illumination(obj.shape, fine_px, a, phi, origin_px=2 * margin) for phi in a.phases_rad])
-        for a in params.angles
-    ])
-    clean = blur_and_sample(frames, optics, otf)[..., margin:margin + size, margin:margin + size]
+    if imp is not None and (imp.envelope or imp.modulation_variation or imp.harmonic):
+        env = mismatch.envelope_map(obj.shape, imp.envelope, irng) if imp.envelope else None
+        mod = mismatch.modulation_map(obj.shape, imp.modulation_variation, irng) if imp.modulation_variation else None
+        frames = np.stack([
+            np.stack([obj * mismatch.real_illumination(obj.shape, fine_px, a, phi, 2 * margin, mod, env, imp.harmonic)
+                      for phi in a.phases_rad])
+            for a in params.angles
+        ])
+    else:
+        frames = np.stack([
+            np.stack([obj * illumination(obj.shape, fine_px, a, phi, origin_px=2 * margin) for phi in a.phases_rad])
+            for a in params.angles
+        ])
+    blur_otf = mismatch.data_otf(optics, imp.otf_mismatch) if imp is not None and imp.otf_mismatch else otf
+    clean = blur_and_sample(frames, optics, blur_otf)[..., margin:margin + size, margin:margin + size]
     clean = np.clip(clean, 0.0, None)
     clean *= photons / clean.max()
+    gains = None
+    given = None
+    if imp is not None:
+        if imp.background:
+            clean += mismatch.haze(clean.shape[-2:], optics.pixel_size_um, imp.background * photons, irng)
+        if imp.intensity_fluctuation:
+            gains = mismatch.frame_gains(clean.shape[:2], imp.intensity_fluctuation, irng)
+            clean *= gains[..., None, None]
+        if imp.k_error or imp.phase_error:
+            given = mismatch.perturbed_parameters(params, imp.k_error, imp.phase_error, irng)
     if noise:
         counts = rng.poisson(clean + background_photons).astype(np.float64)
         counts += rng.normal(0.0, read_noise, counts.shape) + offset
     else:
         counts = clean + background_photons + offset
+    if imp is not None and imp.stripe:
+        counts += mismatch.camera_stripe(counts.shape[-2:], imp.stripe * photons)
     return SimulatedAcquisition(
         raw=counts.astype(np.float32), truth=np.ascontiguousarray(truth, dtype=np.float32),
         params=params, optics=optics, photons=photons, offset=offset, read_noise=read_noise,
+        given_params=given, imperfections=imp, frame_gains=gains,
     )
