@@ -24,18 +24,20 @@ def raw64(tmp_path, capsys):
     return raw
 
 
-def test_cli_pinn_writes_sigma_and_residual(raw64, capsys):
+def test_cli_pinn_writes_sigma_and_residual(tmp_path, capsys):
     pytest.importorskip("torch")
-    folder = raw64.parent
-    code = cli.main(["reconstruct", str(raw64), "-o", str(folder / "p.tif"), "--method", "pinn",
+    raw = tmp_path / "raw.tif"  # 32² frames and 2 iterations (+ 2 × 15 bootstrap steps): seconds
+    assert cli.main(["simulate", "-o", str(raw), "--size", "32", "--seed", "2"]) == 0
+    folder = raw.parent
+    code = cli.main(["reconstruct", str(raw), "-o", str(folder / "p.tif"), "--method", "pinn",
                      "--iterations", "2", "--uncertainty", str(folder / "s.tif"), "--uncertainty-samples", "2",
-                     "--residual", str(folder / "r.tif"), "--params", str(raw64.with_name("raw_params.json"))])
+                     "--residual", str(folder / "r.tif"), "--params", str(raw.with_name("raw_params.json"))])
     out, err = capsys.readouterr()
     assert code == 0, err
     image = read_raw(folder / "p.tif", require_frames=False).frames
     sigma = read_raw(folder / "s.tif", require_frames=False).frames
     residual = read_raw(folder / "r.tif", require_frames=False).frames
-    assert sigma.shape == image.shape == (128, 128) and residual.shape == (64, 64)
+    assert sigma.shape == image.shape == (64, 64) and residual.shape == (32, 32)
     assert np.isfinite(sigma).all() and (sigma > 0).all() and np.isfinite(residual).all()
     assert "s.tif" in out and "r.tif" in out
 

@@ -150,3 +150,24 @@ def test_settings_record_hashes_files_and_names_differences(tmp_path):
     b = settings_record({"wiener": 0.1, "params": str(params)})
     assert record_differences(a, b) == ["params", "wiener"]
     assert record_differences(a, json.loads(json.dumps(a))) == []
+
+
+def test_files_are_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
+    import napari_sim_ml.engine.outputs as outputs
+
+    synced, renamed = [], []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else fd)
+        return real_fsync(fd)
+
+    def link(src, dst):
+        renamed.append((len(synced), str(dst)))
+        return real_link(src, dst)
+
+    monkeypatch.setattr(outputs.os, "fsync", fsync)
+    monkeypatch.setattr(outputs.os, "link", link)
+    write_tiff(tmp_path / "a.tif", np.zeros((8, 8), np.float32), 0.1)
+    assert renamed and renamed[0][0] >= 1  # the temporary file was fsynced before it got its final name
+    assert any(str(s).endswith(".part") for s in synced[: renamed[0][0]])
