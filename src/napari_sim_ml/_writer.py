@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine.io import METADATA_KEY, write_tiff
+from .engine.errors import SimInputError
+from .engine.io import METADATA_KEY, tiff_ready, write_tiff
 
 _UNIT_TO_UM = {"um": 1.0, "micrometer": 1.0, "micron": 1.0, "µm": 1.0, "nm": 1e-3, "nanometer": 1e-3,
                "mm": 1e3, "millimeter": 1e3}
@@ -46,20 +47,24 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
     The JSON stored in the file is ``layer.metadata["napari_sim_ml"]`` with the optics'
     pixel size set to the written pixel size. Raises SimInputError on failure.
     """
-    path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        path = path.with_suffix(".tif")
+    given = Path(path)
+    path = given
+    if path.suffix.lower() not in (".tif", ".tiff"):  # data.v2 → data.v2.tif (never data.tif)
+        path = path.with_name(path.name + ".tif")
+        overwrite = False  # the user agreed to replace `given` (if anything), not this other file
+    if meta.get("rgb"):
+        raise SimInputError("an RGB layer is not a grey-level image; this writer (and the SIM reader) handle "
+                            "grey-level layers only")
     pixel = pixel_size_from_meta(meta)
+    if not (np.isfinite(pixel) and pixel > 0):
+        raise SimInputError(f"the layer's pixel size (scale) is {pixel}; it must be a positive number")
     ours = dict((meta.get("metadata") or {}).get(METADATA_KEY, {}))
     optics = {k: v for k, v in (ours.get("optics") or {}).items() if v is not None}
     optics["pixel_size_um"] = pixel
     ours["optics"] = optics
     if meta.get("name"):
         ours.setdefault("layer_name", str(meta["name"]))
-    array = np.asarray(data)
-    if array.dtype not in (np.uint8, np.uint16, np.float32):
-        array = array.astype(np.float32)
-    write_tiff(path, array, pixel, ours, overwrite=overwrite)
+    write_tiff(path, tiff_ready(data), pixel, ours, overwrite=overwrite)
     return [str(path)]
 
 

@@ -20,8 +20,10 @@ import argparse
 import json
 import math
 import os
-import shutil
+import re
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -32,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from .engine.errors import SimInputError
-from .engine.parameters import FilterSettings, PatternParameters
+from .engine.outputs import OutputExistsError
+from .engine.parameters import FilterSettings, PatternParameters, check_pattern_optics
 
 RAW_SUFFIXES = (".tif", ".tiff", ".mrc", ".dv", ".st", ".map")
 OUTPUT_SUFFIX = {"ome-tiff": "_sim.ome.tif", "zarr": "_sim.zarr"}
-PART = ".part"
 
 
 # ---------------------------------------------------------------- parser
@@ -98,24 +100,28 @@ def output_name(path: Path, fmt: str) -> str:
     return name + OUTPUT_SUFFIX[fmt]
 
 
+def _is_batch_output(path: Path) -> bool:
+    """A file this command wrote (name and recorded kind), e.g. when -o is the input folder."""
+    from .engine.outputs import read_output_metadata
+
+    if not any(path.name.endswith(s) for s in OUTPUT_SUFFIX.values()):
+        return False
+    meta = read_output_metadata(path)
+    return bool(meta) and meta.get("kind") == "reconstruction"
+
+
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for its raw files (sorted, not recursive)."""
+    """Files as given; a folder stands for its raw files (sorted, not recursive), without
+    the outputs of an earlier batch written into it."""
     out: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             out += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES
-                          and not p.name.startswith("."))
+                          and not p.name.startswith(".") and not _is_batch_output(p))
         else:
             out.append(path)
     return out
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 class Progress:
@@ -170,17 +176,22 @@ class Executor:
                 import multiprocessing
                 from concurrent.futures import ProcessPoolExecutor
 
-                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_worker_init, initargs=(os.getpid(),))
             self.driver = ThreadPoolExecutor(2, thread_name_prefix="sim-batch-driver")
         else:
             try:
                 from distributed import Client
             except ImportError:
                 raise SimInputError("--scheduler ADDRESS needs the 'distributed' package") from None
+            if not SCHEDULER_ADDRESS.match(scheduler):
+                raise SimInputError(f"--scheduler takes 'threads', 'processes' or a scheduler address such as "
+                                    f"tcp://host:8786, not '{scheduler}'")
             try:
                 self.client = Client(scheduler, timeout="10s", set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SimInputError(f"cannot connect to the dask scheduler at {scheduler}: {exc}") from None
+            except Exception as exc:  # distributed raises many types for a bad or absent scheduler
+                raise SimInputError(f"cannot connect to the dask scheduler at {scheduler}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
             self.workers = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, obj: Any) -> Any:
@@ -192,18 +203,42 @@ class Executor:
     def compute(self, obj: Any) -> Any:
         return self.submit(obj).result()
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
         if self.client is not None:
             self.client.close()
-        else:
-            self.driver.shutdown(wait=True, cancel_futures=True)
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            return
+        if interrupted and self.scheduler == "processes":  # stop the workers now, do not wait for their tasks
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
+        self.driver.shutdown(wait=not interrupted, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        self.close(interrupted=exc_type is not None and issubclass(exc_type, BaseException)
+                   and not issubclass(exc_type, Exception))
+
+
+SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://\S+$|^[A-Za-z0-9.\-]+:\d+$")
+
+
+def _worker_init(parent_pid: int) -> None:
+    """In every worker process: Ctrl-C is the parent's to handle, and the worker exits
+    as soon as its parent is gone (a kill -9 of the batch leaves no orphans)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _estimate_params(plane: np.ndarray, optics: Any, otf: Any, n_orders: int | None, background: float,
@@ -288,9 +323,12 @@ def write_zarr(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, ...],
 
 # ---------------------------------------------------------------- one input
 def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Executor,
-                 given: PatternParameters | None, given_base: dict[str, Any]) -> str:
-    """Reconstruct one input into ``final`` (written under a temporary name); a summary line."""
+                 given: PatternParameters | None, given_base: dict[str, Any],
+                 request: dict[str, Any] | None = None) -> str:
+    """Reconstruct one input into ``final`` (written under a temporary name); a summary line.
+    ``request``: the settings recorded in the output (compared on a rerun)."""
     from .cli import _background, resolve_layout, resolve_optics, resolve_otf
+    from .engine.outputs import OutputSet
     from .engine.lazy import arrange_lazy, close_files, estimation_plane, make_job, open_lazy
 
     t_start = time.perf_counter()
@@ -299,6 +337,8 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         layout = resolve_layout(raw, args)
         stack = arrange_lazy(source, layout)
         optics = resolve_optics(raw, args, given_base)
+        if given is not None:
+            check_pattern_optics(given, optics)
         otf = resolve_otf(args, optics)
         background = _background(args, raw)
         n_t, n_z, n_a, n_p, ny, nx = stack.shape
@@ -348,19 +388,13 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                 **({"pinn": pinn} if pinn else {})}
         shape = (n_t, n_z, 2 * ny, 2 * nx)
         batch_t = max(1, math.ceil(2 * executor.workers / n_z))
-        tmp = final.with_name("." + final.name + PART)
-        _remove(tmp)
+        meta["request"] = request
         bar = Progress(path.name, n_t * n_z, progress_on)
-        try:
+        with OutputSet(args.overwrite) as outs:  # unique temporary name, fsync, no-clobber rename
             writer = write_zarr if args.format == "zarr" else write_ome_tiff
-            writer(tmp, iter_planes(stack, job, executor, batch_t), shape, out_px, meta, bar)
+            writer(outs.stage(final), iter_planes(stack, job, executor, batch_t), shape, out_px, meta, bar)
             bar.close()
-            if final.exists():  # only with --overwrite
-                _remove(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                _remove(tmp)
+            outs.commit()
     finally:
         close_files(raw.path.resolve())
     seconds = time.perf_counter() - t_start
@@ -370,17 +404,53 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
 
 # ---------------------------------------------------------------- command
 def run_batch(args: argparse.Namespace) -> int:
-    """Run the batch; 0 when every input succeeded, 1 when some failed, 2 for a usage error."""
+    """Run the batch; 0 when every input succeeded, 1 when some failed, 2 for a usage error.
+    A SIGTERM stops it like Ctrl-C: temporary files removed, worker processes ended."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args)
     except SimInputError as exc:
         print(f"napari-sim-ml: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _skip_reason(final: Path, request: dict[str, Any]) -> str | None:
+    """None when ``final`` holds a complete output made with ``request``; else why not."""
+    from .engine.outputs import read_output_metadata, record_differences
+
+    meta = read_output_metadata(final)
+    if not meta:
+        return f"{final} exists but is not a complete output of this command; use --overwrite to redo it"
+    stored = meta.get("request")
+    if stored is None:
+        return None  # written before settings were recorded: kept as finished
+    diff = record_differences(stored, request)
+    if diff:
+        return (f"{final} was made with other settings ({', '.join(diff)}); use --overwrite to redo it "
+                "or another -o folder")
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .cli import check_flag_values, check_method_flags
+    from .engine.outputs import check_folder_writable, settings_record
+    from .engine.outputs import _same as same_file
     from .engine.parameters import load_parameters_json
 
+    check_method_flags(args)
+    check_flag_values(args)
+    if args.scheduler not in ("threads", "processes") and not SCHEDULER_ADDRESS.match(args.scheduler):
+        raise SimInputError(f"--scheduler takes 'threads', 'processes' or a scheduler address such as "
+                            f"tcp://host:8786, not '{args.scheduler}'")
     if args.estimate_on != "mean":
         try:
             int(args.estimate_on)
@@ -400,31 +470,52 @@ def _run(args: argparse.Namespace) -> int:
     outdir = Path(args.output_dir)
     if outdir.exists() and not outdir.is_dir():
         raise SimInputError(f"{outdir} is a file, not a folder")
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SimInputError(f"cannot make the output folder {outdir}: {exc.strerror or exc}") from None
+    check_folder_writable(outdir)
     finals: dict[Path, Path] = {}
     for path in inputs:
         final = outdir / output_name(path, args.format)
+        for other in inputs:
+            if same_file(final, other):
+                raise SimInputError(f"the output {final} would replace the input {other}; choose another -o folder")
         clash = [p for p, f in finals.items() if f == final]
         if clash:
             raise SimInputError(f"{clash[0]} and {path} would both be written to {final}; batch them separately")
         finals[path] = final
     given, base = (load_parameters_json(args.params) if args.params else (None, {}))
 
-    todo = [p for p in inputs if args.overwrite or not finals[p].exists()]
-    for path in inputs:
-        if path not in todo:
-            print(f"{path.name}: skipped, {finals[path]} exists (use --overwrite to redo it)")
+    request = settings_record(vars(args))
     failed: list[str] = []
+    todo = []
+    skipped = 0
+    for path in inputs:
+        final = finals[path]
+        if args.overwrite or not (final.exists() or final.is_symlink()):
+            todo.append(path)
+            continue
+        reason = _skip_reason(final, request)
+        if reason is None:
+            skipped += 1
+            print(f"{path.name}: skipped, {final} exists (use --overwrite to redo it)")
+        else:
+            failed.append(path.name)
+            print(f"napari-sim-ml: error: {path.name}: {reason}", file=sys.stderr, flush=True)
     done = 0
     if todo:
         with Executor(args.scheduler, args.workers) as executor:
             for n, path in enumerate(todo, 1):
                 try:
-                    line = process_file(path, finals[path], args, executor, given, base)
+                    line = process_file(path, finals[path], args, executor, given, base, request)
                     print(f"[{n}/{len(todo)}] {line}", flush=True)
                     done += 1
                 except KeyboardInterrupt:
                     raise
+                except OutputExistsError as exc:  # another run finished this output first: it is kept
+                    skipped += 1
+                    print(f"{path.name}: skipped, {exc}", flush=True)
                 except SimInputError as exc:
                     failed.append(path.name)
                     print(f"napari-sim-ml: error: {path.name}: {exc}", file=sys.stderr, flush=True)
@@ -434,7 +525,6 @@ def _run(args: argparse.Namespace) -> int:
                     failed.append(path.name)
                     print(f"napari-sim-ml: error: {path.name}: {type(exc).__name__}: {exc}",
                           file=sys.stderr, flush=True)
-    skipped = len(inputs) - len(todo)
     print(f"batch: {done} reconstructed, {skipped} skipped (done before), {len(failed)} failed"
           + (f": {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

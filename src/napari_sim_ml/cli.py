@@ -21,9 +21,12 @@ import numpy as np
 
 from .batch import add_batch_parser, run_batch
 from .engine.errors import SimInputError
-from .engine.io import FrameLayout, RawFile, arrange_frames, guess_layout, read_raw, write_json, write_tiff
+from .engine.io import (FrameLayout, RawFile, arrange_frames, guess_layout, read_raw, save_json, save_tiff,
+                        validate_plane, write_json)
 from .engine.otf import RadialOTF, ideal_otf, otf_from_file
-from .engine.parameters import FilterSettings, Optics, PatternParameters, load_parameters_json, optics_from_dict
+from .engine.outputs import OutputSet, check_folder_writable, check_outputs
+from .engine.parameters import (FilterSettings, Optics, PatternParameters, check_pattern_optics,
+                                load_parameters_json, optics_from_dict)
 
 
 def _add_optics(p: argparse.ArgumentParser) -> None:
@@ -31,6 +34,8 @@ def _add_optics(p: argparse.ArgumentParser) -> None:
     g.add_argument("--na", type=float, help="detection numerical aperture")
     g.add_argument("--wavelength-nm", type=float, help="emission wavelength, nm")
     g.add_argument("--pixel-size-um", type=float, help="raw camera pixel size in the sample, µm")
+    g.add_argument("--immersion-index", type=float,
+                   help="refractive index of the immersion medium (default: the file's, else oil 1.518)")
 
 
 def _add_layout(p: argparse.ArgumentParser) -> None:
@@ -59,9 +64,9 @@ def _add_method_flags(p: argparse.ArgumentParser) -> None:
                    help="band-centre attenuation strength 0-1")
     p.add_argument("--attenuation-fwhm", type=float, default=defaults.attenuation_fwhm,
                    help="band-centre attenuation FWHM, cycles/µm")
-    p.add_argument("--mode", default="noise-aware", choices=("noise-aware", "faithful"), help="PINN mode")
+    p.add_argument("--mode", choices=("noise-aware", "faithful"), help="PINN mode (default noise-aware)")
     p.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
-    p.add_argument("--seed", type=int, default=0, help="PINN seed")
+    p.add_argument("--seed", type=int, help="PINN seed (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optics(e)
     _add_layout(e)
     e.add_argument("--json", help="write the JSON here instead of stdout")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
     r = sub.add_parser("reconstruct", help="reconstruct a raw stack onto the 2x grid")
     r.add_argument("raw")
@@ -97,34 +103,87 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_flags(r)
     r.add_argument("--widefield", help="also write the widefield image on the same 2x grid")
     r.add_argument("--uncertainty", help="PINN: write the per-pixel σ map here")
+    r.add_argument("--uncertainty-samples", type=int,
+                   help=f"PINN: bootstrap samples for the σ map (default {UNCERTAINTY_SAMPLES})")
     r.add_argument("--residual", help="PINN: write the normalised data-residual map here")
     r.add_argument("--overwrite", action="store_true")
 
     d = sub.add_parser("demo", help="simulate or read a sample, estimate, reconstruct, summarise")
     d.add_argument("raw", nargs="?", help="raw stack (default: simulate one)")
     d.add_argument("--out", default="demo-output", help="folder for the results")
+    _add_optics(d)  # for a raw file that does not state its optics
     d.add_argument("--overwrite", action="store_true")
     add_batch_parser(sub)
     return parser
 
 
 # ---------------------------------------------------------------- helpers
+UNCERTAINTY_SAMPLES = 8  # PINN bootstrap samples for --uncertainty when --uncertainty-samples is not given
+OIL_INDEX = 1.518  # the highest immersion index in common use, assumed when nothing states the medium
+
+
+def _first_given(*values: Any) -> Any:
+    """The first value that is not None (0 is a value: it is checked, never replaced)."""
+    return next((v for v in values if v is not None), None)
+
+
 def resolve_optics(raw: RawFile, args: argparse.Namespace, base: dict[str, Any] | None = None) -> Optics:
     """Optics from flags, else the parameters JSON, else the file's metadata."""
     base = base or {}
-    values = {}
+    values: dict[str, Any] = {}
     for key, flag in (("na", "--na"), ("wavelength_nm", "--wavelength-nm"), ("pixel_size_um", "--pixel-size-um")):
-        value = getattr(args, key, None) or base.get(key) or getattr(raw, key)
+        value = _first_given(getattr(args, key, None), base.get(key), getattr(raw, key))
         if value is None:
             raise SimInputError(f"{raw.path.name} does not state the {key.replace('_', ' ')}; give {flag}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise SimInputError(f"the {key.replace('_', ' ')} must be a number, not {value!r}")
         values[key] = float(value)
-    return Optics(**values)
+    immersion = _first_given(getattr(args, "immersion_index", None), base.get("immersion_index"),
+                             getattr(raw, "immersion_index", None))
+    if immersion is None and values["na"] > OIL_INDEX:
+        raise SimInputError(f"numerical aperture {values['na']} is above the refractive index of oil "
+                            f"({OIL_INDEX}); give --immersion-index for a higher-index immersion medium")
+    return Optics(**values, immersion_index=None if immersion is None else float(immersion))
+
+
+def check_flag_values(args: argparse.Namespace) -> None:
+    """Values given as flags are checked at once (before any file is read), each on its own."""
+    for key in ("na", "wavelength_nm", "pixel_size_um"):
+        value = getattr(args, key, None)
+        if value is not None:
+            Optics(**{key: value})  # raises the range error
+    if getattr(args, "immersion_index", None) is not None and not 1.0 <= args.immersion_index <= 2.0:
+        raise SimInputError(f"immersion refractive index {args.immersion_index} is outside 1.0-2.0")
+    if getattr(args, "background", None) is not None and not np.isfinite(args.background):
+        raise SimInputError(f"--background must be a finite number, not {args.background}")
+    if getattr(args, "wiener", None) is not None:
+        FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation, args.attenuation_fwhm)
+
+
+def check_method_flags(args: argparse.Namespace) -> None:
+    """PINN-only flags with the Wiener method are refused; then the PINN defaults are filled in."""
+    if getattr(args, "method", "wiener") == "wiener":
+        given = [flag for flag, dest in (("--mode", "mode"), ("--iterations", "iterations"), ("--seed", "seed"),
+                                         ("--uncertainty", "uncertainty"), ("--residual", "residual"),
+                                         ("--uncertainty-samples", "uncertainty_samples"))
+                 if getattr(args, dest, None) is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise SimInputError(f"{', '.join(given)} only {verb} to --method pinn, not to the Wiener method")
+    if args.iterations is not None and args.iterations < 1:
+        raise SimInputError(f"--iterations must be at least 1, not {args.iterations}")
+    if getattr(args, "uncertainty_samples", None) is not None and args.uncertainty_samples < 2:
+        raise SimInputError(f"--uncertainty-samples must be at least 2, not {args.uncertainty_samples}")
+    if args.mode is None:
+        args.mode = "noise-aware"
+    if args.seed is None:
+        args.seed = 0
 
 
 def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
     """Flags override the file's stored layout; the rest is guessed from the frame count."""
     given = {k: v for k, v in (("n_angles", args.angles), ("n_phases", args.phases),
-                               ("n_z", args.n_z), ("order", args.order)) if v}
+                               ("n_z", args.n_z), ("order", args.order)) if v is not None}
     merged = {**raw.extra.get("layout", {}), **given}
     if "n_angles" in merged and "n_phases" in merged:
         return FrameLayout(**merged)
@@ -157,11 +216,6 @@ def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF, args: argparse.
     return estimate_pattern(plane, optics, otf=otf, n_orders=args.orders, background=background)
 
 
-def _check_output(path: str | None, overwrite: bool) -> None:
-    if path and Path(path).exists() and not overwrite:
-        raise SimInputError(f"{path} exists; use --overwrite to replace it")
-
-
 # ---------------------------------------------------------------- commands
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .engine.simulate import simulate_acquisition
@@ -169,8 +223,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     truth_path = out.with_name(out.stem + "_truth.tif")
     params_path = out.with_name(out.stem + "_params.json")
-    for p in (out, truth_path, params_path):
-        _check_output(str(p), args.overwrite)
+    check_outputs([(out, "tiff"), (truth_path, "tiff"), (params_path, "json")], overwrite=args.overwrite)
     optics = Optics(args.na, args.wavelength_nm, args.pixel_size_um)
     sim = simulate_acquisition(args.structure, args.size, optics, n_angles=args.angles, n_phases=args.phases,
                                photons=args.photons, seed=args.seed)
@@ -180,17 +233,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                                                           "seed": args.seed, "read_noise": sim.read_noise}}
     params = sim.params.to_dict(optics)
     counts = np.clip(np.rint(sim.raw), 0, 65535).astype(np.uint16)  # as a camera stores them
-    write_tiff(out, counts.reshape(-1, *sim.raw.shape[-2:]), optics.pixel_size_um,
-               {**meta, "params": params}, args.overwrite)
     fine = {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2}
-    write_tiff(truth_path, sim.truth, optics.pixel_size_um / 2, {"kind": "truth", "optics": fine}, args.overwrite)
-    write_json(params_path, params, args.overwrite)
+    with OutputSet(args.overwrite) as outs:  # all three or none
+        save_tiff(outs.stage(out), counts.reshape(-1, *sim.raw.shape[-2:]), optics.pixel_size_um,
+                  {**meta, "params": params})
+        save_tiff(outs.stage(truth_path), sim.truth, optics.pixel_size_um / 2, {"kind": "truth", "optics": fine})
+        save_json(outs.stage(params_path), params)
+        outs.commit()
     print(f"wrote {out} ({sim.raw.shape[0]}x{sim.raw.shape[1]} frames of {args.size}x{args.size} px), "
           f"{truth_path}, {params_path}")
     return 0
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
+    check_flag_values(args)
+    check_outputs([(args.json, "json")], inputs=(args.raw, args.otf), overwrite=args.overwrite)
     raw, planes, layout = load_planes(args)
     optics = resolve_optics(raw, args)
     result = _estimate(planes[0, planes.shape[1] // 2], optics, resolve_otf(args, optics), args, _background(args, raw))
@@ -198,7 +255,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     out["quality"] = [{"quality": d.quality, "grade": d.grade, "modulation_measured": list(d.modulation_measured)}
                       for d in result.diagnostics]
     if args.json:
-        write_json(args.json, out)
+        write_json(args.json, out, overwrite=args.overwrite)
         print(f"wrote {args.json}")
     else:
         print(json.dumps(out, indent=2))
@@ -208,14 +265,25 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .engine.wiener import prepare_reconstruction, wiener_filter
 
-    for path in (args.output, args.widefield, args.uncertainty, args.residual):
-        _check_output(path, args.overwrite)
+    check_method_flags(args)
+    check_flag_values(args)
+    check_outputs([(args.output, "tiff"), (args.widefield, "tiff"), (args.uncertainty, "tiff"),
+                   (args.residual, "tiff")], inputs=(args.raw, args.params, args.otf), overwrite=args.overwrite)
+    pinn_settings = None
+    if args.method == "pinn":
+        from .engine.pinn import PinnSettings
+
+        n_unc = (_first_given(args.uncertainty_samples, UNCERTAINTY_SAMPLES) if args.uncertainty else 0)
+        pinn_settings = PinnSettings(mode=args.mode, seed=args.seed, iterations=args.iterations,
+                                     uncertainty_samples=n_unc)
     raw, planes, layout = load_planes(args)
     base: dict[str, Any] = {}
     params: PatternParameters | None = None
     if args.params:
         params, base = load_parameters_json(args.params)
     optics = resolve_optics(raw, args, base)
+    if params is not None:
+        check_pattern_optics(params, optics)
     otf = resolve_otf(args, optics)
     background = _background(args, raw)
     t0 = time.perf_counter()
@@ -231,6 +299,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                             f"but the stack has {planes.shape[2]} × {planes.shape[3]}")
     settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation, args.attenuation_fwhm)
     flat = planes.reshape(-1, *planes.shape[2:])
+    if len(flat) > 1:  # a bad plane of a z-stack / time-lapse is named before anything is computed
+        for n, plane in enumerate(flat):
+            try:
+                validate_plane(plane)
+            except SimInputError as exc:
+                t, z = divmod(n, planes.shape[1])
+                raise SimInputError(f"time point {t}, z plane {z}: {exc}") from None
     images, widefields, sigmas, residuals = [], [], [], []
     extra_meta: dict[str, Any] = {}
     for plane in flat:
@@ -239,13 +314,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             images.append(wiener_filter(prepared, settings))
             widefields.append(prepared.widefield)
         else:
-            from .engine.pinn import PinnSettings, fit_pinn
+            from .engine.pinn import fit_pinn
 
-            kwargs = {"mode": args.mode, "seed": args.seed,
-                      "uncertainty_samples": PinnSettings().uncertainty_samples if args.uncertainty else 0}
-            if args.iterations:
-                kwargs["iterations"] = args.iterations
-            res = fit_pinn(plane, optics, params, PinnSettings(**kwargs), otf=otf, background=background)
+            res = fit_pinn(plane, optics, params, pinn_settings, otf=otf, background=background)
             images.append(res.image)
             sigmas.append(res.sigma)
             residuals.append(res.residual)
@@ -259,18 +330,22 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
             "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta}
     out_px = optics.pixel_size_um / 2
-    write_tiff(args.output, stack(images), out_px, meta, args.overwrite)
+    if args.uncertainty and (not sigmas or any(s is None for s in sigmas)):
+        raise SimInputError("the PINN returned no σ map; nothing was written")
     written = [args.output]
-    if args.widefield:
-        write_tiff(args.widefield, stack(widefields), out_px, {**meta, "kind": "widefield"}, args.overwrite)
-        written.append(args.widefield)
-    if args.uncertainty and sigmas and sigmas[0] is not None:
-        write_tiff(args.uncertainty, stack(sigmas), out_px, {**meta, "kind": "uncertainty"}, args.overwrite)
-        written.append(args.uncertainty)
-    if args.residual and residuals:
-        write_tiff(args.residual, stack(residuals), optics.pixel_size_um, {**meta, "kind": "residual"},
-                   args.overwrite)
-        written.append(args.residual)
+    with OutputSet(args.overwrite) as outs:  # every requested output, or none
+        save_tiff(outs.stage(args.output), stack(images), out_px, meta)
+        if args.widefield:
+            save_tiff(outs.stage(args.widefield), stack(widefields), out_px, {**meta, "kind": "widefield"})
+            written.append(args.widefield)
+        if args.uncertainty:
+            save_tiff(outs.stage(args.uncertainty), stack(sigmas), out_px, {**meta, "kind": "uncertainty"})
+            written.append(args.uncertainty)
+        if args.residual:
+            save_tiff(outs.stage(args.residual), stack(residuals), optics.pixel_size_um,
+                      {**meta, "kind": "residual"})
+            written.append(args.residual)
+        outs.commit()
     shape = images[0].shape
     print(f"reconstructed {len(images)} plane(s) with {args.method} in {time.perf_counter() - t0:.2f} s: "
           f"{shape[0]}x{shape[1]} px at {out_px * 1e3:.1f} nm; wrote {', '.join(written)}")
@@ -281,7 +356,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .engine.metrics import compare_to_truth, decorrelation_resolution, sim_passband_truth
 
     out = Path(args.out)
+    recon, widefield, params = out / "reconstruction.tif", out / "widefield.tif", out / "params.json"
+    simulated = [(out / "raw.tif", "tiff"), (out / "raw_truth.tif", "tiff"), (out / "raw_params.json", "json")]
+    planned = [(recon, "tiff"), (widefield, "tiff"), (params, "json")] + ([] if args.raw else simulated)
+    if out.exists() and not out.is_dir():
+        raise SimInputError(f"{out} is a file, not a folder")
+    if not out.exists():  # checked before the folder is made, so a refused run leaves nothing behind
+        check_folder_writable(out.parent if str(out.parent) else Path("."))
+    else:
+        check_outputs(planned, inputs=(args.raw,), overwrite=args.overwrite)
+    if args.raw:
+        read_raw(args.raw)  # an unreadable input is reported before anything is written
     out.mkdir(parents=True, exist_ok=True)
+    over = ["--overwrite"] if args.overwrite else []
+    optics_flags = [str(v) for flag, dest in (("--na", "na"), ("--wavelength-nm", "wavelength_nm"),
+                                              ("--pixel-size-um", "pixel_size_um"),
+                                              ("--immersion-index", "immersion_index"))
+                    if getattr(args, dest) is not None for v in (flag, getattr(args, dest))]
     truth = None
     if args.raw:
         raw_path = Path(args.raw)
@@ -289,17 +380,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         truth = read_raw(truth_file, require_frames=False).frames if truth_file.exists() else None
     else:
         raw_path = out / "raw.tif"
-        cmd_simulate(build_parser().parse_args(["simulate", "-o", str(raw_path), "--overwrite"]))
+        cmd_simulate(build_parser().parse_args(["simulate", "-o", str(raw_path)] + over))
         truth = read_raw(out / "raw_truth.tif", require_frames=False).frames
-    recon, widefield, params = out / "reconstruction.tif", out / "widefield.tif", out / "params.json"
-    estimate_args = ["estimate", str(raw_path), "--json", str(params)]
-    if not args.overwrite:
-        for p in (recon, widefield):
-            _check_output(str(p), False)
-    cmd_estimate(build_parser().parse_args(estimate_args))
+    cmd_estimate(build_parser().parse_args(["estimate", str(raw_path), "--json", str(params)] + over
+                                           + optics_flags))
     cmd_reconstruct(build_parser().parse_args(
         ["reconstruct", str(raw_path), "-o", str(recon), "--widefield", str(widefield), "--params", str(params)]
-        + (["--overwrite"] if args.overwrite else [])))
+        + over + optics_flags))
     sr = read_raw(recon, require_frames=False)
     wf = read_raw(widefield, require_frames=False)
     px = sr.pixel_size_um or 0.0

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.fft
 from threadpoolctl import threadpool_limits
 
+from .errors import SimInputError
 from .io import validate_plane
 
 FFT_WORKERS = -1  # all cores for scipy.fft
@@ -123,7 +124,13 @@ def preprocess(
     out -= np.float32(background)
     means = out.mean(axis=(-2, -1), keepdims=True, dtype=np.float64).astype(np.float32)
     mean_all = np.float32(means.mean())
-    if equalize and mean_all > 0 and np.all(means > 0):
+    if equalize and not np.all(means > 0):
+        n_bad = int(np.count_nonzero(~(means > 0)))
+        raise SimInputError(
+            f"after subtracting the camera offset {float(background):g}, {n_bad} of {means.size} frames have a "
+            "mean of zero or below, so their intensities cannot be equalised; check the offset (--background) "
+            "and that the data are intensities")
+    if equalize:
         out *= mean_all / means
         means = np.full_like(means, mean_all)
     taper = default_taper_px(out.shape[-2:]) if taper_px is None else int(taper_px)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ import numpy as np
 from .errors import SimInputError
 
 METADATA_KEY = "napari_sim_ml"
+# refractive index of the OME immersion media (Objective/@Immersion) at ~550 nm
+IMMERSION_INDEX = {"oil": 1.518, "water": 1.333, "waterdipping": 1.333, "glycerol": 1.474, "air": 1.0}
 ORDER_ALIASES = {"angle-major": "PAZ", "phase-major": "APZ"}
 MIN_SIZE = 32
 
@@ -74,6 +74,7 @@ class RawFile:
     wavelength_nm: float | None = None
     na: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    immersion_index: float | None = None
 
 
 def guess_layout(n_frames: int, n_z: int | None = None) -> FrameLayout:
@@ -161,6 +162,12 @@ def _tiff_metadata(tif: Any) -> dict[str, Any]:
         na = re.search(r'LensNA="([^"]+)"', xml)
         if na:
             meta["na"] = _float_or_none(na.group(1))
+        index = re.search(r'<(?:\w+:)?ObjectiveSettings[^>]*RefractiveIndex="([^"]+)"', xml)
+        medium = re.search(r'<(?:\w+:)?Objective\b[^>]*Immersion="([^"]+)"', xml)
+        if index and _float_or_none(index.group(1)):
+            meta["immersion_index"] = _float_or_none(index.group(1))
+        elif medium and medium.group(1).lower() in IMMERSION_INDEX:
+            meta["immersion_index"] = IMMERSION_INDEX[medium.group(1).lower()]
     ij = tif.imagej_metadata or {}
     info = ij.get("Info")
     if isinstance(info, str) and METADATA_KEY in info:
@@ -196,14 +203,60 @@ def _mrc_metadata(path: Path, voxel_x: float) -> dict[str, Any]:
     return meta
 
 
+class TiffLog:
+    """Collects tifffile's log messages while a file is read, instead of printing them.
+
+    ``with TiffLog(path) as log: ...`` then ``log.check()`` raises one SimInputError when
+    tifffile reported the file as damaged (truncated, invalid page offsets, corrupted).
+    """
+
+    DAMAGED = ("invalid", "corrupt", "truncat", "damag", "unexpected end", "missing")
+
+    def __init__(self, path: Path):
+        import logging
+
+        self.path = Path(path)
+        self.messages: list[str] = []
+        self._logger = logging.getLogger("tifffile")
+        self._handler = _ListHandler(self.messages)
+
+    def __enter__(self) -> "TiffLog":
+        self._saved = (self._logger.propagate, self._logger.handlers[:])
+        self._logger.handlers = [self._handler]
+        self._logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.propagate, self._logger.handlers = self._saved
+
+    def check(self) -> None:
+        bad = [m for m in self.messages if any(w in m.lower() for w in self.DAMAGED)]
+        if bad:
+            text = re.sub(r"^<[^>]*>\s*", "", bad[0])
+            raise SimInputError(f"{self.path.name} is truncated or damaged (the TIFF reader says: {text})")
+
+
+class _ListHandler:  # a minimal logging handler (logging.Handler needs no subclassing here)
+    def __init__(self, sink: list[str]):
+        import logging
+
+        self.sink = sink
+        self.level = logging.WARNING
+
+    def handle(self, record: Any) -> None:
+        if record.levelno >= self.level:
+            self.sink.append(record.getMessage())
+
+
 def read_image_with_pixel_size(path: str | Path) -> tuple[np.ndarray, float | None]:
     """Any TIFF/MRC image with its pixel size in µm (None when unknown)."""
-    raw = read_raw(path, require_frames=False)
+    raw = read_raw(path, require_frames=False, allow_complex=True)  # a radial OTF is complex
     return raw.frames, raw.pixel_size_um
 
 
-def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
-    """Read a raw SIM file; all leading axes are flattened into frames in file order."""
+def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool = False) -> RawFile:
+    """Read a raw SIM file; all leading axes are flattened into frames in file order.
+    Complex data are refused unless ``allow_complex`` (OTF files)."""
     path = Path(path)
     if not path.exists():
         raise SimInputError(f"file not found: {path}")
@@ -228,14 +281,18 @@ def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
         else:
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with TiffLog(path) as log, tifffile.TiffFile(path) as tif:
                 data = tif.asarray()
                 meta = _tiff_metadata(tif)
+            log.check()
     except SimInputError:
         raise
     except Exception as exc:  # tifffile/mrcfile raise many types for broken files
         raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
     data = np.asarray(data)
+    if np.iscomplexobj(data) and not allow_complex:
+        raise SimInputError(f"{path.name} holds complex values; SIM needs real intensities (write the "
+                            "magnitude or the real part explicitly)")
     if data.ndim < 2 or (require_frames and min(data.shape[-2:]) < 2):
         raise SimInputError(f"{path.name} does not hold an image (shape {data.shape})")
     if data.ndim > 2 and data.shape[-1] in (3, 4) and data.shape[-3] > 4:
@@ -258,7 +315,64 @@ def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
         wavelength_nm=optics.get("wavelength_nm") or meta.get("wavelength_nm"),
         na=optics.get("na") or meta.get("na"),
         extra=extra,
+        immersion_index=optics.get("immersion_index") or meta.get("immersion_index"),
     )
+
+
+def save_tiff(target: str | Path, data: np.ndarray, pixel_size_um: float,
+              metadata: dict[str, Any] | None = None) -> None:
+    """Write ``data`` as an ImageJ TIFF at ``target`` as is (no checks, no renaming): the
+    low-level writer behind :func:`write_tiff` and :class:`outputs.OutputSet` users."""
+    import tifffile
+
+    if not (isinstance(pixel_size_um, (int, float, np.floating)) and math.isfinite(pixel_size_um)
+            and pixel_size_um > 0):
+        raise SimInputError(f"the pixel size must be a positive number of µm, not {pixel_size_um!r}")
+    data = tiff_ready(data)
+    axes = {2: "YX", 3: "ZYX", 4: "TZYX"}.get(data.ndim)
+    if axes is None:
+        raise SimInputError(f"cannot write an array of {data.ndim} dimensions as ImageJ TIFF")
+    info = json.dumps({METADATA_KEY: metadata or {}}, default=_json_default)
+    tifffile.imwrite(
+        target, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
+        metadata={"unit": "um", "axes": axes, "Info": info},
+    )
+
+
+FLOAT32_EXACT = 2**24  # integers up to this are exact in float32
+
+
+def tiff_ready(data: Any) -> np.ndarray:
+    """``data`` in a type an ImageJ TIFF stores (uint8, uint16, float32), without a silent loss.
+
+    Complex data are refused; integers are kept exact (uint16 when they fit, float32 up to
+    2²⁴) and refused beyond that; bool becomes uint8; other floats become float32.
+    """
+    data = np.asarray(data)
+    if np.iscomplexobj(data):
+        raise SimInputError("the data are complex; write their magnitude or real part explicitly, "
+                            "a TIFF of intensities cannot hold both")
+    if data.dtype in (np.uint8, np.uint16, np.float32):
+        return data
+    if data.dtype == np.bool_:
+        return data.astype(np.uint8)
+    if data.dtype.kind in "iu":
+        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        if 0 <= lo and hi <= 65535:
+            return data.astype(np.uint16)
+        if max(abs(lo), abs(hi)) <= FLOAT32_EXACT:
+            return data.astype(np.float32)
+        raise SimInputError(f"the data hold integers up to {max(abs(lo), abs(hi))}, beyond what float32 stores "
+                            f"exactly (2^24 = {FLOAT32_EXACT}); convert them to float or rescale them first")
+    if data.dtype.kind == "f":
+        return data.astype(np.float32)
+    raise SimInputError(f"data of type {data.dtype} cannot be written as an image")
+
+
+def save_json(target: str | Path, data: dict[str, Any]) -> None:
+    """Write JSON at ``target`` as is (the low-level writer behind :func:`write_json`)."""
+    with open(target, "w") as fh:
+        json.dump(data, fh, indent=2, default=_json_default)
 
 
 def write_tiff(
@@ -270,57 +384,30 @@ def write_tiff(
 ) -> Path:
     """Write an ImageJ TIFF with pixel size (µm) and our metadata as JSON in 'Info'.
 
-    The file is written to a temporary name in the same folder and renamed, so a
-    failed write never leaves a half-written file; an existing file is only
-    replaced when ``overwrite`` is true.
+    The file is written to a temporary name unique to this process in the same folder,
+    flushed to disk and renamed (:mod:`outputs`), so a failed write never leaves a
+    half-written file; an existing file is only replaced when ``overwrite`` is true.
     """
-    import tifffile
+    from .outputs import OutputSet, check_outputs
 
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise SimInputError(f"{path} exists; use --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise SimInputError(f"output folder does not exist: {path.parent}")
-    data = np.asarray(data)
-    if data.dtype not in (np.uint8, np.uint16, np.float32):
-        data = data.astype(np.float32)
-    axes = {2: "YX", 3: "ZYX", 4: "TZYX"}.get(data.ndim)
-    if axes is None:
-        raise SimInputError(f"cannot write an array of {data.ndim} dimensions as ImageJ TIFF")
-    info = json.dumps({METADATA_KEY: metadata or {}}, default=_json_default)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        tifffile.imwrite(
-            tmp, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
-            metadata={"unit": "um", "axes": axes, "Info": info},
-        )
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SimInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    check_outputs([(path, "tiff")], overwrite=overwrite)
+    with OutputSet(overwrite) as outs:
+        save_tiff(outs.stage(path), data, pixel_size_um, metadata)
+        outs.commit()
     return path
 
 
-def write_json(path: str | Path, data: dict[str, Any], overwrite: bool = True) -> Path:
-    """Write JSON atomically (temporary name, then rename)."""
+def write_json(path: str | Path, data: dict[str, Any], overwrite: bool = False) -> Path:
+    """Write JSON atomically (temporary name, fsync, rename); never over an existing file
+    without ``overwrite``."""
+    from .outputs import OutputSet, check_outputs
+
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise SimInputError(f"{path} exists; use --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise SimInputError(f"output folder does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    check_outputs([(path, "json")], overwrite=overwrite)
+    with OutputSet(overwrite) as outs:
+        save_json(outs.stage(path), data)
+        outs.commit()
     return path
 
 

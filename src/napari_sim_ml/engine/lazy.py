@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
-from .io import FrameLayout, RawFile, _mrc_metadata, _tiff_metadata, arrange_frames
+from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames
 from .otf import RadialOTF
 from .parameters import FilterSettings, Optics, PatternParameters
 
@@ -61,7 +61,8 @@ def _open_handle(path: Path, kind: str) -> tuple[threading.Lock, Any]:
             else:
                 import tifffile
 
-                tif = tifffile.TiffFile(path)
+                with TiffLog(path):
+                    tif = tifffile.TiffFile(path)
                 tif.pages.useframes = True  # light page objects, parsed once and kept
                 tif.pages.cache = True
                 _HANDLES[key] = (threading.Lock(), tif, tif.close)
@@ -180,16 +181,22 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Fr
         else:
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with TiffLog(path) as log, tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise ValueError("no image data")
                 series = tif.series[0]
                 shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
                 meta = _tiff_metadata(tif)
+            log.check()
             if "C" in axes[:-2] and shape[axes.index("C")] > 1 and not (len(shape) > 2 and shape[-1] in (3, 4)):
                 channel_axis = axes.index("C")
     except SimInputError:
         raise
     except Exception as exc:  # tifffile/mrcfile raise many types for broken files
         raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
+    if dtype.kind == "c":
+        raise SimInputError(f"{path.name} holds complex values; SIM needs real intensities (write the "
+                            "magnitude or the real part explicitly)")
     if len(shape) < 3 or min(shape[-2:]) < 2:
         raise SimInputError(f"{path.name} holds a single 2-D image (shape {shape}); a raw SIM stack "
                             "needs angles × phases frames")
@@ -210,7 +217,8 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Fr
     raw = RawFile(path=path, frames=frames,  # type: ignore[arg-type]  (a dask array)
                   pixel_size_um=optics.get("pixel_size_um") or meta.get("pixel_size_um"),
                   wavelength_nm=optics.get("wavelength_nm") or meta.get("wavelength_nm"),
-                  na=optics.get("na") or meta.get("na"), extra=extra)
+                  na=optics.get("na") or meta.get("na"), extra=extra,
+                  immersion_index=optics.get("immersion_index") or meta.get("immersion_index"))
     return raw, source
 
 
@@ -310,9 +318,13 @@ def make_job(optics: Optics, params: PatternParameters | Sequence[PatternParamet
 def _reconstruct_block(block: np.ndarray, job: PlaneJob, t0: int, block_info: dict | None = None) -> np.ndarray:
     t = t0 + (block_info[0]["chunk-location"][0] if block_info else 0)
     out = np.empty((*block.shape[:2], 2 * block.shape[-2], 2 * block.shape[-1]), dtype=np.float32)
+    z0 = block_info[0]["chunk-location"][1] if block_info else 0
     for i in range(block.shape[0]):
         for j in range(block.shape[1]):
-            out[i, j] = job.reconstruct(np.asarray(block[i, j]), t + i)
+            try:
+                out[i, j] = job.reconstruct(np.asarray(block[i, j]), t + i)
+            except SimInputError as exc:  # name the plane of a time-lapse / z-stack that is bad
+                raise SimInputError(f"time point {t + i}, z plane {z0 + j}: {exc}") from None
     return out
 
 

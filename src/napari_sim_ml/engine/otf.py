@@ -19,7 +19,7 @@ from .parameters import Optics
 TABLE_SIZE = 8192
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RadialOTF:
     """OTF(|f|) sampled at ``freqs`` (cycles/µm, increasing from 0); zero beyond.
 
@@ -37,6 +37,16 @@ class RadialOTF:
         grid = np.linspace(0.0, float(self.freqs[-1]), TABLE_SIZE)
         table = np.interp(grid, self.freqs, self.values, right=0.0).astype(np.float32)
         object.__setattr__(self, "_table", np.append(table, np.float32(0.0)))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the samples and the source are (arrays compared by value)."""
+        if not isinstance(other, RadialOTF):
+            return NotImplemented
+        return (self.source == other.source and np.array_equal(self.freqs, other.freqs)
+                and np.array_equal(self.values, other.values))
+
+    def __hash__(self) -> int:
+        return hash((self.source, np.asarray(self.freqs).tobytes(), np.asarray(self.values).tobytes()))
 
     @property
     def support_cycles_per_um(self) -> float:
@@ -131,4 +141,22 @@ def otf_from_file(path: str | Path, pixel_size_um: float) -> RadialOTF:
         profile /= profile[0]
         freqs = np.arange(profile.size) * file_pixel
         return RadialOTF(freqs=freqs, values=np.clip(profile, 0.0, 1.0), source=f"measured OTF {path.name}")
+    if looks_like_otf(np.asarray(data)):
+        raise SimInputError(
+            f"{path.name} holds an OTF (frequency samples: its largest value, about 1, is the first sample), "
+            "not a PSF image, and a TIFF does not state the OTF's frequency spacing; give a PSF image, or a "
+            "radially averaged OTF as MRC with the spacing in its header")
     return otf_from_psf(np.asarray(data), file_pixel or pixel_size_um)
+
+
+def looks_like_otf(data: np.ndarray) -> bool:
+    """True when a real array is laid out as an OTF, not a PSF: the largest magnitude of
+    its first plane is the first sample (f = 0, about 1) — a PSF peaks inside the image."""
+    data = np.asarray(data)
+    if data.ndim < 2 or data.size == 0:
+        return False
+    first = np.abs(data.reshape(-1, *data.shape[-2:])[0].astype(np.float64))
+    if not np.all(np.isfinite(first)):
+        return False
+    peak = np.unravel_index(int(np.argmax(first)), first.shape)
+    return peak == (0, 0) and 0.5 <= first[0, 0] <= 2.0

@@ -46,6 +46,12 @@ class Optics:
             )
         if not (0.001 <= self.pixel_size_um <= 10.0):
             raise SimInputError(f"pixel size {self.pixel_size_um} µm is outside 0.001-10 µm")
+        if self.immersion_index is not None:
+            if not (1.0 <= self.immersion_index <= 2.0):
+                raise SimInputError(f"immersion refractive index {self.immersion_index} is outside 1.0-2.0")
+            if self.na > self.immersion_index + 1e-9:
+                raise SimInputError(f"numerical aperture {self.na} is above the immersion medium's refractive "
+                                    f"index {self.immersion_index}; no objective can have it")
 
     @property
     def cutoff_cycles_per_um(self) -> float:
@@ -201,7 +207,72 @@ def load_parameters_json(path: str | Path) -> tuple[PatternParameters, dict[str,
         raise SimInputError(f"cannot read parameters JSON {path}: {exc}") from None
     if not isinstance(data, dict):
         raise SimInputError(f"parameters JSON {path} must hold an object")
+    check_parameters_dict(data, path.name)
     return PatternParameters.from_dict(data), data
+
+
+MODULATION_MAX = 1.2  # a measured modulation a little above 1 is noise; far above it is a wrong value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_parameters_dict(data: dict[str, Any], name: str = "the parameters JSON") -> None:
+    """Types and physical ranges of a parameters JSON (README schema); one SimInputError.
+
+    Optics values must be numbers; every angle needs k (two numbers, not both 0), phases
+    (numbers) and modulation (numbers in [0, 1.2]).
+    """
+    for key in ("na", "wavelength_nm", "pixel_size_um", "immersion_index"):
+        if key in data and data[key] is not None and not _is_number(data[key]):
+            raise SimInputError(f"{name}: {key} must be a number, not {data[key]!r}")
+    angles = data.get("angles")
+    if not isinstance(angles, list) or not angles:
+        raise SimInputError(f"{name}: 'angles' must be a non-empty list")
+    for i, a in enumerate(angles):
+        if not isinstance(a, dict):
+            raise SimInputError(f"{name}: angle {i} must be an object")
+        for key in ("k_cycles_per_um", "phases_rad"):
+            if key not in a:
+                raise SimInputError(f"{name}: angle {i} lacks a required field: {key}")
+        k = a.get("k_cycles_per_um")
+        if not isinstance(k, list) or len(k) != 2 or not all(_is_number(v) for v in k):
+            raise SimInputError(f"{name}: angle {i}: k_cycles_per_um must be two numbers (kx, ky) in cycles/µm")
+        if math.hypot(*k) == 0.0:
+            raise SimInputError(f"{name}: angle {i}: k is 0; a pattern needs a non-zero frequency")
+        phases = a.get("phases_rad")
+        if not isinstance(phases, list) or not all(_is_number(v) for v in phases):
+            raise SimInputError(f"{name}: angle {i}: phases_rad must be a list of numbers (radians)")
+        mod = a.get("modulation", [1.0])
+        if not isinstance(mod, list) or not all(_is_number(v) for v in mod):
+            raise SimInputError(f"{name}: angle {i}: modulation must be a list of numbers")
+        bad = [m for m in mod if not 0.0 <= m <= MODULATION_MAX]
+        if bad:
+            raise SimInputError(f"{name}: angle {i}: modulation {bad[0]} is outside 0-{MODULATION_MAX}")
+
+
+def check_pattern_optics(params: PatternParameters, optics: Optics, slack: float = 1.25) -> None:
+    """Refuse pattern frequencies the optics cannot have made or cannot see.
+
+    The highest order (n_orders · |k|) must lie within ``slack`` × the detection OTF
+    cutoff 2 NA / λ (an illumination pattern is formed through the same objective; the
+    slack allows a shorter excitation wavelength), and the period must span at least
+    two camera pixels' worth of frequency below Nyquist.
+    """
+    cutoff = optics.cutoff_cycles_per_um
+    nyquist = 0.5 / optics.pixel_size_um
+    for i, a in enumerate(params.angles):
+        top = a.n_orders * a.k_magnitude
+        if top > slack * cutoff:
+            raise SimInputError(
+                f"angle {i}: pattern frequency {top:.2f} cycles/µm is beyond the OTF support "
+                f"({cutoff:.2f} cycles/µm for NA {optics.na} at {optics.wavelength_nm:g} nm); "
+                "check k, the optics and the pixel size")
+        if a.k_magnitude >= nyquist:
+            raise SimInputError(
+                f"angle {i}: pattern frequency {a.k_magnitude:.2f} cycles/µm is above the camera's Nyquist "
+                f"frequency {nyquist:.2f} cycles/µm (pixel {optics.pixel_size_um} µm)")
 
 
 def equidistant_phases(n_phases: int, offset: float = 0.0) -> tuple[float, ...]:
@@ -243,5 +314,6 @@ class FilterSettings:
 
 __all__ = [
     "Optics", "AnglePattern", "PatternParameters", "FilterSettings",
-    "optics_from_dict", "wrap_phase", "load_parameters_json", "equidistant_phases",
+    "optics_from_dict", "wrap_phase", "load_parameters_json", "equidistant_phases", "check_parameters_dict",
+    "check_pattern_optics",
 ]

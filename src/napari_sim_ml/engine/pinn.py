@@ -245,23 +245,26 @@ def pinn_steps(
     fine = (factor * (field[0] + 16), factor * (field[1] + 16))
     net_px = fine[0] * fine[1] if settings.mode == "faithful" else fine[0] * fine[1] // factor**2
     _check_memory(device, n_frames, fine, net_px, cfg, n_frames if settings.mode == "faithful" else 2 * factor**2)
-    old_threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(_cpu_threads(settings.threads))
     if psf is not None:
         psf = np.asarray(psf, dtype=np.float64)
         if psf.ndim != 2 or min(psf.shape) < 3 or not np.all(np.isfinite(psf)) or psf.sum() <= 0:
             raise SimInputError("the PSF must be a finite 2-D image with a positive sum")
         otf = otf or otf_from_psf(psf, optics.pixel_size_um / factor)
     otf = otf or ideal_otf(optics)
-    ctx = pm.Context(plane=plane.astype(np.float64), optics=optics, params=params, settings=settings,
-                           otf=otf, background=float(background), patterns=pats, psf=psf, factor=factor, device=device)
+    old_threads = torch.get_num_threads()  # set only here, restored in the finally below
+    if device.type == "cpu":
+        torch.set_num_threads(_cpu_threads(settings.threads))
+    ctx = None
     t0 = time.perf_counter()
     try:
+        ctx = pm.Context(plane=plane.astype(np.float64), optics=optics, params=params, settings=settings,
+                         otf=otf, background=float(background), patterns=pats, psf=psf, factor=factor,
+                         device=device)
         fit = pm.faithful if settings.mode == "faithful" else pm.noise_aware
         out = yield from fit(ctx)
     finally:
-        ctx.release()
+        if ctx is not None:
+            ctx.release()
         del ctx
         gc.collect()
         if device.type == "cuda":

@@ -16,8 +16,10 @@ with band-centre attenuation a_b(f) = 1 − s·exp(−|f + b k|² / 2σ²) appli
 windows around the band centres. a_b is a least-squares weight (numerator and
 denominator both carry it once), so it down-weights the out-of-focus-rich band
 centres without amplifying anything; fairSIM's variant, which attenuates the OTF
-(a_b² in the denominator), boosts zero frequency by up to 1/(1 − s). an apodization A looked up from a table, and one
-inverse real FFT. A slider move costs a few passes over (2Y) × (X + 1) values.
+(a_b² in the denominator), boosts zero frequency by up to 1/(1 − s). The result is
+multiplied by an apodization A looked up from a table and brought back to real space
+with one inverse real FFT, so a slider move costs a few passes over (2Y) × (X + 1)
+values.
 
 Output grid: (2Y, 2X), pixel = raw pixel / 2; output pixel (2i, 2j) sits on raw
 pixel (i, j) (Fourier zero-padding registration), so translate = 0.

@@ -35,6 +35,6 @@ def write_export(paths: list[Path], layer: Any, images: list[np.ndarray], diagno
             write_layer(path, data, {**state, "metadata": {METADATA_KEY: {**meta, "kind": kind}}}, overwrite=True)
         quality = [{"quality": d.quality, "grade": d.grade} for d in diagnostics]
         write_json(paths[2], {**meta["params"], "filter": meta.get("filter"), "layout": meta.get("layout"),
-                              "background": meta.get("background"), "quality": quality})
+                              "background": meta.get("background"), "quality": quality}, overwrite=True)
     except OSError as exc:
         raise SimInputError(f"cannot write {paths[0]}: {exc.strerror or exc}") from None

@@ -11,9 +11,20 @@ from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 COLUMNS = ("angle (°)", "period (nm)", "modulation", "steps (°)", "quality")
+
+
+def _quality_tooltip() -> str:
+    """The grade thresholds as the estimator applies them (engine.estimate.QUALITY_GRADES)."""
+    from ..engine.estimate import QUALITY_GRADES
+
+    (a, g0), (b, g1), (c, g2) = QUALITY_GRADES
+    return (f"pattern quality (correlation peak / background): < {a:g} {g0}, {a:g}-{b:g} {g1}, "
+            f"{b:g}-{c:g} {g2}, > {c:g} excellent")
+
+
 TOOLTIPS = ("direction of the pattern wave vector k (x right, y down)", "period of the first-order stripes",
             "modulation depth per order (m1 / m2)", "phase steps between consecutive frames",
-            "pattern quality (correlation peak / background): < 8 inadequate, 8-15 low, 15-40 good, > 40 excellent")
+            _quality_tooltip())
 WARN_GRADES = ("inadequate", "low")
 WARNING_COLOR = QColor(217, 130, 43)  # orange: readable on napari's dark and light themes
 
