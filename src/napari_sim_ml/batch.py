@@ -43,7 +43,9 @@ PART = ".part"
 def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     from .cli import _add_layout, _add_method_flags, _add_optics
 
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="raw stacks, or folders of raw stacks")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="raw stacks, folders of raw stacks, folders of single-frame files (one stack each), "
+                        "quoted glob patterns ('cell1_*.tif', one stack each) or OME-Zarr stores")
     p.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if needed)")
     p.add_argument("--scheduler", default="threads",
                    help="'threads' (default), 'processes', or a dask.distributed scheduler address "
@@ -90,8 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- helpers
 def output_name(path: Path, fmt: str) -> str:
     """``cell_01.ome.tif`` → ``cell_01_sim.ome.tif`` (or ``cell_01_sim.zarr``)."""
+    from .engine.sequence import has_glob
+
     name = path.name
-    for suffix in (".ome.tiff", ".ome.tif") + RAW_SUFFIXES:
+    if has_glob(str(path)) and not path.exists():  # a pattern: its fixed prefix, else its folder's name
+        name = path.name.split("*")[0].split("?")[0].split("[")[0].rstrip("_-. ") or path.parent.name
+    for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif") + RAW_SUFFIXES:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
@@ -99,11 +105,16 @@ def output_name(path: Path, fmt: str) -> str:
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for its raw files (sorted, not recursive)."""
+    """Files as given; a folder of stacks stands for its raw files (sorted, not recursive); a folder
+    of single-frame files, a glob pattern and an OME-Zarr store are one input each."""
+    from .engine.sequence import is_frame_folder, is_zarr_store
+
     out: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and (is_zarr_store(path) or is_frame_folder(path)):
+            out.append(path)
+        elif path.is_dir():
             out += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES
                           and not p.name.startswith("."))
         else:
@@ -294,8 +305,13 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
     from .engine.lazy import arrange_lazy, close_files, estimation_plane, make_job, open_lazy
 
     t_start = time.perf_counter()
+    from .engine.sequence import select_frames
+
     raw, source = open_lazy(path, args.channel)
     try:
+        if args.frames:
+            raw = select_frames(raw, args.frames)
+            source = raw.frames
         layout = resolve_layout(raw, args)
         stack = arrange_lazy(source, layout)
         optics = resolve_optics(raw, args, given_base)

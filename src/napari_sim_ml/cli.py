@@ -41,6 +41,8 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
     g.add_argument("--order", help="frame order, fastest first: PAZ (angle-major, default), APZ "
                                    "(phase-major), PZA (OMX), ZAP (Elyra)")
     g.add_argument("--orders", type=int, choices=(1, 2), help="harmonic orders: 1 (2-beam) or 2 (3-beam)")
+    g.add_argument("--frames", help="use only these frames (0-based, inclusive ranges: 0-14 or 0-4,10-14), "
+                                    "e.g. to leave out an average frame saved after the raw ones")
     g.add_argument("--background", type=float, help="camera offset to subtract (counts); "
                                                     "default: the file's metadata, else 0")
     g.add_argument("--otf", help="measured OTF (radial MRC) or PSF image (TIFF/MRC)")
@@ -126,10 +128,18 @@ def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
     given = {k: v for k, v in (("n_angles", args.angles), ("n_phases", args.phases),
                                ("n_z", args.n_z), ("order", args.order)) if v}
     merged = {**raw.extra.get("layout", {}), **given}
-    if "n_angles" in merged and "n_phases" in merged:
-        return FrameLayout(**merged)
-    guess = guess_layout(raw.frames.shape[0], merged.get("n_z"))
-    return FrameLayout(**{**asdict(guess), **merged})
+    try:
+        if "n_angles" in merged and "n_phases" in merged:
+            layout = FrameLayout(**merged)
+        else:
+            layout = FrameLayout(**{**asdict(guess_layout(raw.frames.shape[0], merged.get("n_z"))), **merged})
+        if raw.frames.shape[0] % layout.frames_per_set:
+            arrange_frames(np.empty((raw.frames.shape[0], 1, 1)), layout)  # the usual sentence
+    except SimInputError as exc:
+        from .engine.sequence import average_frame_hint
+
+        raise SimInputError(f"{exc}{average_frame_hint(raw)}") from None
+    return layout
 
 
 def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
@@ -139,7 +149,9 @@ def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
 
 
 def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLayout]:
-    raw = read_raw(args.raw)
+    from .engine.sequence import select_frames
+
+    raw = select_frames(read_raw(args.raw), getattr(args, "frames", None))
     layout = resolve_layout(raw, args)
     planes = arrange_frames(raw.frames, layout)
     return raw, planes, layout

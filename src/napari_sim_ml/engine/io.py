@@ -66,6 +66,8 @@ class RawFile:
     frames: (F, Y, X) array in file order (dtype as stored).
     pixel_size_um, wavelength_nm, na: None when the file does not say.
     extra: this plugin's own metadata (parameters, layout) when present.
+    z_step_um: the distance between z planes, µm (ImageJ ``spacing``, OME
+    ``PhysicalSizeZ``, MRC/DV dz); None when the file does not say.
     """
 
     path: Path
@@ -74,6 +76,7 @@ class RawFile:
     wavelength_nm: float | None = None
     na: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    z_step_um: float | None = None
 
 
 def guess_layout(n_frames: int, n_z: int | None = None) -> FrameLayout:
@@ -161,6 +164,10 @@ def _tiff_metadata(tif: Any) -> dict[str, Any]:
         na = re.search(r'LensNA="([^"]+)"', xml)
         if na:
             meta["na"] = _float_or_none(na.group(1))
+        size_z = re.search(r'PhysicalSizeZ="([^"]+)"', xml)
+        if size_z:
+            unit_z = re.search(r'PhysicalSizeZUnit="([^"]+)"', xml)
+            meta["z_step_um"] = _length_to_um(_float_or_none(size_z.group(1)), unit_z.group(1) if unit_z else "um")
     ij = tif.imagej_metadata or {}
     info = ij.get("Info")
     if isinstance(info, str) and METADATA_KEY in info:
@@ -177,17 +184,21 @@ def _tiff_metadata(tif: Any) -> dict[str, Any]:
             unit = ij.get("unit", "um" if ij else None)
             if ppu > 0 and unit and unit not in ("pixel", "inch", "cm"):
                 meta["pixel_size_um"] = _length_to_um(1.0 / ppu, unit)
+    if not meta.get("z_step_um") and ij.get("spacing") is not None and ij.get("unit", "pixel") != "pixel":
+        meta["z_step_um"] = _length_to_um(_float_or_none(ij.get("spacing")), ij.get("unit"))
     return meta
 
 
-def _mrc_metadata(path: Path, voxel_x: float) -> dict[str, Any]:
+def _mrc_metadata(path: Path, voxel_x: float, voxel_z: float | None = None) -> dict[str, Any]:
     with open(path, "rb") as fh:
         header = fh.read(224)
     is_dv = header[96:98] in (b"\xa0\xc0", b"\xc0\xa0")
     pixel = _float_or_none(voxel_x)
+    dz = _float_or_none(voxel_z)
     if pixel is not None and not is_dv and pixel > 5.0:  # MRC2014 stores Å
         pixel *= 1e-4
-    meta: dict[str, Any] = {"pixel_size_um": pixel}
+        dz = dz * 1e-4 if dz is not None else None
+    meta: dict[str, Any] = {"pixel_size_um": pixel, "z_step_um": dz}
     for endian in ("<", ">"):
         wave = int(np.frombuffer(header[198:200], dtype=f"{endian}i2")[0])
         if 200 <= wave <= 1500:
@@ -204,7 +215,17 @@ def read_image_with_pixel_size(path: str | Path) -> tuple[np.ndarray, float | No
 
 def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
     """Read a raw SIM file; all leading axes are flattened into frames in file order."""
+    from .sequence import is_sequence, is_zarr_store  # folders, glob patterns and OME-Zarr stores
+
+    if is_sequence(path):
+        from .sequence import read_sequence
+
+        return read_sequence(path)
     path = Path(path)
+    if is_zarr_store(path):
+        from .omezarr import read_omezarr
+
+        return read_omezarr(path)
     if not path.exists():
         raise SimInputError(f"file not found: {path}")
     if path.is_dir():
@@ -223,8 +244,8 @@ def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
                     if mrc.data is None:
                         raise ValueError("no image data")
                     data = np.asarray(mrc.data).copy()
-                    voxel_x = float(mrc.voxel_size.x)
-            meta = _mrc_metadata(path, voxel_x)
+                    voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
+            meta = _mrc_metadata(path, voxel_x, voxel_z)
         else:
             import tifffile
 
@@ -258,6 +279,7 @@ def read_raw(path: str | Path, require_frames: bool = True) -> RawFile:
         wavelength_nm=optics.get("wavelength_nm") or meta.get("wavelength_nm"),
         na=optics.get("na") or meta.get("na"),
         extra=extra,
+        z_step_um=extra.get("z_step_um") or meta.get("z_step_um"),
     )
 
 
@@ -267,8 +289,12 @@ def write_tiff(
     pixel_size_um: float,
     metadata: dict[str, Any] | None = None,
     overwrite: bool = False,
+    z_step_um: float | None = None,
 ) -> Path:
     """Write an ImageJ TIFF with pixel size (µm) and our metadata as JSON in 'Info'.
+
+    ``z_step_um`` (µm between planes; default: ``metadata["z_step_um"]``) is written as
+    ImageJ ``spacing`` for stacks with a z axis.
 
     The file is written to a temporary name in the same folder and renamed, so a
     failed write never leaves a half-written file; an existing file is only
@@ -288,12 +314,16 @@ def write_tiff(
     if axes is None:
         raise SimInputError(f"cannot write an array of {data.ndim} dimensions as ImageJ TIFF")
     info = json.dumps({METADATA_KEY: metadata or {}}, default=_json_default)
+    z_step_um = _float_or_none(z_step_um if z_step_um is not None else (metadata or {}).get("z_step_um"))
+    ij_meta: dict[str, Any] = {"unit": "um", "axes": axes, "Info": info}
+    if z_step_um and "Z" in axes:
+        ij_meta["spacing"] = z_step_um
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         tifffile.imwrite(
             tmp, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
-            metadata={"unit": "um", "axes": axes, "Info": info},
+            metadata=ij_meta,
         )
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
