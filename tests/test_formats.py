@@ -80,3 +80,121 @@ def test_reader_keeps_the_real_average_frame_as_its_own_layer(data_dir):
     assert raw_kw["metadata"][KEY]["layout"]["n_phases"] == 5  # 15 frames: 3 angles × 5 phases
     assert avg_kw["name"] == "high average frame" and "HE_15.tif" in avg_kw["metadata"][KEY]["note"]
     np.testing.assert_allclose(avg.astype(float), np.asarray(raw).mean(axis=0), atol=1.0)
+
+
+# ---------------------------------------------------------------- z step and OME-Zarr
+@pytest.fixture(scope="module")
+def zstack(tmp_path_factory):
+    """A 3-plane raw stack (3 × 3 frames per plane, PAZ … as z slowest) with a 0.125 µm z step."""
+    root = tmp_path_factory.mktemp("zstack")
+    frames, optics = timelapse(3, size=64)  # three independent 3 × 3 sets: one per plane
+    from dataclasses import asdict
+
+    from napari_sim_ml.engine.io import FrameLayout
+
+    meta = {"kind": "raw", "optics": asdict(optics), "layout": asdict(FrameLayout(3, 3, 3, "PAZ")),
+            "camera_offset": 100.0}
+    path = write_tiff(root / "z3.tif", frames, optics.pixel_size_um, meta, z_step_um=0.125)
+    return path, optics
+
+
+def test_the_z_step_is_read_from_imagej_ome_and_mrc(zstack, tmp_path):
+    import mrcfile
+    import tifffile
+
+    from napari_sim_ml.engine.io import read_raw
+    from napari_sim_ml.engine.lazy import open_lazy
+
+    path, _ = zstack
+    assert read_raw(path).z_step_um == pytest.approx(0.125)  # ImageJ spacing
+    assert open_lazy(path)[0].z_step_um == pytest.approx(0.125)
+    frames = read_raw(path).frames
+    tifffile.imwrite(tmp_path / "x.ome.tif", frames.reshape(3, 9, 64, 64), ome=True,
+                     metadata={"axes": "ZTYX", "PhysicalSizeX": 0.08,
+                               "PhysicalSizeZ": 250, "PhysicalSizeZUnit": "nm"})
+    assert read_raw(tmp_path / "x.ome.tif").z_step_um == pytest.approx(0.25)  # OME, with its unit
+    with mrcfile.new(tmp_path / "x.mrc") as mrc:
+        mrc.set_data(frames)
+        mrc.voxel_size = (800.0, 800.0, 1250.0)  # Å in MRC2014
+    assert read_raw(tmp_path / "x.mrc").z_step_um == pytest.approx(0.125)
+    assert read_raw(DATA / "omx-3d-sim-64px" / "raw.dv").z_step_um == pytest.approx(0.125) \
+        if DATA.is_dir() else True  # DV header dz
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_3_plane_stack_keeps_its_z_step_in_tiff_ome_tiff_and_ome_zarr(zstack, tmp_path):
+    import tifffile
+
+    from napari_sim_ml.engine.io import read_raw
+    from napari_sim_ml.engine.omezarr import validate_omezarr
+
+    path, optics = zstack
+    res = _cli("reconstruct", path, "-o", tmp_path / "sr.tif")
+    assert res.returncode == 0, res.stderr
+    with tifffile.TiffFile(tmp_path / "sr.tif") as tif:
+        assert tif.imagej_metadata["spacing"] == pytest.approx(0.125)
+    assert read_raw(tmp_path / "sr.tif", require_frames=False).z_step_um == pytest.approx(0.125)
+    assert batch(path, "-o", tmp_path, "--format", "ome-zarr") == 0
+    assert batch(path, "-o", tmp_path) == 0
+    with tifffile.TiffFile(tmp_path / "z3_sim.ome.tif") as tif:
+        assert 'PhysicalSizeZ="0.125"' in tif.ome_metadata
+    store = tmp_path / "z3_sim.ome.zarr"
+    assert validate_omezarr(store) == "0.5"
+    import zarr
+
+    ome = dict(zarr.open_group(str(store), mode="r").attrs)["ome"]
+    ms = ome["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
+    assert all(a.get("unit") == "micrometer" for a in ms["axes"])
+    scale = ms["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == pytest.approx([0.125, optics.pixel_size_um / 2, optics.pixel_size_um / 2])
+    array = zarr.open_array(str(store / ms["datasets"][0]["path"]), mode="r")
+    assert array.chunks == (1, 128, 128)  # one chunk per plane
+    np.testing.assert_array_equal(array[:], read_output(tmp_path / "z3_sim.ome.tif")[0])
+    # the plugin reader: the z step is the layer's z scale, for the TIFF and the OME-Zarr alike
+    for out in (tmp_path / "sr.tif", store, tmp_path / "z3_sim.ome.tif"):
+        (data, kwargs, _), = _layers(out)
+        assert data.shape == (3, 128, 128), out
+        assert kwargs["scale"] == pytest.approx((0.125, optics.pixel_size_um / 2, optics.pixel_size_um / 2)), out
+        assert tuple(kwargs["units"]) == ("um", "um", "um")
+        assert kwargs["metadata"][KEY]["z_step_um"] == pytest.approx(0.125)
+
+
+def test_batch_ome_zarr_is_valid_ngff_and_round_trips(two_points, tmp_path):
+    import zarr
+
+    from napari_sim_ml.engine.errors import SimInputError
+    from napari_sim_ml.engine.omezarr import validate_omezarr
+
+    frames, optics, stacked, _ = two_points
+    for version in ("0.4", "0.5"):
+        out = tmp_path / version
+        assert batch(stacked, "-o", out, "--format", "ome-zarr", "--ngff-version", version) == 0
+        store = out / "stack_sim.ome.zarr"
+        assert validate_omezarr(store) == version
+        (data, kwargs, _), = _layers(store)
+        assert not isinstance(data, np.ndarray)  # lazy
+        assert data.shape == (2, 128, 128) and kwargs["scale"][-2:] == pytest.approx((0.04, 0.04))
+        meta = kwargs["metadata"][KEY]
+        assert meta["kind"] == "reconstruction" and len(meta["params"]["angles"]) == 3
+    np.testing.assert_array_equal(np.asarray(data), read_output(_ome_tiff(stacked, tmp_path))[:, 0])
+    # the validator can fail: a store whose axes lost their names is refused
+    attrs = dict(zarr.open_group(str(store), mode="r").attrs)
+    for axis in attrs["ome"]["multiscales"][0]["axes"]:
+        axis.pop("name")
+    broken = tmp_path / "broken.zarr"
+    zarr.open_group(str(broken), mode="w").attrs.update(attrs)
+    with pytest.raises(SimInputError, match="not valid OME-NGFF"):
+        validate_omezarr(broken)
+
+
+def _ome_tiff(stacked, tmp_path):
+    assert batch(stacked, "-o", tmp_path / "tif") == 0
+    return tmp_path / "tif" / "stack_sim.ome.tif"

@@ -35,7 +35,7 @@ from .engine.errors import SimInputError
 from .engine.parameters import FilterSettings, PatternParameters
 
 RAW_SUFFIXES = (".tif", ".tiff", ".mrc", ".dv", ".st", ".map")
-OUTPUT_SUFFIX = {"ome-tiff": "_sim.ome.tif", "zarr": "_sim.zarr"}
+OUTPUT_SUFFIX = {"ome-tiff": "_sim.ome.tif", "ome-zarr": "_sim.ome.zarr", "zarr": "_sim.zarr"}  # zarr: OME-Zarr too
 PART = ".part"
 
 
@@ -53,7 +53,9 @@ def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="local threads/processes (default: all cores)")
     p.add_argument("--method", default="wiener", choices=("wiener", "pinn"))
     p.add_argument("--format", default="ome-tiff", choices=tuple(OUTPUT_SUFFIX),
-                   help="output format: OME-TIFF (default) or zarr")
+                   help="output format: OME-TIFF (default) or OME-Zarr (NGFF; 'zarr' is the same, named _sim.zarr)")
+    p.add_argument("--ngff-version", default="0.5", choices=("0.4", "0.5"),
+                   help="OME-Zarr version: 0.5 (zarr v3, default) or 0.4 (zarr v2, for older viewers)")
     _add_optics(p)
     _add_layout(p)
     p.add_argument("--channel", type=int, help="channel to reconstruct in files with several channels")
@@ -271,6 +273,8 @@ def write_ome_tiff(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, .
         "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm",
         "Description": json.dumps({METADATA_KEY: metadata}, default=_json_default),
     }
+    if metadata.get("z_step_um"):
+        ome.update(PhysicalSizeZ=float(metadata["z_step_um"]), PhysicalSizeZUnit="µm")
     if optics.get("wavelength_nm"):
         ome["Channel"] = {"Name": "SIM", "EmissionWavelength": optics["wavelength_nm"],
                           "EmissionWavelengthUnit": "nm"}
@@ -281,20 +285,12 @@ def write_ome_tiff(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, .
 
 
 def write_zarr(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, ...], pixel_size_um: float,
-               metadata: dict[str, Any], progress: Progress) -> None:
-    """Write (T, Z, Y, X) float32 planes one by one into a zarr array (one plane per chunk)."""
-    import zarr
+               metadata: dict[str, Any], progress: Progress, version: str = "0.5") -> None:
+    """Write (T, Z, Y, X) float32 planes one by one as an OME-Zarr image (NGFF multiscales, axes t/z
+    as present, y, x in micrometer, one plane per chunk; see engine.omezarr)."""
+    from .engine.omezarr import write_omezarr
 
-    from .engine.io import METADATA_KEY, _json_default
-
-    attrs = json.loads(json.dumps({METADATA_KEY: metadata, "axes": "TZYX", "pixel_size_um": pixel_size_um},
-                                  default=_json_default))
-    array = zarr.create_array(store=str(path), shape=shape, chunks=(1, 1, *shape[2:]), dtype="float32",
-                              attributes=attrs, overwrite=True)
-    n_z = shape[1]
-    for i, plane in enumerate(planes):
-        array[i // n_z, i % n_z] = plane
-        progress.update()
+    write_omezarr(path, planes, shape, pixel_size_um, metadata, progress, version=version)
 
 
 # ---------------------------------------------------------------- one input
@@ -360,6 +356,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                 "optics": {**asdict(optics), "pixel_size_um": out_px}, "raw_pixel_size_um": optics.pixel_size_um,
                 "params": params_meta, "estimated_on": estimated_on, "filter": asdict(settings),
                 "layout": asdict(layout), "background": background,
+                **({"z_step_um": raw.z_step_um} if raw.z_step_um else {}),
                 **({"channel": args.channel} if args.channel is not None else {}),
                 **({"pinn": pinn} if pinn else {})}
         shape = (n_t, n_z, 2 * ny, 2 * nx)
@@ -368,8 +365,11 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         _remove(tmp)
         bar = Progress(path.name, n_t * n_z, progress_on)
         try:
-            writer = write_zarr if args.format == "zarr" else write_ome_tiff
-            writer(tmp, iter_planes(stack, job, executor, batch_t), shape, out_px, meta, bar)
+            planes = iter_planes(stack, job, executor, batch_t)
+            if args.format in ("zarr", "ome-zarr"):
+                write_zarr(tmp, planes, shape, out_px, meta, bar, version=args.ngff_version)
+            else:
+                write_ome_tiff(tmp, planes, shape, out_px, meta, bar)
             bar.close()
             if final.exists():  # only with --overwrite
                 _remove(final)

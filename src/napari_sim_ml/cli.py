@@ -269,7 +269,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     meta = {"kind": "reconstruction", "method": args.method, "source": str(raw.path),
             "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
             "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
-            "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta}
+            "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta,
+            **({"z_step_um": raw.z_step_um} if raw.z_step_um and layout.n_z > 1 else {})}
     out_px = optics.pixel_size_um / 2
     write_tiff(args.output, stack(images), out_px, meta, args.overwrite)
     written = [args.output]

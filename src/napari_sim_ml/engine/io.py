@@ -168,6 +168,14 @@ def _tiff_metadata(tif: Any) -> dict[str, Any]:
         if size_z:
             unit_z = re.search(r'PhysicalSizeZUnit="([^"]+)"', xml)
             meta["z_step_um"] = _length_to_um(_float_or_none(size_z.group(1)), unit_z.group(1) if unit_z else "um")
+        desc = re.search(r"<Description>(.*?)</Description>", xml, re.S)
+        if desc and METADATA_KEY in desc.group(1):  # our metadata in a batch OME-TIFF
+            import html
+
+            try:
+                meta["extra"] = json.loads(html.unescape(desc.group(1)))[METADATA_KEY]
+            except (ValueError, KeyError, TypeError):
+                pass
     ij = tif.imagej_metadata or {}
     info = ij.get("Info")
     if isinstance(info, str) and METADATA_KEY in info:
