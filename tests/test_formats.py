@@ -198,3 +198,57 @@ def test_batch_ome_zarr_is_valid_ngff_and_round_trips(two_points, tmp_path):
 def _ome_tiff(stacked, tmp_path):
     assert batch(stacked, "-o", tmp_path / "tif") == 0
     return tmp_path / "tif" / "stack_sim.ome.tif"
+
+
+# ---------------------------------------------------------------- N-SIM mosaics
+def _nsim_mosaic(frames: np.ndarray, n_a: int = 3, n_p: int = 3) -> np.ndarray:
+    """(n_a·n_p, h, w) frames in PAZ order → one N-SIM image: phases along x, angles along y."""
+    h, w = frames.shape[-2:]
+    out = np.empty((n_a * h, n_p * w), frames.dtype)
+    for a in range(n_a):
+        for p in range(n_p):
+            out[a * h:(a + 1) * h, p * w:(p + 1) * w] = frames[a * n_p + p]
+    return out
+
+
+def test_an_nsim_mosaic_gives_the_same_result_as_the_nine_frame_stack(two_points, tmp_path):
+    import json
+
+    from napari_sim_ml.engine.errors import SimInputError
+    from napari_sim_ml.engine.mosaic import parse_mosaic, split_mosaic
+
+    frames, optics, _, _ = two_points
+    nine = frames[:9]
+    mosaic = _nsim_mosaic(nine)
+    np.testing.assert_array_equal(split_mosaic(mosaic, 3, 3), nine)
+    meta = {"optics": {"na": optics.na, "wavelength_nm": optics.wavelength_nm}, "camera_offset": 100.0}
+    stack_path = write_tiff(tmp_path / "nine.tif", nine, optics.pixel_size_um, meta)
+    mosaic_path = write_tiff(tmp_path / "nsim.tif", mosaic, optics.pixel_size_um, meta)
+    a = _cli("estimate", stack_path, "--json", tmp_path / "a.json")
+    b = _cli("estimate", mosaic_path, "--mosaic", "3x3", "--json", tmp_path / "b.json")
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
+    for path, extra in ((stack_path, []), (mosaic_path, ["--mosaic", "3x3"])):
+        res = _cli("reconstruct", path, "-o", tmp_path / f"{path.stem}_sr.tif", *extra)
+        assert res.returncode == 0, res.stderr
+    from napari_sim_ml.engine.io import read_raw
+
+    np.testing.assert_array_equal(read_raw(tmp_path / "nsim_sr.tif", require_frames=False).frames,
+                                  read_raw(tmp_path / "nine_sr.tif", require_frames=False).frames)
+    # batch: a time-lapse of two mosaics, lazily
+    two = np.stack([_nsim_mosaic(frames[:9]), _nsim_mosaic(frames[9:])])
+    write_tiff(tmp_path / "nsim2.tif", two, optics.pixel_size_um, meta)
+    assert batch(tmp_path / "nsim2.tif", "-o", tmp_path / "out", "--mosaic", "3x3") == 0
+    assert batch(_two_stack(frames, optics, tmp_path), "-o", tmp_path / "out") == 0
+    np.testing.assert_array_equal(read_output(tmp_path / "out" / "nsim2_sim.ome.tif"),
+                                  read_output(tmp_path / "out" / "stack18_sim.ome.tif"))
+    res = _cli("estimate", mosaic_path, "--mosaic", "5x3")  # 192 rows do not divide by 5
+    assert res.returncode == 2 and "cannot be split into a 5 × 3 mosaic" in res.stderr
+    with pytest.raises(SimInputError, match="rows x columns"):
+        parse_mosaic("3by3")
+
+
+def _two_stack(frames, optics, tmp_path):
+    meta = {"optics": {"na": optics.na, "wavelength_nm": optics.wavelength_nm}, "camera_offset": 100.0,
+            "layout": {"n_angles": 3, "n_phases": 3, "n_z": 1, "order": "PAZ"}}
+    return write_tiff(tmp_path / "stack18.tif", frames, optics.pixel_size_um, meta)

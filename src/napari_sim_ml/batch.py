@@ -303,11 +303,22 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
     t_start = time.perf_counter()
     from .engine.sequence import select_frames
 
-    raw, source = open_lazy(path, args.channel)
     try:
-        if args.frames:
-            raw = select_frames(raw, args.frames)
-            source = raw.frames
+        raw, source = open_lazy(path, args.channel)
+    except SimInputError:
+        if not args.mosaic:
+            raise
+        from .engine.io import read_raw
+
+        raw = read_raw(path, require_frames=False)  # a single 2-D mosaic image: one plane, read whole
+    try:
+        if args.frames or args.mosaic:
+            from .engine.mosaic import apply_mosaic
+
+            raw = apply_mosaic(select_frames(raw, args.frames), args.mosaic)
+            import dask.array as da
+
+            source = raw.frames if hasattr(raw.frames, "dask") else da.from_array(raw.frames)
         layout = resolve_layout(raw, args)
         stack = arrange_lazy(source, layout)
         optics = resolve_optics(raw, args, given_base)

@@ -43,6 +43,8 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
     g.add_argument("--orders", type=int, choices=(1, 2), help="harmonic orders: 1 (2-beam) or 2 (3-beam)")
     g.add_argument("--frames", help="use only these frames (0-based, inclusive ranges: 0-14 or 0-4,10-14), "
                                     "e.g. to leave out an average frame saved after the raw ones")
+    g.add_argument("--mosaic", help="split every image into a rows x columns mosaic of frames, rows = angles, "
+                                    "columns = phases (Nikon N-SIM: 3x3, or 3x5 for 3-D SIM)")
     g.add_argument("--background", type=float, help="camera offset to subtract (counts); "
                                                     "default: the file's metadata, else 0")
     g.add_argument("--otf", help="measured OTF (radial MRC) or PSF image (TIFF/MRC)")
@@ -127,6 +129,10 @@ def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
     """Flags override the file's stored layout; the rest is guessed from the frame count."""
     given = {k: v for k, v in (("n_angles", args.angles), ("n_phases", args.phases),
                                ("n_z", args.n_z), ("order", args.order)) if v}
+    if getattr(args, "mosaic", None):
+        from .engine.mosaic import mosaic_layout
+
+        given = {**mosaic_layout(args.mosaic), **given}
     merged = {**raw.extra.get("layout", {}), **given}
     try:
         if "n_angles" in merged and "n_phases" in merged:
@@ -151,7 +157,11 @@ def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
 def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLayout]:
     from .engine.sequence import select_frames
 
-    raw = select_frames(read_raw(args.raw), getattr(args, "frames", None))
+    from .engine.mosaic import apply_mosaic
+
+    mosaic = getattr(args, "mosaic", None)  # a mosaic file may hold one 2-D image: one plane's frames
+    raw = apply_mosaic(select_frames(read_raw(args.raw, require_frames=not mosaic), getattr(args, "frames", None)),
+                       mosaic)
     layout = resolve_layout(raw, args)
     planes = arrange_frames(raw.frames, layout)
     return raw, planes, layout
