@@ -1,12 +1,21 @@
-"""npe2 reader: raw SIM stacks (TIFF, OME-TIFF, MRC/DV) as image layers with physical scale.
+"""npe2 reader: raw SIM stacks (TIFF, OME-TIFF, MRC/DV, OME-Zarr, folders of frames) as image layers
+with physical scale.
 
 The layer keeps the frames in file order, shape (F, Y, X) (or (Y, X) for a single
-image such as an exported reconstruction). What the file told about the optics and
-the frame layout is kept in ``layer.metadata["napari_sim_ml"]``:
+image such as an exported reconstruction), as a lazy dask array: opening reads the
+metadata only, napari reads the frames it shows. A reconstruction written by this
+plugin with several z planes opens as (Z, Y, X) (or (T, Z, Y, X)) with the z step as
+the z scale. What the file told about the optics and the frame layout is kept in
+``layer.metadata["napari_sim_ml"]``:
 
-``{"optics": {"na", "wavelength_nm", "pixel_size_um"}, "layout": {"n_angles", "n_phases",
+``{"optics": {"na", "wavelength_nm", "pixel_size_um"}, "z_step_um", "layout": {"n_angles", "n_phases",
 "n_z", "order"} | None, "source": path, ...}`` plus this plugin's own metadata
 (parameters, camera offset) when the file was written by it.
+
+A folder (not a zarr store) opens as one stack of its TIFF/MRC files in natural order
+(see ``engine.sequence``). When its last frame is the average of the others (some
+programs save one), that frame becomes a layer of its own, ``<name> average frame``,
+and the raw layer holds the other frames: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ LayerData = tuple[np.ndarray, dict[str, Any], str]
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """Return a reader for one TIFF/MRC/DV file, or None when this plugin cannot take it.
+    """Return a reader for one TIFF/MRC/DV file, OME-Zarr store or folder of frames, or None
+    when this plugin cannot take it.
 
     Never raises: unreadable, complex-valued (OTF) or RGB files give None so that
-    napari can try another reader.
+    napari can try another reader. Only the metadata is read here.
     """
     try:
         if isinstance(path, (list, tuple)):
@@ -40,18 +50,57 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
         if not isinstance(path, (str, os.PathLike)):
             return None
         file = Path(path)
-        if file.suffix.lower() not in SUFFIXES or not file.is_file():
+        if file.is_dir():
+            raw = open_raw(file)
+        elif file.suffix.lower() not in SUFFIXES or not file.is_file():
             return None
-        raw = read_raw(file, require_frames=False)
+        else:
+            raw = open_raw(file)
         if np.iscomplexobj(raw.frames) or raw.frames.ndim not in (2, 3):
             return None
     except Exception:  # noqa: BLE001 - a reader must never raise
         return None
 
     def _reader(_path: Any = None) -> list[LayerData]:
-        return [raw_to_layer_data(raw)]
+        average = (raw.extra.get("sequence") or {}).get("average_frame")
+        if average is None:
+            return [raw_to_layer_data(raw)]
+        return split_average_frame(raw, int(average))
 
     return _reader
+
+
+def open_raw(path: Path) -> RawFile:
+    """The RawFile of ``path`` with lazy (dask) frames where the format allows, else read whole.
+
+    Stacks (3-D and more) of TIFF, MRC, folders and OME-Zarr are opened lazily; 2-D
+    images and files with several channels are read whole (the engine flattens
+    channels into frames, as :func:`engine.io.read_raw` does).
+    """
+    from .engine.lazy import open_lazy
+
+    try:
+        raw, _ = open_lazy(path)
+    except SimInputError:
+        return read_raw(path, require_frames=False)
+    if raw.frames.ndim == 3 and raw.frames.shape[0] == 1 and not (raw.extra.get("sequence") or {}):
+        return read_raw(path, require_frames=False)  # one frame: an image, not a stack
+    return raw
+
+
+def split_average_frame(raw: RawFile, index: int) -> list[LayerData]:
+    """The raw frames before ``index`` as the raw layer and frame ``index`` as its own layer."""
+    seq = raw.extra.get("sequence") or {}
+    frames_raw = RawFile(raw.path, raw.frames[:index], raw.pixel_size_um, raw.wavelength_nm, raw.na,
+                         {**raw.extra, "frames_selected": f"0-{index - 1}"}, z_step_um=raw.z_step_um)
+    data, kwargs, kind = raw_to_layer_data(frames_raw)
+    name = (seq.get("files") or [f"frame {index}"])[index] if len(seq.get("files") or []) > index else f"frame {index}"
+    avg_meta = {"kind": "widefield", "source": str(raw.path),
+                "note": f"{name} is the average of the raw frames 0-{index - 1}; kept as its own layer"}
+    avg_kwargs = {"name": f"{kwargs['name']} average frame", "metadata": {METADATA_KEY: avg_meta}}
+    if "scale" in kwargs:
+        avg_kwargs.update(scale=kwargs["scale"][-2:], units=kwargs["units"][-2:])
+    return [(data, kwargs, kind), (np.asarray(raw.frames[index]), avg_kwargs, "image")]
 
 
 def _layout_for(raw: RawFile) -> dict[str, Any] | None:
@@ -80,9 +129,46 @@ def raw_to_layer_data(raw: RawFile) -> LayerData:
     meta["optics"] = {"na": raw.na, "wavelength_nm": raw.wavelength_nm, "pixel_size_um": raw.pixel_size_um}
     meta["layout"] = _layout_for(raw)
     meta["source"] = str(raw.path)
-    kwargs: dict[str, Any] = {"name": raw.path.stem, "metadata": {METADATA_KEY: meta}}
+    if raw.z_step_um:
+        meta["z_step_um"] = float(raw.z_step_um)
+    name = raw.path.name.split("*")[0].rstrip("_-. ") if "*" in raw.path.name else raw.path.stem
+    kwargs: dict[str, Any] = {"name": name.removesuffix(".ome") or raw.path.parent.name,
+                              "metadata": {METADATA_KEY: meta}}
+    data, z_axis = _planes_view(data, raw)
+    lead = [1.0] * (data.ndim - 2)
+    lead_units = ["pixel"] * (data.ndim - 2)
+    if z_axis is not None and raw.z_step_um:
+        lead[z_axis], lead_units[z_axis] = float(raw.z_step_um), "um"
     if raw.pixel_size_um:
         px = float(raw.pixel_size_um)
-        kwargs["scale"] = (1.0,) * (data.ndim - 2) + (px, px)
-        kwargs["units"] = ("pixel",) * (data.ndim - 2) + ("um", "um")
+        kwargs["scale"] = (*lead, px, px)
+        kwargs["units"] = (*lead_units, "um", "um")
+    elif z_axis is not None and raw.z_step_um:
+        kwargs["scale"] = (*lead, 1.0, 1.0)
+        kwargs["units"] = (*lead_units, "pixel", "pixel")
+    if not isinstance(data, np.ndarray) and data.ndim > 2:  # lazy: napari must not scan the whole stack
+        kwargs["contrast_limits"] = _first_frame_limits(data)
+        kwargs["multiscale"] = False
     return data, kwargs, "image"
+
+
+OUTPUT_KINDS = ("reconstruction", "widefield", "uncertainty", "residual")
+
+
+def _planes_view(data: Any, raw: RawFile) -> tuple[Any, int | None]:
+    """Frames of a multi-plane output of this plugin as (Z, Y, X) / (T, Z, Y, X), and the z axis."""
+    layout = raw.extra.get("layout") or {}
+    n_z = int(layout.get("n_z", 1) or 1)
+    if raw.extra.get("kind") not in OUTPUT_KINDS or data.ndim != 3 or n_z < 2 or data.shape[0] % n_z:
+        return data, None
+    n_t = data.shape[0] // n_z
+    if n_t == 1:
+        return data, 0
+    return data.reshape(n_t, n_z, *data.shape[-2:]), 1
+
+
+def _first_frame_limits(data: Any) -> tuple[float, float]:
+    """Display range from the first frame only (0.1 / 99.9 percentiles)."""
+    first = np.asarray(data[(0,) * (data.ndim - 2)], dtype=np.float64)
+    lo, hi = np.percentile(first[::2, ::2], (0.1, 99.9))
+    return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)

@@ -38,14 +38,16 @@ from .engine.outputs import OutputExistsError
 from .engine.parameters import FilterSettings, PatternParameters, check_pattern_optics
 
 RAW_SUFFIXES = (".tif", ".tiff", ".mrc", ".dv", ".st", ".map")
-OUTPUT_SUFFIX = {"ome-tiff": "_sim.ome.tif", "zarr": "_sim.zarr"}
+OUTPUT_SUFFIX = {"ome-tiff": "_sim.ome.tif", "ome-zarr": "_sim.ome.zarr", "zarr": "_sim.zarr"}  # zarr: OME-Zarr too
 
 
 # ---------------------------------------------------------------- parser
 def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     from .cli import _add_layout, _add_method_flags, _add_optics
 
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="raw stacks, or folders of raw stacks")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="raw stacks, folders of raw stacks, folders of single-frame files (one stack each), "
+                        "quoted glob patterns ('cell1_*.tif', one stack each) or OME-Zarr stores")
     p.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if needed)")
     p.add_argument("--scheduler", default="threads",
                    help="'threads' (default), 'processes', or a dask.distributed scheduler address "
@@ -53,7 +55,9 @@ def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="local threads/processes (default: all cores)")
     p.add_argument("--method", default="wiener", choices=("wiener", "pinn"))
     p.add_argument("--format", default="ome-tiff", choices=tuple(OUTPUT_SUFFIX),
-                   help="output format: OME-TIFF (default) or zarr")
+                   help="output format: OME-TIFF (default) or OME-Zarr (NGFF; 'zarr' is the same, named _sim.zarr)")
+    p.add_argument("--ngff-version", default="0.5", choices=("0.4", "0.5"),
+                   help="OME-Zarr version: 0.5 (zarr v3, default) or 0.4 (zarr v2, for older viewers)")
     _add_optics(p)
     _add_layout(p)
     p.add_argument("--channel", type=int, help="channel to reconstruct in files with several channels")
@@ -92,8 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- helpers
 def output_name(path: Path, fmt: str) -> str:
     """``cell_01.ome.tif`` → ``cell_01_sim.ome.tif`` (or ``cell_01_sim.zarr``)."""
+    from .engine.sequence import has_glob
+
     name = path.name
-    for suffix in (".ome.tiff", ".ome.tif") + RAW_SUFFIXES:
+    if has_glob(str(path)) and not path.exists():  # a pattern: its fixed prefix, else its folder's name
+        name = path.name.split("*")[0].split("?")[0].split("[")[0].rstrip("_-. ") or path.parent.name
+    for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif") + RAW_SUFFIXES:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
@@ -111,12 +119,17 @@ def _is_batch_output(path: Path) -> bool:
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for its raw files (sorted, not recursive), without
-    the outputs of an earlier batch written into it."""
+    """Files as given; a folder of stacks stands for its raw files (sorted, not recursive), without
+    the outputs of an earlier batch written into it; a folder of single-frame files, a glob pattern
+    and an OME-Zarr store are one input each."""
+    from .engine.sequence import is_frame_folder, is_zarr_store
+
     out: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and (is_zarr_store(path) or is_frame_folder(path)):
+            out.append(path)
+        elif path.is_dir():
             out += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES
                           and not p.name.startswith(".") and not _is_batch_output(p))
         else:
@@ -295,6 +308,8 @@ def write_ome_tiff(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, .
         "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm",
         "Description": json.dumps({METADATA_KEY: metadata}, default=_json_default),
     }
+    if metadata.get("z_step_um"):
+        ome.update(PhysicalSizeZ=float(metadata["z_step_um"]), PhysicalSizeZUnit="µm")
     if optics.get("wavelength_nm"):
         ome["Channel"] = {"Name": "SIM", "EmissionWavelength": optics["wavelength_nm"],
                           "EmissionWavelengthUnit": "nm"}
@@ -305,20 +320,12 @@ def write_ome_tiff(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, .
 
 
 def write_zarr(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, ...], pixel_size_um: float,
-               metadata: dict[str, Any], progress: Progress) -> None:
-    """Write (T, Z, Y, X) float32 planes one by one into a zarr array (one plane per chunk)."""
-    import zarr
+               metadata: dict[str, Any], progress: Progress, version: str = "0.5") -> None:
+    """Write (T, Z, Y, X) float32 planes one by one as an OME-Zarr image (NGFF multiscales, axes t/z
+    as present, y, x in micrometer, one plane per chunk; see engine.omezarr)."""
+    from .engine.omezarr import write_omezarr
 
-    from .engine.io import METADATA_KEY, _json_default
-
-    attrs = json.loads(json.dumps({METADATA_KEY: metadata, "axes": "TZYX", "pixel_size_um": pixel_size_um},
-                                  default=_json_default))
-    array = zarr.create_array(store=str(path), shape=shape, chunks=(1, 1, *shape[2:]), dtype="float32",
-                              attributes=attrs, overwrite=True)
-    n_z = shape[1]
-    for i, plane in enumerate(planes):
-        array[i // n_z, i % n_z] = plane
-        progress.update()
+    write_omezarr(path, planes, shape, pixel_size_um, metadata, progress, version=version)
 
 
 # ---------------------------------------------------------------- one input
@@ -332,8 +339,24 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
     from .engine.lazy import arrange_lazy, close_files, estimation_plane, make_job, open_lazy
 
     t_start = time.perf_counter()
-    raw, source = open_lazy(path, args.channel)
+    from .engine.sequence import select_frames
+
     try:
+        raw, source = open_lazy(path, args.channel)
+    except SimInputError:
+        if not args.mosaic:
+            raise
+        from .engine.io import read_raw
+
+        raw = read_raw(path, require_frames=False)  # a single 2-D mosaic image: one plane, read whole
+    try:
+        if args.frames or args.mosaic:
+            from .engine.mosaic import apply_mosaic
+
+            raw = apply_mosaic(select_frames(raw, args.frames), args.mosaic)
+            import dask.array as da
+
+            source = raw.frames if hasattr(raw.frames, "dask") else da.from_array(raw.frames)
         layout = resolve_layout(raw, args)
         stack = arrange_lazy(source, layout)
         optics = resolve_optics(raw, args, given_base)
@@ -384,6 +407,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                 "optics": {**asdict(optics), "pixel_size_um": out_px}, "raw_pixel_size_um": optics.pixel_size_um,
                 "params": params_meta, "estimated_on": estimated_on, "filter": asdict(settings),
                 "layout": asdict(layout), "background": background,
+                **({"z_step_um": raw.z_step_um} if raw.z_step_um else {}),
                 **({"channel": args.channel} if args.channel is not None else {}),
                 **({"pinn": pinn} if pinn else {})}
         shape = (n_t, n_z, 2 * ny, 2 * nx)
@@ -391,8 +415,11 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         meta["request"] = request
         bar = Progress(path.name, n_t * n_z, progress_on)
         with OutputSet(args.overwrite) as outs:  # unique temporary name, fsync, no-clobber rename
-            writer = write_zarr if args.format == "zarr" else write_ome_tiff
-            writer(outs.stage(final), iter_planes(stack, job, executor, batch_t), shape, out_px, meta, bar)
+            planes = iter_planes(stack, job, executor, batch_t)
+            if args.format in ("zarr", "ome-zarr"):
+                write_zarr(outs.stage(final), planes, shape, out_px, meta, bar, version=args.ngff_version)
+            else:
+                write_ome_tiff(outs.stage(final), planes, shape, out_px, meta, bar)
             bar.close()
             outs.commit()
     finally:

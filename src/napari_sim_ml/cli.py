@@ -46,6 +46,10 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
     g.add_argument("--order", help="frame order, fastest first: PAZ (angle-major, default), APZ "
                                    "(phase-major), PZA (OMX), ZAP (Elyra)")
     g.add_argument("--orders", type=int, choices=(1, 2), help="harmonic orders: 1 (2-beam) or 2 (3-beam)")
+    g.add_argument("--frames", help="use only these frames (0-based, inclusive ranges: 0-14 or 0-4,10-14), "
+                                    "e.g. to leave out an average frame saved after the raw ones")
+    g.add_argument("--mosaic", help="split every image into a rows x columns mosaic of frames, rows = angles, "
+                                    "columns = phases (Nikon N-SIM: 3x3, or 3x5 for 3-D SIM)")
     g.add_argument("--background", type=float, help="camera offset to subtract (counts); "
                                                     "default: the file's metadata, else 0")
     g.add_argument("--otf", help="measured OTF (radial MRC) or PSF image (TIFF/MRC)")
@@ -184,11 +188,23 @@ def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
     """Flags override the file's stored layout; the rest is guessed from the frame count."""
     given = {k: v for k, v in (("n_angles", args.angles), ("n_phases", args.phases),
                                ("n_z", args.n_z), ("order", args.order)) if v is not None}
+    if getattr(args, "mosaic", None):
+        from .engine.mosaic import mosaic_layout
+
+        given = {**mosaic_layout(args.mosaic), **given}
     merged = {**raw.extra.get("layout", {}), **given}
-    if "n_angles" in merged and "n_phases" in merged:
-        return FrameLayout(**merged)
-    guess = guess_layout(raw.frames.shape[0], merged.get("n_z"))
-    return FrameLayout(**{**asdict(guess), **merged})
+    try:
+        if "n_angles" in merged and "n_phases" in merged:
+            layout = FrameLayout(**merged)
+        else:
+            layout = FrameLayout(**{**asdict(guess_layout(raw.frames.shape[0], merged.get("n_z"))), **merged})
+        if raw.frames.shape[0] % layout.frames_per_set:
+            arrange_frames(np.empty((raw.frames.shape[0], 1, 1)), layout)  # the usual sentence
+    except SimInputError as exc:
+        from .engine.sequence import average_frame_hint
+
+        raise SimInputError(f"{exc}{average_frame_hint(raw)}") from None
+    return layout
 
 
 def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
@@ -198,7 +214,13 @@ def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
 
 
 def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLayout]:
-    raw = read_raw(args.raw)
+    from .engine.sequence import select_frames
+
+    from .engine.mosaic import apply_mosaic
+
+    mosaic = getattr(args, "mosaic", None)  # a mosaic file may hold one 2-D image: one plane's frames
+    raw = apply_mosaic(select_frames(read_raw(args.raw, require_frames=not mosaic), getattr(args, "frames", None)),
+                       mosaic)
     layout = resolve_layout(raw, args)
     planes = arrange_frames(raw.frames, layout)
     return raw, planes, layout
@@ -328,7 +350,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     meta = {"kind": "reconstruction", "method": args.method, "source": str(raw.path),
             "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
             "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
-            "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta}
+            "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta,
+            **({"z_step_um": raw.z_step_um} if raw.z_step_um and layout.n_z > 1 else {})}
     out_px = optics.pixel_size_um / 2
     if args.uncertainty and (not sigmas or any(s is None for s in sigmas)):
         raise SimInputError("the PINN returned no σ map; nothing was written")

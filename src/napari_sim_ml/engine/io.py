@@ -66,6 +66,8 @@ class RawFile:
     frames: (F, Y, X) array in file order (dtype as stored).
     pixel_size_um, wavelength_nm, na: None when the file does not say.
     extra: this plugin's own metadata (parameters, layout) when present.
+    z_step_um: the distance between z planes, µm (ImageJ ``spacing``, OME
+    ``PhysicalSizeZ``, MRC/DV dz); None when the file does not say.
     """
 
     path: Path
@@ -75,6 +77,7 @@ class RawFile:
     na: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     immersion_index: float | None = None
+    z_step_um: float | None = None
 
 
 def guess_layout(n_frames: int, n_z: int | None = None) -> FrameLayout:
@@ -168,6 +171,18 @@ def _tiff_metadata(tif: Any) -> dict[str, Any]:
             meta["immersion_index"] = _float_or_none(index.group(1))
         elif medium and medium.group(1).lower() in IMMERSION_INDEX:
             meta["immersion_index"] = IMMERSION_INDEX[medium.group(1).lower()]
+        size_z = re.search(r'PhysicalSizeZ="([^"]+)"', xml)
+        if size_z:
+            unit_z = re.search(r'PhysicalSizeZUnit="([^"]+)"', xml)
+            meta["z_step_um"] = _length_to_um(_float_or_none(size_z.group(1)), unit_z.group(1) if unit_z else "um")
+        desc = re.search(r"<Description>(.*?)</Description>", xml, re.S)
+        if desc and METADATA_KEY in desc.group(1):  # our metadata in a batch OME-TIFF
+            import html
+
+            try:
+                meta["extra"] = json.loads(html.unescape(desc.group(1)))[METADATA_KEY]
+            except (ValueError, KeyError, TypeError):
+                pass
     ij = tif.imagej_metadata or {}
     info = ij.get("Info")
     if isinstance(info, str) and METADATA_KEY in info:
@@ -184,17 +199,21 @@ def _tiff_metadata(tif: Any) -> dict[str, Any]:
             unit = ij.get("unit", "um" if ij else None)
             if ppu > 0 and unit and unit not in ("pixel", "inch", "cm"):
                 meta["pixel_size_um"] = _length_to_um(1.0 / ppu, unit)
+    if not meta.get("z_step_um") and ij.get("spacing") is not None and ij.get("unit", "pixel") != "pixel":
+        meta["z_step_um"] = _length_to_um(_float_or_none(ij.get("spacing")), ij.get("unit"))
     return meta
 
 
-def _mrc_metadata(path: Path, voxel_x: float) -> dict[str, Any]:
+def _mrc_metadata(path: Path, voxel_x: float, voxel_z: float | None = None) -> dict[str, Any]:
     with open(path, "rb") as fh:
         header = fh.read(224)
     is_dv = header[96:98] in (b"\xa0\xc0", b"\xc0\xa0")
     pixel = _float_or_none(voxel_x)
+    dz = _float_or_none(voxel_z)
     if pixel is not None and not is_dv and pixel > 5.0:  # MRC2014 stores Å
         pixel *= 1e-4
-    meta: dict[str, Any] = {"pixel_size_um": pixel}
+        dz = dz * 1e-4 if dz is not None else None
+    meta: dict[str, Any] = {"pixel_size_um": pixel, "z_step_um": dz}
     for endian in ("<", ">"):
         wave = int(np.frombuffer(header[198:200], dtype=f"{endian}i2")[0])
         if 200 <= wave <= 1500:
@@ -257,7 +276,17 @@ def read_image_with_pixel_size(path: str | Path) -> tuple[np.ndarray, float | No
 def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool = False) -> RawFile:
     """Read a raw SIM file; all leading axes are flattened into frames in file order.
     Complex data are refused unless ``allow_complex`` (OTF files)."""
+    from .sequence import is_sequence, is_zarr_store  # folders, glob patterns and OME-Zarr stores
+
+    if is_sequence(path):
+        from .sequence import read_sequence
+
+        return read_sequence(path)
     path = Path(path)
+    if is_zarr_store(path):
+        from .omezarr import read_omezarr
+
+        return read_omezarr(path)
     if not path.exists():
         raise SimInputError(f"file not found: {path}")
     if path.is_dir():
@@ -276,8 +305,8 @@ def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool 
                     if mrc.data is None:
                         raise ValueError("no image data")
                     data = np.asarray(mrc.data).copy()
-                    voxel_x = float(mrc.voxel_size.x)
-            meta = _mrc_metadata(path, voxel_x)
+                    voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
+            meta = _mrc_metadata(path, voxel_x, voxel_z)
         else:
             import tifffile
 
@@ -316,11 +345,12 @@ def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool 
         na=optics.get("na") or meta.get("na"),
         extra=extra,
         immersion_index=optics.get("immersion_index") or meta.get("immersion_index"),
+        z_step_um=extra.get("z_step_um") or meta.get("z_step_um"),
     )
 
 
 def save_tiff(target: str | Path, data: np.ndarray, pixel_size_um: float,
-              metadata: dict[str, Any] | None = None) -> None:
+              metadata: dict[str, Any] | None = None, z_step_um: float | None = None) -> None:
     """Write ``data`` as an ImageJ TIFF at ``target`` as is (no checks, no renaming): the
     low-level writer behind :func:`write_tiff` and :class:`outputs.OutputSet` users."""
     import tifffile
@@ -333,9 +363,13 @@ def save_tiff(target: str | Path, data: np.ndarray, pixel_size_um: float,
     if axes is None:
         raise SimInputError(f"cannot write an array of {data.ndim} dimensions as ImageJ TIFF")
     info = json.dumps({METADATA_KEY: metadata or {}}, default=_json_default)
+    z_step_um = _float_or_none(z_step_um if z_step_um is not None else (metadata or {}).get("z_step_um"))
+    ij_meta: dict[str, Any] = {"unit": "um", "axes": axes, "Info": info}
+    if z_step_um and "Z" in axes:
+        ij_meta["spacing"] = z_step_um
     tifffile.imwrite(
         target, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
-        metadata={"unit": "um", "axes": axes, "Info": info},
+        metadata=ij_meta,
     )
 
 
@@ -381,8 +415,12 @@ def write_tiff(
     pixel_size_um: float,
     metadata: dict[str, Any] | None = None,
     overwrite: bool = False,
+    z_step_um: float | None = None,
 ) -> Path:
     """Write an ImageJ TIFF with pixel size (µm) and our metadata as JSON in 'Info'.
+
+    ``z_step_um`` (µm between planes; default: ``metadata["z_step_um"]``) is written as
+    ImageJ ``spacing`` for stacks with a z axis.
 
     The file is written to a temporary name unique to this process in the same folder,
     flushed to disk and renamed (:mod:`outputs`), so a failed write never leaves a
@@ -393,7 +431,7 @@ def write_tiff(
     path = Path(path)
     check_outputs([(path, "tiff")], overwrite=overwrite)
     with OutputSet(overwrite) as outs:
-        save_tiff(outs.stage(path), data, pixel_size_um, metadata)
+        save_tiff(outs.stage(path), data, pixel_size_um, metadata, z_step_um)
         outs.commit()
     return path
 

@@ -130,7 +130,10 @@ class FrameSource:
                     pages: Any = range(start, stop)
                 else:
                     pages = [int(np.ravel_multi_index(self._index(f), self.lead_shape)) for f in range(start, stop)]
-                data = array.asarray(key=pages, series=0, maxworkers=1)
+                if len(array.series[0].pages) < self.n_frames:  # frames stored as samples of a page
+                    data = array.series[0].asarray(maxworkers=1).reshape(-1, *self.frame_shape)[start:stop]
+                else:
+                    data = array.asarray(key=pages, series=0, maxworkers=1)
                 out[...] = data.reshape(out.shape)
         return out
 
@@ -155,10 +158,24 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Fr
     order (one frame per chunk; metadata as :func:`io.read_raw` reads it) and the
     :class:`FrameSource` behind it. Files with a channel axis (OME 'C' of size > 1)
     need ``channel``; all other leading axes are flattened into frames, as
-    read_raw does.
+    read_raw does. A folder or glob pattern (a sequence of files, see
+    :mod:`.sequence`) and an OME-Zarr store (:mod:`.omezarr`) open the same way;
+    their second element is then the dask array of frames itself.
     """
     import dask.array as da
 
+    from .sequence import is_sequence, is_zarr_store
+
+    if is_sequence(path):
+        from .sequence import open_sequence_lazy
+
+        raw_seq, _ = open_sequence_lazy(path)
+        return raw_seq, raw_seq.frames
+    if is_zarr_store(Path(path)):
+        from .omezarr import open_omezarr_lazy
+
+        raw_zarr = open_omezarr_lazy(path, channel)
+        return raw_zarr, raw_zarr.frames
     path = Path(path)
     if not path.exists():
         raise SimInputError(f"file not found: {path}")
@@ -176,8 +193,8 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Fr
                     if mrc.data is None:
                         raise ValueError("no image data")
                     shape, dtype = tuple(mrc.data.shape), np.dtype(mrc.data.dtype)
-                    voxel_x = float(mrc.voxel_size.x)
-            meta = _mrc_metadata(path, voxel_x)
+                    voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
+            meta = _mrc_metadata(path, voxel_x, voxel_z)
         else:
             import tifffile
 
@@ -218,7 +235,8 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Fr
                   pixel_size_um=optics.get("pixel_size_um") or meta.get("pixel_size_um"),
                   wavelength_nm=optics.get("wavelength_nm") or meta.get("wavelength_nm"),
                   na=optics.get("na") or meta.get("na"), extra=extra,
-                  immersion_index=optics.get("immersion_index") or meta.get("immersion_index"))
+                  immersion_index=optics.get("immersion_index") or meta.get("immersion_index"),
+                  z_step_um=extra.get("z_step_um") or meta.get("z_step_um"))
     return raw, source
 
 

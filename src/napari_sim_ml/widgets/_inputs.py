@@ -44,7 +44,7 @@ def gather(viewer: Any, c: Any) -> Job:
         raise SimInputError("select a raw SIM layer first (open a raw stack or File > Open Sample)")
     if not isinstance(layer, Image) or getattr(layer, "rgb", False):
         raise SimInputError(f"layer '{layer.name}' is not a grey-level image layer")
-    data = np.asarray(layer.data)
+    data = layer.data if hasattr(layer.data, "dask") else np.asarray(layer.data)  # dask: read planes on demand
     if data.ndim < 3:
         raise SimInputError(
             f"layer '{layer.name}' is a single 2-D image; a raw SIM stack needs "

@@ -61,8 +61,12 @@ def raw_geometry(raw_layer: Any) -> dict[str, Any]:
             "units": tuple(str(u) for u in raw_layer.units)[-2:]}
 
 
-def stack_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
-    """The same geometry with one leading (plane) axis."""
+def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> dict[str, Any]:
+    """The same geometry with one leading (plane) axis; scaled by ``z_step_um`` (µm) when the
+    planes are z planes with a known step."""
+    if z_step_um:
+        return {"scale": (float(z_step_um), *geometry["scale"]), "translate": (0.0, *geometry["translate"]),
+                "units": ("um", *geometry["units"])}
     return {"scale": (1.0, *geometry["scale"]), "translate": (0.0, *geometry["translate"]),
             "units": ("pixel", *geometry["units"])}
 

@@ -109,7 +109,7 @@ def _estimate(job: Job) -> EstimateOutput:
     from ..engine.estimate import estimate_pattern
     from ..engine.wiener import log_spectrum
 
-    plane = job.planes[job.plane]
+    plane = np.asarray(job.planes[job.plane])  # a lazy layer reads this plane only
     result = estimate_pattern(plane, job.optics, otf=job.make_otf(), background=job.background)
     frames = preprocess(plane, job.background)
     widefield = log_spectrum(frames.mean(axis=(0, 1)))
@@ -125,7 +125,7 @@ def _reconstruct(job: Job, params: PatternParameters | None, settings: FilterSet
     if params is None:
         estimate = _estimate(job)
         params = estimate.result.params
-    plane = job.planes[job.plane]
+    plane = np.asarray(job.planes[job.plane])
     prepared = prepare_reconstruction(plane, job.optics, params, job.make_otf(), job.background)
     image = wiener_filter(prepared, settings)
     return ReconOutput(prepared, image, prepared.widefield, log_spectrum(image), job.plane, estimate)
@@ -171,7 +171,7 @@ def _all_planes(job: Job, params: PatternParameters | None,
     otf = job.make_otf()
     images, widefields = [], []
     for i, plane in enumerate(job.planes):
-        prepared = prepare_reconstruction(plane, job.optics, params, otf, job.background)
+        prepared = prepare_reconstruction(np.asarray(plane), job.optics, params, otf, job.background)
         images.append(wiener_filter(prepared, settings))
         widefields.append(prepared.widefield)
         yield i + 1

@@ -25,10 +25,12 @@ Context = Callable[[], tuple[Job, PatternParameters | None, str]]
 
 def run_pinn(job: Job, params: PatternParameters, settings: Any) -> Generator[Any, None, Any]:
     """Worker body: yields PinnProgress, returns PinnResult or a Failure (no Qt here)."""
+    import numpy as np
+
     from ..engine.pinn import pinn_steps
 
     try:
-        steps = pinn_steps(job.planes[job.plane], job.optics, params, settings, job.make_otf(), job.background)
+        steps = pinn_steps(np.asarray(job.planes[job.plane]), job.optics, params, settings, job.make_otf(), job.background)
     except SimInputError as exc:
         return Failure(str(exc))
     try:

@@ -259,7 +259,14 @@ class SimWidget(QWidget):
                 "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
                 "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
                 "filter": asdict(self.controls.filter_settings()), "layout": asdict(job.layout),
-                "background": job.background, "plane": job.plane}
+                "background": job.background, "plane": job.plane,
+                **({"z_step_um": self._z_step(job)} if self._z_step(job) else {})}
+
+    def _z_step(self, job: Job) -> float | None:
+        """The raw layer's z step (µm) when its planes are z planes of one time point, else None."""
+        layer = self._raw_layer(job)
+        step = L.plugin_meta(layer).get("z_step_um") if layer is not None else None
+        return float(step) if step and job.layout.n_z > 1 and job.n_planes == job.layout.n_z else None
 
     def _on_reconstructed(self, out: Any, job: Job, fresh: bool = False) -> None:
         if out.estimate is not None:
@@ -351,7 +358,7 @@ class SimWidget(QWidget):
         if layer is None:
             return
         self.all_planes = out
-        geometry = L.stack_geometry(L.fine_geometry(layer))
+        geometry = L.stack_geometry(L.fine_geometry(layer), self._z_step(job))
         meta = self._recon_meta(job, "reconstruction", out.params)
         L.upsert_image(self.viewer, f"{self.base} SIM all planes", out.images, geometry,
                        {**meta, "plane": "all"}, colormap="gray")
