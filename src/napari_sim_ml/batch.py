@@ -329,6 +329,10 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
             if (p.n_angles, p.n_phases) != (n_a, n_p):
                 raise SimInputError(f"the parameters describe {p.n_angles} angles × {p.n_phases} phases "
                                     f"but the stack has {n_a} × {n_p}")
+        if getattr(args, "denoiser", None):  # raw frames denoised in dask tasks before the reconstruction
+            from .denoise_cli import denoise_lazy
+
+            stack = denoise_lazy(stack, args.denoiser, optics, params, background, args.denoiser_device)
         settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation,
                                   args.attenuation_fwhm)
         pinn = None
@@ -345,7 +349,8 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                 "params": params_meta, "estimated_on": estimated_on, "filter": asdict(settings),
                 "layout": asdict(layout), "background": background,
                 **({"channel": args.channel} if args.channel is not None else {}),
-                **({"pinn": pinn} if pinn else {})}
+                **({"pinn": pinn} if pinn else {}),
+                **({"denoiser": str(args.denoiser)} if getattr(args, "denoiser", None) else {})}
         shape = (n_t, n_z, 2 * ny, 2 * nx)
         batch_t = max(1, math.ceil(2 * executor.workers / n_z))
         tmp = final.with_name("." + final.name + PART)

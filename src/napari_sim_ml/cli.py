@@ -62,6 +62,9 @@ def _add_method_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="noise-aware", choices=("noise-aware", "faithful"), help="PINN mode")
     p.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
     p.add_argument("--seed", type=int, default=0, help="PINN seed")
+    from .denoise_cli import add_apply_flags
+
+    add_apply_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--widefield", help="also write the widefield image on the same 2x grid")
     r.add_argument("--uncertainty", help="PINN: write the per-pixel σ map here")
     r.add_argument("--residual", help="PINN: write the normalised data-residual map here")
+    r.add_argument("--denoised", help="with --denoiser: also write the denoised raw frames here")
     r.add_argument("--overwrite", action="store_true")
 
     d = sub.add_parser("demo", help="simulate or read a sample, estimate, reconstruct, summarise")
@@ -105,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo-output", help="folder for the results")
     d.add_argument("--overwrite", action="store_true")
     add_batch_parser(sub)
+    from .denoise_cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
@@ -208,7 +215,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .engine.wiener import prepare_reconstruction, wiener_filter
 
-    for path in (args.output, args.widefield, args.uncertainty, args.residual):
+    for path in (args.output, args.widefield, args.uncertainty, args.residual, args.denoised):
         _check_output(path, args.overwrite)
     raw, planes, layout = load_planes(args)
     base: dict[str, Any] = {}
@@ -233,6 +240,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     flat = planes.reshape(-1, *planes.shape[2:])
     images, widefields, sigmas, residuals = [], [], [], []
     extra_meta: dict[str, Any] = {}
+    if args.denoiser:
+        from .denoise_cli import denoise_planes
+
+        flat, consistency = denoise_planes(flat, args.denoiser, optics, params, background, args.denoiser_device)
+        print(f"denoised {len(flat)} plane(s) with {args.denoiser}; data consistency: {consistency}")
+        extra_meta["denoiser"] = {"model": str(args.denoiser), "consistency": consistency}
     for plane in flat:
         if args.method == "wiener":
             prepared = prepare_reconstruction(plane, optics, params, otf, background)
@@ -271,6 +284,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         write_tiff(args.residual, stack(residuals), optics.pixel_size_um, {**meta, "kind": "residual"},
                    args.overwrite)
         written.append(args.residual)
+    if args.denoised and args.denoiser:
+        write_tiff(args.denoised, flat.reshape(-1, *flat.shape[-2:]), optics.pixel_size_um,
+                   {**meta, "kind": "raw", "layout": asdict(FrameLayout(params.n_angles, params.n_phases, 1, "PAZ"))},
+                   args.overwrite)
+        written.append(args.denoised)
     shape = images[0].shape
     print(f"reconstructed {len(images)} plane(s) with {args.method} in {time.perf_counter() - t0:.2f} s: "
           f"{shape[0]}x{shape[1]} px at {out_px * 1e3:.1f} nm; wrote {', '.join(written)}")
@@ -316,7 +334,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"simulate": cmd_simulate, "estimate": cmd_estimate, "reconstruct": cmd_reconstruct, "demo": cmd_demo,
-            "batch": run_batch}
+            "batch": run_batch, "train-denoiser": lambda a: _train_denoiser(a)}
+
+
+def _train_denoiser(args: argparse.Namespace) -> int:
+    from .denoise_cli import cmd_train_denoiser
+
+    return cmd_train_denoiser(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
