@@ -392,6 +392,10 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
             if (p.n_angles, p.n_phases) != (n_a, n_p):
                 raise SimInputError(f"the parameters describe {p.n_angles} angles × {p.n_phases} phases "
                                     f"but the stack has {n_a} × {n_p}")
+        if getattr(args, "denoiser", None):  # raw frames denoised in dask tasks before the reconstruction
+            from .denoise_cli import denoise_lazy
+
+            stack = denoise_lazy(stack, args.denoiser, optics, params, background, args.denoiser_device)
         settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation,
                                   args.attenuation_fwhm)
         pinn = None
@@ -409,7 +413,8 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                 "layout": asdict(layout), "background": background,
                 **({"z_step_um": raw.z_step_um} if raw.z_step_um else {}),
                 **({"channel": args.channel} if args.channel is not None else {}),
-                **({"pinn": pinn} if pinn else {})}
+                **({"pinn": pinn} if pinn else {}),
+                **({"denoiser": str(args.denoiser)} if getattr(args, "denoiser", None) else {})}
         shape = (n_t, n_z, 2 * ny, 2 * nx)
         batch_t = max(1, math.ceil(2 * executor.workers / n_z))
         meta["request"] = request

@@ -71,6 +71,9 @@ def _add_method_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("noise-aware", "faithful"), help="PINN mode (default noise-aware)")
     p.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
     p.add_argument("--seed", type=int, help="PINN seed (default 0)")
+    from .denoise_cli import add_apply_flags
+
+    add_apply_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--uncertainty-samples", type=int,
                    help=f"PINN: bootstrap samples for the σ map (default {UNCERTAINTY_SAMPLES})")
     r.add_argument("--residual", help="PINN: write the normalised data-residual map here")
+    r.add_argument("--denoised", help="with --denoiser: also write the denoised raw frames here")
     r.add_argument("--overwrite", action="store_true")
 
     d = sub.add_parser("demo", help="simulate or read a sample, estimate, reconstruct, summarise")
@@ -118,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optics(d)  # for a raw file that does not state its optics
     d.add_argument("--overwrite", action="store_true")
     add_batch_parser(sub)
+    from .denoise_cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
@@ -290,7 +297,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     check_method_flags(args)
     check_flag_values(args)
     check_outputs([(args.output, "tiff"), (args.widefield, "tiff"), (args.uncertainty, "tiff"),
-                   (args.residual, "tiff")], inputs=(args.raw, args.params, args.otf), overwrite=args.overwrite)
+                   (args.residual, "tiff"), (args.denoised, "tiff")],
+                  inputs=(args.raw, args.params, args.otf, args.denoiser), overwrite=args.overwrite)
     pinn_settings = None
     if args.method == "pinn":
         from .engine.pinn import PinnSettings
@@ -330,6 +338,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 raise SimInputError(f"time point {t}, z plane {z}: {exc}") from None
     images, widefields, sigmas, residuals = [], [], [], []
     extra_meta: dict[str, Any] = {}
+    if args.denoiser:
+        from .denoise_cli import denoise_planes
+
+        flat, consistency = denoise_planes(flat, args.denoiser, optics, params, background, args.denoiser_device)
+        print(f"denoised {len(flat)} plane(s) with {args.denoiser}; data consistency: {consistency}")
+        extra_meta["denoiser"] = {"model": str(args.denoiser), "consistency": consistency}
     for plane in flat:
         if args.method == "wiener":
             prepared = prepare_reconstruction(plane, optics, params, otf, background)
@@ -368,6 +382,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             save_tiff(outs.stage(args.residual), stack(residuals), optics.pixel_size_um,
                       {**meta, "kind": "residual"})
             written.append(args.residual)
+        if args.denoised and args.denoiser:
+            save_tiff(outs.stage(args.denoised), flat.reshape(-1, *flat.shape[-2:]), optics.pixel_size_um,
+                      {**meta, "kind": "raw",
+                       "layout": asdict(FrameLayout(params.n_angles, params.n_phases, 1, "PAZ"))})
+            written.append(args.denoised)
         outs.commit()
     shape = images[0].shape
     print(f"reconstructed {len(images)} plane(s) with {args.method} in {time.perf_counter() - t0:.2f} s: "
@@ -426,7 +445,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"simulate": cmd_simulate, "estimate": cmd_estimate, "reconstruct": cmd_reconstruct, "demo": cmd_demo,
-            "batch": run_batch}
+            "batch": run_batch, "train-denoiser": lambda a: _train_denoiser(a)}
+
+
+def _train_denoiser(args: argparse.Namespace) -> int:
+    from .denoise_cli import cmd_train_denoiser
+
+    return cmd_train_denoiser(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,198 @@
+"""Command-line side of the trained raw-frame denoiser.
+
+``napari-sim-ml train-denoiser -o MODEL.pt (--simulate N --params PARAMS.json --photons P [P2]
+| --from-high STACK... --thin S) ...`` and the ``--denoiser MODEL.pt`` option of ``reconstruct``
+and ``batch`` (the frames are denoised, all frames of a plane together, before the Wiener filter
+or the PINN). The engine work is in :mod:`napari_sim_ml.engine.denoise`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine.errors import SimInputError
+from .engine.parameters import Optics, PatternParameters, load_parameters_json, optics_from_dict
+
+
+def add_train_parser(sub: Any) -> argparse.ArgumentParser:
+    from .cli import _add_layout, _add_optics
+    from .engine.denoise.data import STRUCTURES
+
+    t = sub.add_parser("train-denoiser", help="train a raw-frame denoiser from simulation or bright stacks")
+    t.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--simulate", type=int, metavar="N", help="train on N simulated stacks with --params")
+    src.add_argument("--from-high", nargs="+", metavar="STACK", help="high-SNR raw stacks to thin")
+    t.add_argument("--params", help="parameters JSON (pattern and optics); --from-high: estimated when omitted")
+    t.add_argument("--photons", type=float, nargs="+", default=[30.0, 200.0], metavar="P",
+                   help="simulation: peak photons, one value or a range LOW HIGH (default 30 200)")
+    t.add_argument("--structures", default="filaments,rings,mesh",
+                   help=f"simulation: comma-separated structures from {', '.join(STRUCTURES)}")
+    t.add_argument("--size", type=int, help="simulation: field size in camera px (default: 2 × patch)")
+    t.add_argument("--read-noise", type=float, default=1.0, help="simulation: camera read noise σ (counts)")
+    t.add_argument("--gain", type=float, help="camera gain (counts per photon); --from-high: fitted when omitted")
+    t.add_argument("--thin", type=float, default=20.0, help="--from-high: thinning factor S (low = high / S)")
+    _add_optics(t)
+    _add_layout(t)
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--steps-per-epoch", type=int, default=25)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--patch", type=int, default=64, help="training patch, camera px (multiple of 16)")
+    t.add_argument("--width", type=int, help="network width (default: 24 on CPU, 48 on a GPU)")
+    t.add_argument("--depth", type=int, help="network levels (default: 3 on CPU, 4 on a GPU)")
+    t.add_argument("--loss", default="mse", choices=("mse", "anscombe"))
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--threads", type=int, help="CPU threads (default: all cores, 1 on a loaded machine)")
+    t.add_argument("--time-limit", type=float, help="stop after this many seconds (checkpoint kept)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue the training stored in -o")
+    t.add_argument("--overwrite", action="store_true")
+    return t
+
+
+def add_apply_flags(p: argparse.ArgumentParser) -> None:
+    """``--denoiser`` for reconstruct and batch."""
+    p.add_argument("--denoiser", metavar="MODEL.pt", help="denoise the raw frames with this trained model first")
+    p.add_argument("--denoiser-device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def _optics(args: argparse.Namespace, base: dict[str, Any], raw: Any = None) -> Optics:
+    from .cli import resolve_optics
+
+    if raw is not None:
+        return resolve_optics(raw, args, base)
+    given = optics_from_dict(base)
+    vals = {k: getattr(args, k) or (getattr(given, k) if given else None)
+            for k in ("na", "wavelength_nm", "pixel_size_um")}
+    missing = [k for k, v in vals.items() if v is None]
+    if missing:
+        raise SimInputError(f"the optics lack the {missing[0].replace('_', ' ')}; give it in --params or as a flag")
+    return Optics(**vals)
+
+
+def _training_set(args: argparse.Namespace):
+    from .cli import _background, _estimate, resolve_layout, resolve_otf
+    from .engine.denoise.data import simulated_set, thinned_set
+    from .engine.io import arrange_frames, read_raw
+    from .engine.pinn_noise import NoiseModel
+
+    patch = args.patch
+    base: dict[str, Any] = {}
+    params: PatternParameters | None = None
+    if args.params:
+        params, base = load_parameters_json(args.params)
+    if args.simulate is not None:
+        if params is None:
+            raise SimInputError("--simulate needs --params (the pattern to simulate)")
+        optics = _optics(args, base)
+        structures = tuple(s.strip() for s in args.structures.split(",") if s.strip())
+        if len(args.photons) > 2:
+            raise SimInputError("--photons takes one value or a range LOW HIGH")
+        lo, hi = args.photons[0], args.photons[-1]
+        ts = simulated_set(optics, params, args.simulate, args.size or 2 * patch, (lo, hi), structures,
+                           read_noise=args.read_noise, gain=args.gain or 1.0, otf=resolve_otf(args, optics),
+                           seed=args.seed)
+        return ts, optics, params
+    stacks, names, optics, background, first_plane = [], [], None, 0.0, None
+    for path in args.from_high:
+        raw = read_raw(path)
+        layout = resolve_layout(raw, args)
+        planes = arrange_frames(raw.frames, layout)
+        optics = optics or _optics(args, base, raw)
+        background = _background(args, raw)
+        for plane in planes.reshape(-1, *planes.shape[2:]):
+            first_plane = plane if first_plane is None else first_plane
+            stacks.append(plane.reshape(-1, *plane.shape[-2:]))
+            names.append(Path(path).name)
+    assert optics is not None and first_plane is not None
+    otf = resolve_otf(args, optics)
+    if params is None:
+        params = _estimate(first_plane, optics, otf, args, background).params
+    noise = None
+    if args.gain:
+        from .engine.pinn_noise import estimate_noise
+
+        noise = estimate_noise(stacks[0] - background, optics.pixel_size_um, otf.support_cycles_per_um,
+                               gain=args.gain)
+    ts, noise = thinned_set(stacks, args.thin, optics.pixel_size_um, otf.support_cycles_per_um, background,
+                            noise, names)
+    assert isinstance(noise, NoiseModel)
+    print(f"noise model of the high-light stacks: gain {noise.gain:.3g} counts/photon, var0 {noise.var0:.3g} "
+          f"counts²{'' if noise.reliable else ' (unreliable fit)'}")
+    return ts, optics, params
+
+
+def cmd_train_denoiser(args: argparse.Namespace) -> int:
+    from .engine.denoise.train import TrainSettings, train_steps
+
+    out = Path(args.output)
+    if out.exists() and not (args.overwrite or args.resume):
+        raise SimInputError(f"{out} exists; use --overwrite to replace it or --resume to continue it")
+    if args.resume and not out.exists():
+        raise SimInputError(f"--resume: {out} does not exist")
+    settings = TrainSettings(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch=args.batch,
+                             patch=args.patch, lr=args.lr, width=args.width, depth=args.depth, device=args.device,
+                             seed=args.seed, threads=args.threads, time_limit_s=args.time_limit, loss=args.loss)
+    t0 = time.perf_counter()
+    ts, optics, params = _training_set(args)
+    print(f"training data: {ts.clean.shape[0]} stacks of {ts.n_frames} frames, {ts.clean.shape[-2]}×"
+          f"{ts.clean.shape[-1]} px ({ts.description['source']}) in {time.perf_counter() - t0:.1f} s")
+    gen = train_steps(ts, optics, params, settings, checkpoint=out, resume=out if args.resume else None)
+    try:
+        while True:
+            p = next(gen)
+            if p.val_loss is not None:
+                print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f} "
+                      f"(noisy input ≈ 1), {p.seconds:.0f} s", flush=True)
+    except StopIteration as stop:
+        res = stop.value
+    except KeyboardInterrupt:
+        gen.close()
+        print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")
+        raise
+    print(f"trained {res.steps} steps on {res.device} in {res.seconds:.0f} s "
+          f"({res.meta.training['parameters']} parameters); wrote {out}")
+    return 0
+
+
+def denoise_planes(flat: np.ndarray, path: str, optics: Optics, params: PatternParameters, background: float,
+                   device: str = "auto") -> tuple[np.ndarray, str]:
+    """Denoise planes (N, A, P, Y, X) after the compatibility check; also a consistency summary."""
+    from .engine.denoise.apply import Denoiser, denoise_plane
+    from .engine.denoise.check import consistency_check
+
+    den = Denoiser.load(path, device)
+    out = np.stack([denoise_plane(p, den, optics, params, background) for p in flat])
+    rep = consistency_check(flat[0], out[0], optics, params, den.meta.gain, den.meta.var0, background)
+    return out, rep.summary()
+
+
+def _denoise_block(block: np.ndarray, den: Any, background: float) -> np.ndarray:
+    from .engine.denoise.apply import denoise_frames
+
+    t, z, a, p, ny, nx = block.shape
+    out = denoise_frames(np.asarray(block, dtype=np.float32).reshape(t * z, a * p, ny, nx), den, background,
+                         threads=1)
+    return out.reshape(block.shape)
+
+
+def denoise_lazy(stack: Any, path: str, optics: Optics, params: PatternParameters | list[PatternParameters],
+                 background: float, device: str = "auto") -> Any:
+    """(T, Z, A, P, Y, X) dask stack → the same, denoised plane by plane in dask tasks."""
+    from .engine.denoise.apply import Denoiser
+    from .engine.denoise.checkpoint import check_compatible
+
+    den = Denoiser.load(path, device)
+    for p in [params] if isinstance(params, PatternParameters) else params:
+        check_compatible(den.meta, optics, p)
+    stack = stack.rechunk((1, 1, *stack.shape[2:]))
+    return stack.map_blocks(_denoise_block, den, background, dtype=np.float32)
+
+
+__all__ = ["add_train_parser", "add_apply_flags", "cmd_train_denoiser", "denoise_planes", "denoise_lazy"]

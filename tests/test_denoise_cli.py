@@ -1,0 +1,79 @@
+"""train-denoiser and --denoiser through a subprocess, with a tiny model."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_sim_ml.engine.io import read_raw
+
+TINY = ["--patch", "32", "--size", "48", "--width", "8", "--depth", "2", "--steps-per-epoch", "8",
+        "--threads", "1"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dn")
+    for name, photons in (("hi", 2000), ("lo", 60)):
+        res = run("simulate", "-o", folder / f"{name}.tif", "--photons", photons, "--size", 64, "--seed", 5)
+        assert res.returncode == 0, res.stderr
+    out = folder / "m.pt"
+    res = run("train-denoiser", "-o", out, "--simulate", 6, "--params", folder / "lo_params.json",
+              "--photons", 60, "--epochs", 2, *TINY)
+    assert res.returncode == 0, res.stderr
+    assert "epoch 2/2" in res.stdout and "wrote" in res.stdout
+    return folder, out
+
+
+def test_train_resume_and_refuse_overwrite(model):
+    folder, out = model
+    res = run("train-denoiser", "-o", out, "--simulate", 6, "--params", folder / "lo_params.json", "--epochs", 3,
+              *TINY)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--resume" in res.stderr
+    res = run("train-denoiser", "-o", out, "--resume", "--simulate", 6, "--params", folder / "lo_params.json",
+              "--photons", 60, "--epochs", 3, *TINY)
+    assert res.returncode == 0, res.stderr
+    assert "epoch 3/3" in res.stdout and "epoch 1/3" not in res.stdout
+
+
+def test_reconstruct_with_the_denoiser_writes_frames_and_checks_them(model):
+    folder, out = model
+    res = run("reconstruct", folder / "lo.tif", "-o", folder / "sr.tif", "--params", folder / "lo_params.json",
+              "--denoiser", out, "--denoised", folder / "den.tif", "--overwrite")
+    assert res.returncode == 0, res.stderr
+    assert "data consistency: normalised residual mean" in res.stdout
+    den = read_raw(folder / "den.tif")
+    raw = read_raw(folder / "lo.tif")
+    assert den.frames.shape == raw.frames.shape and not np.array_equal(den.frames, raw.frames)
+    assert read_raw(folder / "sr.tif", require_frames=False).frames.shape == (128, 128)
+
+
+def test_batch_with_the_denoiser(model):
+    folder, out = model
+    res = run("batch", folder / "lo.tif", "-o", folder / "batch", "--params", folder / "lo_params.json",
+              "--denoiser", out, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert (folder / "batch" / "lo_sim.ome.tif").exists()
+
+
+def test_mismatched_model_is_refused_in_one_line(model):
+    folder, out = model
+    res = run("reconstruct", folder / "lo.tif", "-o", folder / "x.tif", "--params", folder / "lo_params.json",
+              "--denoiser", out, "--pixel-size-um", 0.1)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "trained for pixel size 0.08" in res.stderr
+    assert not (folder / "x.tif").exists()
+
+
+def test_train_from_high_light_stacks(model, tmp_path):
+    folder, _ = model
+    res = run("train-denoiser", "-o", tmp_path / "t.pt", "--from-high", folder / "hi.tif", "--thin", 30,
+              "--epochs", 1, *[a for a in TINY if a not in ("--size", "48")])
+    assert res.returncode == 0, res.stderr
+    assert "noise model of the high-light stacks: gain" in res.stdout and "(thinning)" in res.stdout
