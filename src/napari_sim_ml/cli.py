@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,7 +51,8 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
     """Wiener filter settings and PINN options (shared by reconstruct and batch)."""
     defaults = FilterSettings()
-    p.add_argument("--wiener", type=float, default=defaults.wiener, help="Wiener parameter w")
+    p.add_argument("--wiener", type=float, default=None,
+                   help="Wiener parameter w (default: chosen from the data's noise)")
     p.add_argument("--apo-cutoff", type=float, default=defaults.apo_cutoff,
                    help="apodization cutoff, in units of the SIM support boundary")
     p.add_argument("--apo-bend", type=float, default=defaults.apo_bend)
@@ -229,13 +230,19 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if (params.n_angles, params.n_phases) != planes.shape[2:4]:
         raise SimInputError(f"the parameters describe {params.n_angles} angles × {params.n_phases} phases "
                             f"but the stack has {planes.shape[2]} × {planes.shape[3]}")
-    settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation, args.attenuation_fwhm)
+    settings = FilterSettings(FilterSettings().wiener if args.wiener is None else args.wiener, args.apo_cutoff,
+                              args.apo_bend, args.attenuation, args.attenuation_fwhm)
     flat = planes.reshape(-1, *planes.shape[2:])
     images, widefields, sigmas, residuals = [], [], [], []
     extra_meta: dict[str, Any] = {}
     for plane in flat:
         if args.method == "wiener":
             prepared = prepare_reconstruction(plane, optics, params, otf, background)
+            if args.wiener is None:
+                from .engine.filters import auto_wiener
+
+                settings = replace(settings, wiener=auto_wiener(prepared, settings))
+                print(f"Wiener w = {settings.wiener:.3g} (chosen from the data's noise)")
             images.append(wiener_filter(prepared, settings))
             widefields.append(prepared.widefield)
         else:
@@ -253,6 +260,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                    "seconds": res.seconds, "seed": args.seed}}
             if args.widefield:
                 widefields.append(prepare_reconstruction(plane, optics, params, otf, background).widefield)
+        _print_trust(images[-1], plane, optics, params, otf, background, args.method)
     stack = lambda xs: np.stack(xs) if len(xs) > 1 else xs[0]  # noqa: E731
     meta = {"kind": "reconstruction", "method": args.method, "source": str(raw.path),
             "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
@@ -275,6 +283,18 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"reconstructed {len(images)} plane(s) with {args.method} in {time.perf_counter() - t0:.2f} s: "
           f"{shape[0]}x{shape[1]} px at {out_px * 1e3:.1f} nm; wrote {', '.join(written)}")
     return 0
+
+
+def _print_trust(image: np.ndarray, plane: np.ndarray, optics: Optics, params: PatternParameters, otf: Any,
+                 background: float, method: str) -> None:
+    """The truth-free figures of one reconstruction; warnings on stderr."""
+    from .engine.trust import truth_free_report
+
+    report = truth_free_report(image, plane, optics, params, otf, background, residual_warns=method != "wiener")
+    for line in report.lines():
+        print(line)
+    for warning in report.warnings:
+        print(f"WARNING: do not trust this result: {warning}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
