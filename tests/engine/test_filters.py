@@ -67,3 +67,18 @@ def test_w_follows_the_noise_and_low_light_gets_no_honeycomb():
         if label == "dim":
             assert _psnr(sim, wiener_filter(prepared)) > _psnr(sim, wiener_filter(prepared, FilterSettings())) + 1.0
     assert w["dim"] > 3 * w["bright"]
+
+
+def test_spectrum_optimised_filter_is_close_to_wiener_clean_and_responds_to_its_slider():
+    from napari_sim_ml.engine.filters import hifi_filter
+    from napari_sim_ml.engine.metrics import pattern_imprint
+
+    sim = simulate_acquisition("filaments", 256, photons=100, seed=0)
+    prepared = prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset)
+    hifi = hifi_filter(prepared)
+    assert hifi.shape == (512, 512) and hifi.dtype == np.float32
+    assert _psnr(sim, hifi) > _psnr(sim, wiener_filter(prepared)) - 1.0
+    px = sim.optics.pixel_size_um / 2
+    assert pattern_imprint(hifi, px, sim.params).worst_db < 6 and border_cross(hifi, px).worst_db < 3
+    high = lambda img: np.abs(np.fft.rfft2(img))[100:200, 100:200].sum()  # noqa: E731
+    assert high(hifi_filter(prepared, FilterSettings(wiener=0.5))) < 0.7 * high(hifi)
