@@ -19,7 +19,7 @@ from napari_sim_ml.engine.estimate import estimate_pattern
 from napari_sim_ml.engine.io import FrameLayout, arrange_frames, read_raw, write_tiff
 from napari_sim_ml.engine.lazy import arrange_lazy, close_files, open_lazy
 from napari_sim_ml.engine.otf import ideal_otf
-from napari_sim_ml.engine.parameters import AnglePattern, FilterSettings, Optics, PatternParameters, wrap_phase
+from napari_sim_ml.engine.parameters import AnglePattern, Optics, PatternParameters, wrap_phase
 from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 
@@ -58,8 +58,7 @@ def engine_reference(path: Path, estimate_t: int = 0, per_time_point: bool = Fal
         params = (estimate_pattern(planes[t, 0], optics, otf=otf, background=OFFSET).params
                   if per_time_point else fixed)
         for z in range(planes.shape[1]):
-            out[t, z] = wiener_filter(prepare_reconstruction(planes[t, z], optics, params, otf, OFFSET),
-                                      FilterSettings())
+            out[t, z] = wiener_filter(prepare_reconstruction(planes[t, z], optics, params, otf, OFFSET))  # w from the noise
     return out
 
 

@@ -59,10 +59,25 @@ def test_reconstruct_with_params_is_exact_and_scaled(simulated, tmp_path):
     assert sr.pixel_size_um == pytest.approx(0.04)
     truth = json.loads(simulated.with_name("raw_params.json").read_text())
     assert sr.extra["params"]["angles"][0]["phases_rad"] == truth["angles"][0]["phases_rad"]
-    assert sr.extra["filter"]["wiener"] == 0.05
+    chosen = float(res.stdout.split("Wiener w = ")[1].split()[0])  # from the data's noise by default
+    assert sr.extra["filter"]["wiener"] == pytest.approx(chosen, rel=1e-2) and 0.005 < chosen < 1.0
+    assert "pattern imprint" in res.stdout and "border cross" in res.stdout and "normalised residual" in res.stdout
+    assert "WARNING" not in res.stderr
     assert read_raw(wf, require_frames=False).frames.shape == (256, 256)
     again = run("reconstruct", simulated, "-o", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_reconstruct_warns_when_the_pattern_is_in_the_result(simulated, tmp_path):
+    params = json.loads(simulated.with_name("raw_params.json").read_text())
+    for angle in params["angles"]:  # wrong phase steps: the bands mix and the stripes stay in the image
+        angle["phases_rad"] = [p + 1.0 * i for i, p in enumerate(angle["phases_rad"])]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(params))
+    res = run("reconstruct", simulated, "-o", tmp_path / "sr.tif", "--params", bad, "--wiener", "0.05")
+    assert res.returncode == 0, res.stderr
+    assert "Wiener w =" not in res.stdout  # an explicit w is used as given
+    assert "WARNING: do not trust this result: the illumination pattern shows" in res.stderr
 
 
 def test_sample_data_reconstructs(tmp_path):
@@ -117,3 +132,12 @@ def test_the_classical_path_never_imports_torch_dask_or_qt(tmp_path):
             "print(rc, heavy)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.stdout.strip().splitlines()[-1] == "0 []", res.stdout + res.stderr
+
+
+def test_reconstruct_with_the_spectrum_optimised_filter(simulated, tmp_path):
+    out = tmp_path / "hifi.tif"
+    res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"), "--filter", "hifi")
+    assert res.returncode == 0, res.stderr
+    sr = read_raw(out, require_frames=False)
+    assert sr.extra["filter"]["form"] == "hifi" and sr.extra["filter"]["wiener"] == pytest.approx(0.1)
+    assert "pattern imprint" in res.stdout

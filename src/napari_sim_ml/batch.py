@@ -396,14 +396,14 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
             from .denoise_cli import denoise_lazy
 
             stack = denoise_lazy(stack, args.denoiser, optics, params, background, args.denoiser_device)
-        settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation,
-                                  args.attenuation_fwhm)
+        settings = FilterSettings(FilterSettings().wiener if args.wiener is None else args.wiener, args.apo_cutoff,
+                                  args.apo_bend, args.attenuation, args.attenuation_fwhm)
         pinn = None
         if args.method == "pinn":
             pinn = {"mode": args.mode, "seed": args.seed, "uncertainty_samples": 0}
             if args.iterations:
                 pinn["iterations"] = args.iterations
-        job = make_job(optics, params, otf, settings, background, args.method, pinn)
+        job = make_job(optics, params, otf, settings, background, args.method, pinn, auto_wiener=args.wiener is None)
         out_px = optics.pixel_size_um / 2
         params_meta = (params.to_dict(optics) if isinstance(params, PatternParameters)
                        else [p.to_dict(optics) for p in params])

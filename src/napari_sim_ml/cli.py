@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -60,7 +60,8 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
     """Wiener filter settings and PINN options (shared by reconstruct and batch)."""
     defaults = FilterSettings()
-    p.add_argument("--wiener", type=float, default=defaults.wiener, help="Wiener parameter w")
+    p.add_argument("--wiener", type=float, default=None,
+                   help="Wiener parameter w (default: chosen from the data's noise)")
     p.add_argument("--apo-cutoff", type=float, default=defaults.apo_cutoff,
                    help="apodization cutoff, in units of the SIM support boundary")
     p.add_argument("--apo-bend", type=float, default=defaults.apo_bend)
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("raw")
     r.add_argument("-o", "--output", required=True, help="reconstruction to write (.tif)")
     r.add_argument("--method", default="wiener", choices=("wiener", "pinn"))
+    r.add_argument("--filter", default="wiener", choices=("wiener", "hifi"),
+                   help="classical filter: generalised Wiener, or the spectrum-optimised two-step filter "
+                        "(HiFi-SIM-like; --wiener is then its step-2 w, default 0.1)")
     _add_optics(r)
     _add_layout(r)
     r.add_argument("--params", help="parameters JSON (skips estimation; used exactly)")
@@ -327,7 +331,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if (params.n_angles, params.n_phases) != planes.shape[2:4]:
         raise SimInputError(f"the parameters describe {params.n_angles} angles × {params.n_phases} phases "
                             f"but the stack has {planes.shape[2]} × {planes.shape[3]}")
-    settings = FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation, args.attenuation_fwhm)
+    settings = FilterSettings(FilterSettings().wiener if args.wiener is None else args.wiener, args.apo_cutoff,
+                              args.apo_bend, args.attenuation, args.attenuation_fwhm)
     flat = planes.reshape(-1, *planes.shape[2:])
     if len(flat) > 1:  # a bad plane of a z-stack / time-lapse is named before anything is computed
         for n, plane in enumerate(flat):
@@ -347,6 +352,19 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     for plane in flat:
         if args.method == "wiener":
             prepared = prepare_reconstruction(plane, optics, params, otf, background)
+            if args.filter == "hifi":
+                from .engine.filters import HIFI_W2, hifi_filter
+
+                settings = replace(settings, wiener=HIFI_W2 if args.wiener is None else args.wiener)
+                images.append(hifi_filter(prepared, settings))
+                widefields.append(prepared.widefield)
+                _print_trust(images[-1], plane, optics, params, otf, background, args.method)
+                continue
+            if args.wiener is None:
+                from .engine.filters import auto_wiener
+
+                settings = replace(settings, wiener=auto_wiener(prepared, settings))
+                print(f"Wiener w = {settings.wiener:.3g} (chosen from the data's noise)")
             images.append(wiener_filter(prepared, settings))
             widefields.append(prepared.widefield)
         else:
@@ -360,12 +378,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                    "seconds": res.seconds, "seed": args.seed}}
             if args.widefield:
                 widefields.append(prepare_reconstruction(plane, optics, params, otf, background).widefield)
+        _print_trust(images[-1], plane, optics, params, otf, background, args.method)
     stack = lambda xs: np.stack(xs) if len(xs) > 1 else xs[0]  # noqa: E731
     meta = {"kind": "reconstruction", "method": args.method, "source": str(raw.path),
             "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
             "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
-            "filter": asdict(settings), "layout": asdict(layout), "background": background, **extra_meta,
-            **({"z_step_um": raw.z_step_um} if raw.z_step_um and layout.n_z > 1 else {})}
+            "filter": {**asdict(settings), "form": args.filter}, "layout": asdict(layout), "background": background,
+            **extra_meta, **({"z_step_um": raw.z_step_um} if raw.z_step_um and layout.n_z > 1 else {})}
     out_px = optics.pixel_size_um / 2
     if args.uncertainty and (not sigmas or any(s is None for s in sigmas)):
         raise SimInputError("the PINN returned no σ map; nothing was written")
@@ -392,6 +411,18 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"reconstructed {len(images)} plane(s) with {args.method} in {time.perf_counter() - t0:.2f} s: "
           f"{shape[0]}x{shape[1]} px at {out_px * 1e3:.1f} nm; wrote {', '.join(written)}")
     return 0
+
+
+def _print_trust(image: np.ndarray, plane: np.ndarray, optics: Optics, params: PatternParameters, otf: Any,
+                 background: float, method: str) -> None:
+    """The truth-free figures of one reconstruction; warnings on stderr."""
+    from .engine.trust import truth_free_report
+
+    report = truth_free_report(image, plane, optics, params, otf, background, residual_warns=method != "wiener")
+    for line in report.lines():
+        print(line)
+    for warning in report.warnings:
+        print(f"WARNING: do not trust this result: {warning}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

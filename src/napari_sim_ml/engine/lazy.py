@@ -289,6 +289,7 @@ class PlaneJob:
     method: str = "wiener"
     pinn: dict[str, Any] | None = None
     key: str = ""
+    auto_wiener: bool = False  # w chosen from each plane's noise (filters.auto_wiener) instead of settings.wiener
 
     def params_at(self, t: int) -> PatternParameters:
         return self.params[t] if isinstance(self.params, tuple) else self.params
@@ -312,7 +313,14 @@ class PlaneJob:
         if apo is not None:
             prepared._cache["apo"] = apo
             prepared._cache["apo_key"] = ("apo", self.settings.apo_cutoff, self.settings.apo_bend)
-        image = wiener_filter(prepared, self.settings)
+        settings = self.settings
+        if self.auto_wiener:
+            from dataclasses import replace
+
+            from .filters import auto_wiener
+
+            settings = replace(settings, wiener=auto_wiener(prepared, settings))
+        image = wiener_filter(prepared, settings)
         if apo is None and self.key:
             with _APO_LOCK:
                 if len(_APO_CACHE) > 64:
@@ -323,14 +331,14 @@ class PlaneJob:
 
 def make_job(optics: Optics, params: PatternParameters | Sequence[PatternParameters], otf: RadialOTF,
              settings: FilterSettings | None = None, background: float = 0.0, method: str = "wiener",
-             pinn: dict[str, Any] | None = None) -> PlaneJob:
+             pinn: dict[str, Any] | None = None, auto_wiener: bool = False) -> PlaneJob:
     """A :class:`PlaneJob` with a content key (so that caches are shared across tasks)."""
     from dask.base import tokenize
 
     params = params if isinstance(params, PatternParameters) else tuple(params)
     settings = settings or FilterSettings()
-    key = tokenize(optics, params, otf.freqs, otf.values, settings, background, method, pinn)
-    return PlaneJob(optics, params, otf, settings, float(background), method, pinn, key)
+    key = tokenize(optics, params, otf.freqs, otf.values, settings, background, method, pinn, auto_wiener)
+    return PlaneJob(optics, params, otf, settings, float(background), method, pinn, key, auto_wiener)
 
 
 def _reconstruct_block(block: np.ndarray, job: PlaneJob, t0: int, block_info: dict | None = None) -> np.ndarray:

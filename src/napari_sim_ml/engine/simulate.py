@@ -105,6 +105,21 @@ def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np
     return (img / max(img.max(), 1e-12)).astype(np.float32)
 
 
+def sparse_rings(shape: tuple[int, int], pixel_um: float, rng: np.random.Generator,
+                 radius_um: tuple[float, float] = (0.05, 0.1), per_um2: float = 0.25) -> np.ndarray:
+    """Small, sparse rings like clathrin-coated pits: ``per_um2`` rings per µm² of radius
+    ``radius_um`` (µm) on a dark background; values in [0, 1] (a truth for ``simulate_acquisition``)."""
+    img = np.zeros(shape, dtype=np.float64)
+    n = max(1, int(shape[0] * shape[1] * pixel_um**2 * per_um2))
+    for _ in range(n):
+        r = rng.uniform(*radius_um) / pixel_um
+        cy, cx = rng.uniform((0, 0), shape)
+        rr, cc, val = circle_perimeter_aa(int(cy), int(cx), max(1, int(round(r))), shape=shape)
+        np.maximum.at(img, (rr, cc), val * rng.uniform(0.5, 1.0))
+    img = gaussian(img, sigma=0.6, preserve_range=True)
+    return (img / max(img.max(), 1e-12)).astype(np.float32)
+
+
 def random_parameters(
     optics: Optics,
     n_angles: int = 3,

@@ -27,12 +27,14 @@ pixel (i, j) (Fourier zero-padding registration), so translate = 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.fft
 
-from .bands import FFT_WORKERS, fft2, phase_ramp, preprocess, separate_positive_bands
+from .bands import (FFT_WORKERS, default_taper_px, edge_window, fft2, periodic_smooth, phase_ramp, preprocess,
+                    separate_positive_bands)
+from .equalize import frame_gains
 from .errors import SimInputError
 from .otf import RadialOTF, ideal_otf, ideal_profile
 from .parameters import FilterSettings, Optics, PatternParameters
@@ -54,12 +56,15 @@ class BandBox:
     numer: np.ndarray
     denom: np.ndarray
     dist2: np.ndarray
+    c: float = 1.0  # the band's modulation weight c_b = m_b / 2 (1 for band 0)
 
 
 @dataclass
 class PreparedReconstruction:
     """Everything the filter stage needs; arrays on the half grid (2Y, X + 1),
-    rows fft-shifted (zero frequency at row Y)."""
+    rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
+    Fourier coefficient is noise_power · denom(f) (white noise measured beyond the OTF support in
+    the widefield spectrum; NaN when the grid holds no such frequencies)."""
 
     shape: tuple[int, int]
     optics: Optics
@@ -70,6 +75,7 @@ class PreparedReconstruction:
     rho_index: np.ndarray
     widefield_raw: np.ndarray
     df: tuple[float, float]
+    noise_power: float = float("nan")
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -135,12 +141,21 @@ def prepare_reconstruction(
     otf: RadialOTF | None = None,
     background: float = 0.0,
     taper_px: int | None = None,
-    equalize: bool = True,
+    equalize: bool | str = True,
+    border: str = "periodic",
 ) -> PreparedReconstruction:
     """Stage 1: bands separated, shifted and OTF-weighted; see the module docstring.
 
     plane: (A, P, Y, X) raw counts matching ``params`` (angles, phases).
     background: camera offset subtracted first (counts).
+    equalize: True / "spectrum": per-frame gains measured where a sparse sample cannot fake
+        them (``equalize.frame_gains``); "mean": every frame scaled to the mean of all; False: none.
+    border: "periodic": band 0 (the widefield) loses the smooth component of its
+        periodic-plus-smooth decomposition (Moisan 2011) within ``taper_px`` of the border only,
+        u − (1 − window)·smooth, so it is periodic there and untouched inside, and the side bands
+        fade to zero over the same width: no border cross and no grey frame (the outer pixels
+        keep their brightness at widefield resolution). "taper": the older sin² fade of every frame
+        towards its mean (a grey frame).
     """
     if plane.ndim != 4 or plane.shape[:2] != (params.n_angles, params.n_phases):
         raise SimInputError(
@@ -148,8 +163,16 @@ def prepare_reconstruction(
             f"{plane.shape[1] if plane.ndim == 4 else '?'} phases but the parameters describe "
             f"{params.n_angles} × {params.n_phases}"
         )
+    if border not in ("periodic", "taper"):
+        raise SimInputError(f"border handling must be 'periodic' or 'taper', not '{border}'")
+    if equalize not in (True, False, "spectrum", "mean"):
+        raise SimInputError(f"equalize must be true, false, 'spectrum' or 'mean', not '{equalize}'")
     otf = otf or ideal_otf(optics)
-    frames = preprocess(plane, background, taper_px, equalize)
+    periodic = border == "periodic"
+    frames = preprocess(plane, background, taper_px if not periodic else 0, equalize == "mean")
+    if equalize in (True, "spectrum"):
+        gains = frame_gains(frames, optics, params, otf)
+        frames /= gains.astype(np.float32)[..., None, None]
     n_angles, _, ny, nx = frames.shape
     dx = optics.pixel_size_um
     df = (1.0 / (ny * dx), 1.0 / (nx * dx))
@@ -162,9 +185,14 @@ def prepare_reconstruction(
     boxes: list[BandBox] = []
     widefield_sum = np.zeros((ny, nx), dtype=np.float32)
     centres = [(0.0, 0.0)]
+    if periodic:
+        taper = default_taper_px((ny, nx)) if taper_px is None else int(taper_px)
+        win = edge_window(ny, taper)[:, None] * edge_window(nx, taper)[None, :]
     for d, pattern in enumerate(params.angles):
         band0, positive = separate_positive_bands(frames[d], pattern.phases_rad, params.n_orders)
         widefield_sum += band0
+        if periodic:  # the side bands fade to zero at the border (their jumps would draw crosses at ±k)
+            positive *= win
         kx, ky = pattern.k_cycles_per_um
         for b in range(1, params.n_orders + 1):
             c_b = pattern.modulation[b - 1] / 2.0
@@ -181,13 +209,19 @@ def prepare_reconstruction(
             h = otf(np.sqrt(dist2)) * np.float32(c_b)
             numer = h * box
             denom = h * h
-            boxes.append(BandBox((ny - q[0], -q[1]), numer, denom, dist2))
+            boxes.append(BandBox((ny - q[0], -q[1]), numer, denom, dist2, c_b))
             boxes.append(BandBox((ny + q[0], q[1]), np.conj(numer[::-1, ::-1]),
-                                 denom[::-1, ::-1].copy(), dist2[::-1, ::-1].copy()))
+                                 denom[::-1, ::-1].copy(), dist2[::-1, ::-1].copy(), c_b))
             centres += [(-b * ky, -b * kx), (b * ky, b * kx)]
     dist2 = (((jy * df[0]) ** 2)[:, None] + ((jx * df[1]) ** 2)[None, :]).astype(np.float32)
     h0 = otf(np.sqrt(dist2))
-    boxes.append(BandBox((ny, 0), h0 * _centre_box(fft2(widefield_sum), ry, rx), n_angles * h0 * h0, dist2))
+    if periodic:  # band 0 made periodic at the border only: u − (1 − window)·smooth, untouched inside
+        smooth = periodic_smooth(widefield_sum)[1]
+        smooth *= 1.0 - win
+        widefield_sum -= smooth
+    wide_spectrum = fft2(widefield_sum)
+    boxes.append(BandBox((ny, 0), h0 * _centre_box(wide_spectrum, ry, rx), n_angles * h0 * h0, dist2))
+    noise_power = _noise_power(wide_spectrum, dx, support, n_angles)
     numer = np.zeros(half_shape, dtype=np.complex64)
     denom = np.zeros(half_shape, dtype=np.float32)
     for box in boxes:
@@ -203,7 +237,25 @@ def prepare_reconstruction(
     return PreparedReconstruction(
         shape=(ny, nx), optics=optics, params=params, numer=numer, denom=denom,
         boxes=boxes, rho_index=rho_index, widefield_raw=widefield_sum / n_angles, df=df,
+        noise_power=noise_power,
     )
+
+
+def _noise_power(wide_spectrum: np.ndarray, pixel_um: float, support: float, n_angles: int) -> float:
+    """N · var(widefield sum) / n_angles², from the power beyond 1.1 × the OTF support (axes left out).
+
+    Every separated band carries white noise of variance σ²/P per pixel (equal phase steps), so the
+    numerator Σ c_b H_b* D_b / n_angles has noise variance (N σ² / (P n_angles)) · denom(f), and the
+    band-0 sum over angles has variance n_angles σ² / P: both give the returned factor.
+    """
+    ny, nx = wide_spectrum.shape
+    fy = np.abs(scipy.fft.fftfreq(ny, pixel_um))[:, None]
+    fx = np.abs(scipy.fft.fftfreq(nx, pixel_um))[None, :]
+    df = 1.0 / (max(ny, nx) * pixel_um)
+    outside = (np.hypot(fy, fx) > 1.1 * support) & (fy > 3.5 * df) & (fx > 3.5 * df)
+    if outside.sum() < 64:
+        return float("nan")
+    return float(np.mean(np.abs(wide_spectrum[outside]) ** 2)) / n_angles**2
 
 
 def upsample2x(image: np.ndarray) -> np.ndarray:
@@ -248,8 +300,12 @@ def _attenuated(prepared: PreparedReconstruction, strength: float, fwhm: float) 
 
 
 def wiener_filter(prepared: PreparedReconstruction, settings: FilterSettings | None = None) -> np.ndarray:
-    """Stage 2: the filtered reconstruction (2Y, 2X) float32; negatives are kept."""
-    s = settings or FilterSettings()
+    """Stage 2: the filtered reconstruction (2Y, 2X) float32; negatives are kept.
+
+    settings None: the default apodization and attenuation with w chosen from the data's noise
+    (``filters.auto_wiener``).
+    """
+    s = settings or default_settings(prepared)
     numer, denom = _attenuated(prepared, s.attenuation, s.attenuation_fwhm)
     apo = _apodization(prepared, s.apo_cutoff, s.apo_bend)
     ny, nx = prepared.shape
@@ -263,6 +319,13 @@ def wiener_filter(prepared: PreparedReconstruction, settings: FilterSettings | N
     return out.astype(np.float32, copy=False)
 
 
+def default_settings(prepared: PreparedReconstruction) -> FilterSettings:
+    """FilterSettings() with w chosen from the data's noise (``filters.auto_wiener``)."""
+    from .filters import auto_wiener
+
+    return replace(FilterSettings(), wiener=auto_wiener(prepared))
+
+
 def wiener_reconstruct(
     plane: np.ndarray,
     optics: Optics,
@@ -271,7 +334,7 @@ def wiener_reconstruct(
     otf: RadialOTF | None = None,
     background: float = 0.0,
 ) -> np.ndarray:
-    """prepare_reconstruction + wiener_filter in one call; (2Y, 2X) float32."""
+    """prepare_reconstruction + wiener_filter in one call; (2Y, 2X) float32 (settings None: w from the noise)."""
     return wiener_filter(prepare_reconstruction(plane, optics, params, otf, background), settings)
 
 
@@ -283,5 +346,5 @@ def log_spectrum(image: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "BandBox", "PreparedReconstruction", "prepare_reconstruction", "wiener_filter",
-    "wiener_reconstruct", "log_spectrum", "upsample2x",
+    "wiener_reconstruct", "log_spectrum", "upsample2x", "default_settings",
 ]
