@@ -79,3 +79,96 @@ def test_export_includes_the_shown_pinn_image_sigma_and_residual(sim_viewer, wai
     assert names == ["res.tif", "res_params.json", "res_pinn.tif", "res_pinn_residual.tif", "res_pinn_sigma.tif",
                      "res_widefield.tif"]
     assert read_raw(tmp_path / "res_pinn_sigma.tif", require_frames=False).frames.shape == (16, 16)
+
+
+def test_sigma_and_residual_have_colour_bars_and_contrast_follows_the_sliders(sim_viewer, wait):
+    from types import SimpleNamespace
+
+    viewer, w = sim_viewer
+    w.reconstruct()
+    wait(w)
+    sr = viewer.layers[f"{RAW} SIM"]
+    w.controls.wiener.value = 0.001
+    wait(w)
+    sharp = tuple(sr.contrast_limits)
+    w.controls.wiener.value = 0.8
+    wait(w)
+    smooth = tuple(sr.contrast_limits)
+    assert sharp != smooth
+    lo, hi = np.percentile(np.asarray(sr.data)[::4, ::4], (0.1, 99.9))
+    assert smooth == (float(lo), float(hi))
+    panel, job = w.learned, w._gather()
+    panel.base = RAW
+    fine = np.asarray(sr.data, np.float32)
+    result = SimpleNamespace(image=fine, sigma=np.abs(fine) * 0.1 + 1e-3, residual=np.zeros((256, 256), np.float32),
+                             iterations=3, seconds=0.1, device="cpu", stopped_early=False)
+    panel._on_result(result, job, w.result.params)
+    assert viewer.layers[f"{RAW} PINN uncertainty σ"].colorbar.visible
+    assert viewer.layers[f"{RAW} PINN residual"].colorbar.visible
+
+
+def test_the_reported_segfault_sequence_draws_in_a_shown_viewer(make_napari_viewer, wait, qtbot):
+    """Item 22: Reconstruct all; frame slider to 4; hide all but the all-planes result; OTF =
+    attenuated; Reconstruct — then force GL draws (screenshots) after each step."""
+    from .test_stack import _stack_viewer
+
+    viewer, w = _stack_viewer(lambda: make_napari_viewer(show=True), 3)
+    shots = []
+
+    def draw():
+        qtbot.wait(50)
+        shots.append(viewer.screenshot(canvas_only=True, flash=False))
+
+    w.reconstruct_all()
+    wait(w)
+    draw()
+    viewer.dims.set_current_step(0, 4)
+    wait(w)
+    draw()
+    for layer in viewer.layers:
+        layer.visible = layer.name == "stack SIM all planes"
+    draw()
+    w.controls.otf.value = "attenuated"
+    w.reconstruct()
+    wait(w)
+    draw()
+    for _ in range(3):  # the draws after the layers changed
+        viewer.dims.set_current_step(0, (viewer.dims.current_step[0] + 1) % 3)
+        draw()
+    assert all(s.ndim == 3 and s.size for s in shots)
+    assert viewer.layers["stack SIM all planes"].visible and np.asarray(viewer.layers["stack SIM"].data).ndim == 2
+
+
+OMX = __import__("pathlib").Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "omx-3d-sim-64px"
+
+
+def test_the_segfault_sequence_on_the_omx_stack(make_napari_viewer, wait, qtbot):
+    """Item 22 on the data it was reported with (skipped without ../shared/data)."""
+    import pytest
+
+    if not (OMX / "raw.tif").exists():
+        pytest.skip("../shared/data/omx-3d-sim-64px is not present")
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(OMX / "raw.tif"), plugin="napari-sim-ml")
+    w = SimWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    base = viewer.layers[0].name
+    c = w.controls
+    assert (c.angles.value, c.phases.value, c.n_z.value, c.order.value) == (3, 5, 9, "PZA")
+    c.na.value, c.wavelength_nm.value = 1.42, 528.0
+    w.reconstruct_all()
+    wait(w)
+    viewer.dims.set_current_step(0, 4)
+    wait(w)
+    for layer in viewer.layers:
+        layer.visible = layer.name == f"{base} SIM all planes"
+    qtbot.wait(50)
+    viewer.screenshot(canvas_only=True, flash=False)
+    c.otf.value = "attenuated"
+    w.reconstruct()
+    wait(w)
+    for step in (4, 5, 40, 4):
+        viewer.dims.set_current_step(0, step)
+        wait(w)
+        qtbot.wait(50)
+        assert viewer.screenshot(canvas_only=True, flash=False).size

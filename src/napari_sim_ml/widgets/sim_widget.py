@@ -151,6 +151,7 @@ class SimWidget(QWidget):
         try:
             job = self._gather()
         except SimInputError as exc:
+            self.status.setText(str(exc))  # the whole sentence (a notification may cut it off)
             show_error(str(exc))
             return None
         warning = offset_warning(job.frames, job.background)
@@ -360,6 +361,9 @@ class SimWidget(QWidget):
         if layer is None:
             return
         L.update_data(layer, image)
+        low, high = np.percentile(image[::4, ::4], (0.1, 99.9))  # the contrast follows the sliders
+        if np.isfinite(low) and np.isfinite(high) and high > low:
+            layer.contrast_limits = (float(low), float(high))
         layer.metadata.setdefault(L.METADATA_KEY, {})["filter"] = asdict(settings)
         if self.all_planes is not None and L.find_layer(self.viewer, f"{self.base} SIM all planes") is not None:
             self.status.setText("the sliders change the current plane; the all-planes result keeps its settings "
