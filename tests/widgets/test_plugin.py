@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,21 +46,26 @@ def test_plugin_dock_and_menu_command(make_napari_viewer_proxy):
 
 
 def test_settings_persist_between_sessions(make_napari_viewer_proxy, qtbot):
+    """Preferences (OTF kind, sliders) persist; per-dataset values (optics, offset, layout) never do."""
     viewer = make_napari_viewer_proxy()
     first = SimWidget(viewer)
     settings_file = Path(os.environ["NAPARI_SIM_ML_SETTINGS"])
     first.controls.na.value = 1.2
     first.controls.wavelength_nm.value = 610.0
     first.controls.order.value = "APZ"
+    first.controls.background.value = 100.0
     first.controls.wiener.value = 0.2
     first.controls.apo_bend.value = 1.3
     first.controls.otf.value = "attenuated"
-    qtbot.waitUntil(lambda: settings_file.is_file() and "APZ" in settings_file.read_text(), timeout=5000)
+    qtbot.waitUntil(lambda: settings_file.is_file() and "attenuated" in settings_file.read_text(), timeout=5000)
     qtbot.wait(400)  # written once the changes pause
     first.close()
+    saved = settings_file.read_text()
+    assert "na" not in json.loads(saved) and "background" not in json.loads(saved) and "APZ" not in saved
     second = SimWidget(viewer)
     c = second.controls
-    assert (c.na.value, c.wavelength_nm.value, c.order.value, c.otf.value) == (1.2, 610.0, "APZ", "attenuated")
+    assert (c.na.value, c.wavelength_nm.value, c.order.value, c.background.value) == (1.4, 525.0, "PAZ", 0.0)
+    assert c.otf.value == "attenuated"
     assert c.wiener.value == pytest.approx(0.2, rel=0.01) and c.apo_bend.value == pytest.approx(1.3)
     second.close()
 

@@ -69,13 +69,23 @@ def test_reconstruct_all_and_export(make_napari_viewer_proxy, wait, notes, tmp_p
     assert ratio == pytest.approx(0.5, rel=0.01)
     assert w.result is not None  # estimated on the way, shown in the table
     assert w.table.rowCount() == 3
-    w.reconstruct()
-    wait(w)
-    paths = w.export(tmp_path / "all.tif")
+    paths = w.export(tmp_path / "all.tif")  # right after Reconstruct all (issue 11: said "reconstruct first")
     assert paths is not None, notes()
     back = read_raw(paths[0], require_frames=False)
     assert back.frames.shape == (2, 512, 512) and back.pixel_size_um == pytest.approx(0.04)
     assert read_raw(paths[1], require_frames=False).frames.shape == (2, 512, 512)
+    # the current plane reconstructed on top: export writes what is on screen, that plane
+    w.reconstruct()
+    wait(w)
+    w.controls.wiener.value = 0.3
+    wait(w)
+    single = w.export(tmp_path / "one.tif")
+    assert single is not None, notes()
+    on_screen = np.asarray(viewer.layers["stack SIM"].data)
+    np.testing.assert_allclose(read_raw(single[0], require_frames=False).frames, on_screen, atol=1e-6)
+    viewer.layers["stack SIM"].visible = False  # only the stack shown: the stack is written
+    again = w.export(tmp_path / "again.tif")
+    assert read_raw(again[0], require_frames=False).frames.shape == (2, 512, 512)
 
 
 def test_reconstruct_all_cancel(make_napari_viewer_proxy, wait, notes):

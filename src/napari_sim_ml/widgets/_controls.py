@@ -21,6 +21,10 @@ from ..engine.parameters import FilterSettings
 from ._workers import OTF_CHOICES
 
 ORDERS = ("PAZ", "APZ", "PZA", "ZAP", "AZP", "ZPA")
+# values that belong to a dataset: taken from each file, reset to these when a file does not state
+# them (and marked so), never persisted between files or sessions
+DATASET_DEFAULTS = {"na": 1.4, "wavelength_nm": 525.0, "pixel_size_um": 0.08, "background": 0.0}
+NOT_FROM_FILE = " (default: not in the file)"
 
 
 class Controls:
@@ -58,14 +62,13 @@ class Controls:
                                             min=0.1, max=5.0, step=0.05)
         self.export_path = FileEdit(label="export to", mode="w", filter="*.tif")
         self.export = PushButton(text="Export")
+        # preferences only: optics, camera offset and frame layout are per dataset (see prefill)
         self.persisted = {
-            "na": self.na, "wavelength_nm": self.wavelength_nm, "pixel_size_um": self.pixel_size_um,
-            "angles": self.angles, "phases": self.phases, "n_z": self.n_z, "order": self.order,
-            "background": self.background, "otf": self.otf, "otf_attenuation": self.otf_attenuation,
-            "otf_file": self.otf_file, "wiener": self.wiener, "apo_cutoff": self.apo_cutoff,
-            "apo_bend": self.apo_bend, "attenuation": self.attenuation,
+            "otf": self.otf, "otf_attenuation": self.otf_attenuation, "wiener": self.wiener,
+            "apo_cutoff": self.apo_cutoff, "apo_bend": self.apo_bend, "attenuation": self.attenuation,
             "attenuation_fwhm": self.attenuation_fwhm, "export_path": self.export_path,
         }
+        self._labels = {k: getattr(self, k).label for k in DATASET_DEFAULTS}
         self.inputs = [self.layer, self.na, self.wavelength_nm, self.pixel_size_um, self.angles, self.phases,
                        self.n_z, self.order, self.background, self.otf, self.otf_attenuation, self.otf_file]
         self.sliders = [self.wiener, self.apo_cutoff, self.apo_bend, self.attenuation, self.attenuation_fwhm]
@@ -78,8 +81,15 @@ class Controls:
         self.wiener.changed.connect(self._show_wiener)
         self._show_wiener(self.wiener.value)
 
-    def _show_wiener(self, value: float) -> None:
-        self.wiener.label = f"Wiener w = {value:.3g}"
+    def _show_wiener(self, _value: Any = None) -> None:
+        # the changed signal may carry the slider position; the label shows w itself
+        self.wiener.label = f"Wiener w = {float(self.wiener.value):.3g}"
+
+    def mark_source(self, key: str, from_file: bool) -> None:
+        """Label a dataset field as taken from the file, or as a default the file did not state."""
+        widget = getattr(self, key)
+        widget.label = self._labels[key] + ("" if from_file else NOT_FROM_FILE)
+        widget.tooltip = "from the file's metadata" if from_file else "the file does not state this value: check it"
 
     def _show_otf_fields(self, kind: str) -> None:
         self.otf_attenuation.visible = kind == "attenuated"

@@ -23,6 +23,29 @@ def export_paths(target: str | Path) -> list[Path]:
             target.with_name(target.stem + "_params.json")]
 
 
+LEARNED = (("PINN", "_pinn.tif"), ("PINN uncertainty σ", "_pinn_sigma.tif"), ("PINN residual", "_pinn_residual.tif"))
+
+
+def learned_exports(viewer: Any, base: str, target: Path) -> list[tuple[Path, Any]]:
+    """(path, layer) of the learned results of ``base`` shown in the viewer: PINN image, σ, residual."""
+    from ._layers import find_layer
+
+    target = Path(target).with_suffix(".tif")
+    out = []
+    for name, suffix in LEARNED:
+        layer = find_layer(viewer, f"{base} {name}")
+        if layer is not None:
+            out.append((target.with_name(target.stem + suffix), layer))
+    return out
+
+
+def write_layers(items: list[tuple[Path, Any]]) -> None:
+    """Write layers as they are (data, geometry, metadata) through the plugin writer."""
+    for path, layer in items:
+        _, state, _ = layer.as_layer_data_tuple()
+        write_layer(path, np.asarray(layer.data), state, overwrite=True)
+
+
 def write_export(paths: list[Path], layer: Any, images: list[np.ndarray], diagnostics: Any) -> None:
     """Write ``images`` (SIM, widefield) with ``layer``'s geometry and metadata, then the JSON.
 

@@ -16,16 +16,27 @@ from ._workers import Job
 
 
 def prefill(c: Any, layer: Any) -> None:
-    """Optics, camera offset and frame layout from what the layer's metadata (or scale) says."""
+    """Optics, camera offset and frame layout from what the layer's metadata (or scale) says.
+
+    A value the file does not state is reset to its default (never kept from the previous
+    layer) and its field is marked as not from the file."""
+    from ._controls import DATASET_DEFAULTS
+
     meta = plugin_meta(layer)
     optics = meta.get("optics") or {}
-    for key in ("na", "wavelength_nm", "pixel_size_um"):
-        if optics.get(key):
-            getattr(c, key).value = float(optics[key])
-    if not optics.get("pixel_size_um") and str(layer.units[-1]) == "micrometer" and layer.scale[-1] != 1:
-        c.pixel_size_um.value = float(layer.scale[-1])
+    stated = {k: float(optics[k]) for k in ("na", "wavelength_nm", "pixel_size_um") if optics.get(k)}
+    if "pixel_size_um" not in stated and str(layer.units[-1]) == "micrometer" and layer.scale[-1] != 1:
+        stated["pixel_size_um"] = float(layer.scale[-1])
     if meta.get("camera_offset") is not None:
-        c.background.value = float(meta["camera_offset"])
+        stated["background"] = float(meta["camera_offset"])
+    for key, default in DATASET_DEFAULTS.items():
+        widget = getattr(c, key)
+        try:
+            widget.value = stated.get(key, default)
+        except ValueError:  # outside the field's range: the default, marked
+            widget.value = default
+            stated.pop(key, None)
+        c.mark_source(key, key in stated)
     if layer.ndim < 3:
         return
     stored = meta.get("layout")
@@ -35,6 +46,20 @@ def prefill(c: Any, layer: Any) -> None:
         return  # no usual layout fits: keep the current values, the user decides
     c.angles.value, c.phases.value = fitted.n_angles, fitted.n_phases
     c.n_z.value, c.order.value = fitted.n_z, fitted.order
+
+
+def offset_warning(frames: np.ndarray, background: float) -> str | None:
+    """A sentence when the camera offset is above most pixels (a value kept from another
+    camera, or data already offset-corrected), else None."""
+    if background <= 0:
+        return None
+    step = max(1, frames.shape[0] // 9)
+    sample = np.asarray(frames[::step, ::4, ::4], dtype=np.float64)
+    median = float(np.median(sample))
+    if background < median:
+        return None
+    return (f"the camera offset {background:g} is above most pixels (median {median:.3g}); subtracting it leaves "
+            "little or no signal: check the offset")
 
 
 def gather(viewer: Any, c: Any) -> Job:

@@ -142,11 +142,16 @@ class LearnedPanel(QWidget):
                 "seconds": result.seconds, "device": result.device}
         fine = self._geometry(True)
         L.upsert_image(self.viewer, f"{self.base} PINN", result.image, fine, meta, colormap="gray")
+        maps = []
         if result.sigma is not None:
-            L.upsert_image(self.viewer, f"{self.base} PINN uncertainty σ", result.sigma, fine,
-                           {**meta, "kind": "uncertainty"}, colormap="magma", visible=False)
-        L.upsert_image(self.viewer, f"{self.base} PINN residual", result.residual, self._geometry(False),
-                       {**meta, "kind": "residual"}, colormap="twilight_shifted", visible=False)
+            maps.append(L.upsert_image(self.viewer, f"{self.base} PINN uncertainty σ", result.sigma, fine,
+                                       {**meta, "kind": "uncertainty"}, colormap="magma", visible=False))
+        maps.append(L.upsert_image(self.viewer, f"{self.base} PINN residual", result.residual,
+                                   self._geometry(False), {**meta, "kind": "residual"},
+                                   colormap="twilight_shifted", visible=False))
+        for layer in maps:  # quantitative maps: their values are read off a colour bar
+            if layer is not None and hasattr(layer, "colorbar"):
+                layer.colorbar.visible = True
         self.status.setText(f"PINN: {result.iterations} steps in {result.seconds:.1f} s on {result.device}"
                             + (" (stopped early)" if result.stopped_early else ""))
 

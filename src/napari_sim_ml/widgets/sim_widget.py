@@ -26,8 +26,8 @@ from ..engine.errors import SimInputError
 from . import _layers as L
 from ._controls import Controls
 from .learned import LearnedPanel
-from ._export import export_paths, write_export
-from ._inputs import current_plane, gather, prefill
+from ._export import export_paths, learned_exports, write_export, write_layers
+from ._inputs import current_plane, gather, offset_warning, prefill
 from ._settings import load_settings, write_settings
 from ._table import fill_table, make_table
 from ._workers import (
@@ -136,6 +136,8 @@ class SimWidget(QWidget):
         if layer is not None:
             prefill(self.controls, layer)
         self._invalidate()
+        self.table.setRowCount(0)  # the table described the previous layer
+        self.status.setText("")
 
     def _gather(self) -> Job:
         return gather(self.viewer, self.controls)
@@ -147,10 +149,15 @@ class SimWidget(QWidget):
 
     def _job_or_notify(self) -> Job | None:
         try:
-            return self._gather()
+            job = self._gather()
         except SimInputError as exc:
+            self.status.setText(str(exc))  # the whole sentence (a notification may cut it off)
             show_error(str(exc))
             return None
+        warning = offset_warning(job.frames, job.background)
+        if warning:
+            show_warning(warning)
+        return job
 
     # ------------------------------------------------------------ workers
     @property
@@ -159,7 +166,8 @@ class SimWidget(QWidget):
         return self._worker is not None or any(r.busy for r in runners)
 
     def _start(self, fn: Callable[..., Any], args: tuple, on_result: Callable[[Any], None],
-               progress: Any = None, cancellable: bool = False) -> Any:
+               progress: Any = None, cancellable: bool = False,
+               on_failure: Callable[[Any], None] | None = None) -> Any:
         from napari.qt.threading import create_worker
 
         if self._worker is not None:
@@ -174,13 +182,25 @@ class SimWidget(QWidget):
             if not self._alive():
                 return
             if version != self._version:
+                self.status.setText("the inputs changed while computing; run it again")
                 show_info("the inputs changed while computing; that result was discarded, please run it again")
             elif isinstance(out, Failure):
+                self.status.setText(f"failed: {out.message}")
+                if on_failure is not None:
+                    on_failure(out)
                 show_error(out.message)
             else:
                 on_result(out)
 
         worker.returned.connect(returned)
+
+        def errored(exc: Exception) -> None:  # an unexpected error: never a stuck "…ing" status
+            if self._alive():
+                self.status.setText(f"failed: {type(exc).__name__}: {exc}")
+                if on_failure is not None:
+                    on_failure(Failure(f"{type(exc).__name__}: {exc}"))
+
+        worker.errored.connect(errored)
         worker.finished.connect(self._worker_done)
         self._worker = worker
         self.controls.set_busy(True, cancellable)
@@ -208,7 +228,13 @@ class SimWidget(QWidget):
             return None
         self.status.setText("estimating the pattern…")
         return self._start(run_estimate, (job,), lambda out: self._on_estimated(out, job),
-                           progress={"desc": "SIM: estimating the pattern"})
+                           progress={"desc": "SIM: estimating the pattern"}, on_failure=self._on_estimate_failed)
+
+    def _on_estimate_failed(self, out: Any) -> None:
+        """No stale table or parameters of another dataset after a failed estimate."""
+        self.result = self.estimate_output = None
+        self.table.setRowCount(0)
+        self.status.setText(f"estimate failed: {out.message}")
 
     def reconstruct(self) -> Any:
         job = self._job_or_notify()
@@ -342,7 +368,13 @@ class SimWidget(QWidget):
         if layer is None:
             return
         L.update_data(layer, image)
+        low, high = np.percentile(image[::4, ::4], (0.1, 99.9))  # the contrast follows the sliders
+        if np.isfinite(low) and np.isfinite(high) and high > low:
+            layer.contrast_limits = (float(low), float(high))
         layer.metadata.setdefault(L.METADATA_KEY, {})["filter"] = asdict(settings)
+        if self.all_planes is not None and L.find_layer(self.viewer, f"{self.base} SIM all planes") is not None:
+            self.status.setText("the sliders change the current plane; the all-planes result keeps its settings "
+                                "until Reconstruct all runs again")
         self._spectrum_runner.submit(image)
         self.last_apply_ms = (time.perf_counter() - t0) * 1e3
 
@@ -370,10 +402,28 @@ class SimWidget(QWidget):
         answer = QMessageBox.question(self, "Overwrite files?", f"{names} already exist. Replace them?")
         return answer == QMessageBox.StandardButton.Yes
 
-    def export(self, path: str | Path | None = None) -> list[str] | None:
-        """Write the reconstruction, the widefield (TIFF) and the parameters (JSON); asks before overwriting."""
+    def _export_source(self) -> tuple[Any, list[np.ndarray]] | None:
+        """What is on screen: the all-planes stack when it is shown above (or instead of) the
+        current-plane result, else the current plane as the sliders left it."""
         sr = L.find_layer(self.viewer, f"{self.base} SIM")
-        if sr is None or self.result is None or self.prepared is None:
+        stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
+        single = (sr, [np.asarray(sr.data), self.prepared.widefield]) if sr is not None and \
+            self.prepared is not None else None
+        whole = (stack, [np.asarray(stack.data), self.all_planes.widefields]) if stack is not None and \
+            self.all_planes is not None else None
+        if whole is None or single is None:
+            return whole or single
+        layers = list(self.viewer.layers)
+        if stack.visible and (not sr.visible or layers.index(stack) > layers.index(sr)):
+            return whole
+        return single
+
+    def export(self, path: str | Path | None = None) -> list[str] | None:
+        """Write what is on screen — the reconstruction (current plane or all planes), the widefield,
+        the parameters (JSON) and the shown PINN image, σ and residual; asks before overwriting."""
+        source = self._export_source()
+        params_known = self.result is not None or self.all_planes is not None
+        if source is None or not params_known:
             show_error("nothing to export yet: reconstruct first")
             return None
         try:
@@ -381,18 +431,19 @@ class SimWidget(QWidget):
         except SimInputError as exc:
             show_error(str(exc))
             return None
-        existing = [p for p in paths if p.exists()]
+        learned = learned_exports(self.viewer, self.base, paths[0])
+        existing = [p for p in paths + [p for p, _ in learned] if p.exists()]
         if existing and not self._confirm_overwrite(existing):
             show_info("export cancelled; no file was changed")
             return None
-        layer, images = sr, [np.asarray(sr.data), self.prepared.widefield]
-        stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
-        if self.all_planes is not None and stack is not None:  # every plane, as reconstructed
-            layer, images = stack, [self.all_planes.images, self.all_planes.widefields]
+        layer, images = source
+        estimate = self.result if self.result is not None else getattr(self.all_planes.estimate, "result", None)
         try:
-            write_export(paths, layer, images, self.result.diagnostics)
+            write_export(paths, layer, images, estimate.diagnostics if estimate is not None else [])
+            write_layers(learned)
         except SimInputError as exc:
             show_error(f"export failed: {exc}")
             return None
-        show_info(f"exported {', '.join(p.name for p in paths)} to {paths[0].parent}")
-        return [str(p) for p in paths]
+        written = paths + [p for p, _ in learned]
+        show_info(f"exported {', '.join(p.name for p in written)} to {paths[0].parent}")
+        return [str(p) for p in written]
