@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 from ..engine.errors import SimInputError
 from . import _layers as L
 from ._controls import Controls
+from .denoiser import DenoiserPanel
 from .learned import LearnedPanel
 from ._export import export_paths, learned_exports, write_export, write_layers
 from ._inputs import current_plane, gather, offset_warning, prefill
@@ -56,7 +57,8 @@ class SimWidget(QWidget):
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         self.learned = LearnedPanel(viewer, self.context)
-        for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned):
+        self.denoiser = DenoiserPanel(viewer, self.context, c.filter_settings)
+        for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned, self.denoiser):
             layout.addWidget(w)
         layout.addStretch(1)
         self.result: Any = None  # EstimationResult of the current inputs
@@ -87,6 +89,7 @@ class SimWidget(QWidget):
             w.changed.connect(self._on_filter_changed)
         c.estimate.changed.connect(self.estimate)
         c.reconstruct.changed.connect(self.reconstruct)
+        c.reconstruct.changed.connect(self.denoiser.on_reconstruct)
         c.reconstruct_all.changed.connect(self.reconstruct_all)
         c.cancel.changed.connect(self.cancel)
         c.export.changed.connect(lambda: self.export())

@@ -1,0 +1,305 @@
+"""The "Trained denoiser" panel: train a raw-frame denoiser in a worker, apply it before Reconstruct.
+
+Training runs in a napari generator worker; every step the worker yields a typed
+:class:`~napari_sim_ml.engine.denoise.train.TrainProgress`, drawn as a live loss curve on the
+main thread; Cancel sets an event that the worker checks between steps (the engine's generator
+is then closed, which writes the checkpoint). With "Apply denoiser before Reconstruct" ticked,
+the dock's Reconstruct also denoises the current plane, reconstructs it with the dock's Wiener
+settings and adds layers for the denoised frames, their reconstruction and the data-consistency
+flags. Layers are touched only in main-thread callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QPointF, Qt
+from qtpy.QtGui import QPainter, QPen, QPolygonF
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..engine.errors import SimInputError
+from ..engine.parameters import FilterSettings, PatternParameters
+from . import _layers as L
+from ._workers import Failure, Job
+
+Context = Callable[[], tuple[Job, PatternParameters | None, str]]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    source: str  # "simulation" | "thinning"
+    structures: tuple[str, ...]
+    photons: tuple[float, float]
+    thin: float
+    n_stacks: int
+    settings: Any  # TrainSettings
+    path: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    path: str
+
+
+@dataclass(frozen=True)
+class ApplyOutput:
+    denoised: np.ndarray  # (A·P, Y, X) counts
+    image: np.ndarray  # (2Y, 2X) Wiener-SIM of the denoised frames
+    flags: np.ndarray  # (Y, X) uint8
+    summary: str
+
+
+def run_training(job: Job, params: PatternParameters, req: TrainRequest,
+                 stop: threading.Event) -> Generator[Any, None, Any]:
+    """Worker body: yields TrainProgress, returns TrainResult, Cancelled or a Failure (no Qt here)."""
+    from ..engine.denoise.data import simulated_set, thinned_set
+    from ..engine.denoise.train import train_steps
+
+    try:
+        otf = job.make_otf()
+        if req.source == "simulation":
+            ts = simulated_set(job.optics, params, req.n_stacks, 2 * req.settings.patch, req.photons,
+                               req.structures, otf=otf, seed=req.settings.seed)
+        else:
+            stacks = [p.reshape(-1, *p.shape[-2:]) for p in job.planes]
+            ts, _ = thinned_set(stacks, req.thin, job.optics.pixel_size_um, otf.support_cycles_per_um,
+                                job.background, names=[job.layer_name])
+        steps = train_steps(ts, job.optics, params, req.settings, checkpoint=req.path)
+    except SimInputError as exc:
+        return Failure(str(exc))
+    try:
+        while True:
+            if stop.is_set():
+                steps.close()  # writes the checkpoint
+                return Cancelled(req.path)
+            try:
+                progress = next(steps)
+            except StopIteration as done:
+                return done.value
+            yield progress
+    except SimInputError as exc:
+        return Failure(str(exc))
+    finally:
+        steps.close()
+
+
+def run_apply(job: Job, params: PatternParameters, model: str, settings: FilterSettings) -> ApplyOutput | Failure:
+    """Worker body: denoise the current plane, reconstruct it, check it against the data."""
+    from ..engine.denoise.apply import Denoiser, denoise_plane
+    from ..engine.denoise.check import consistency_check
+    from ..engine.wiener import prepare_reconstruction, wiener_filter
+
+    try:
+        den = Denoiser.load(model)
+        plane = job.planes[job.plane]
+        dn = denoise_plane(plane, den, job.optics, params, job.background)
+        image = wiener_filter(prepare_reconstruction(dn, job.optics, params, job.make_otf(), job.background),
+                              settings)
+        rep = consistency_check(plane, dn, job.optics, params, den.meta.gain, den.meta.var0, job.background)
+    except SimInputError as exc:
+        return Failure(str(exc))
+    return ApplyOutput(dn.reshape(-1, *dn.shape[-2:]), image, rep.flags, rep.summary())
+
+
+class LossCurve(QWidget):
+    """Training (grey) and validation (blue) loss against step, log scale, drawn with QPainter."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(90)
+        self.train: list[tuple[int, float]] = []
+        self.val: list[tuple[int, float]] = []
+
+    def clear(self) -> None:
+        self.train, self.val = [], []
+        self.update()
+
+    def add(self, step: int, loss: float, val: float | None) -> None:
+        if loss > 0 and math.isfinite(loss):
+            self.train.append((step, loss))
+        if val is not None and val > 0:
+            self.val.append((step, val))
+        self.update()
+
+    def paintEvent(self, _event: Any) -> None:  # Qt override
+        p = QPainter(self)
+        p.fillRect(self.rect(), Qt.black)
+        pts = self.train + self.val
+        if len(pts) >= 2:
+            w, h = self.width() - 4, self.height() - 4
+            s_max = max(s for s, _ in pts) or 1
+            lo, hi = math.log(min(v for _, v in pts)), math.log(max(v for _, v in pts))
+            span = (hi - lo) or 1.0
+            for series, colour in ((self.train, Qt.gray), (self.val, Qt.cyan)):
+                poly = QPolygonF([QPointF(2 + w * s / s_max, 2 + h * (hi - math.log(v)) / span) for s, v in series])
+                p.setPen(QPen(colour, 1.5))
+                p.drawPolyline(poly)
+        p.end()
+
+
+class DenoiserPanel(QWidget):
+    """Source, structures, photons, epochs, model file; Train / Cancel; apply before Reconstruct."""
+
+    def __init__(self, viewer: Any, context: Context, filter_settings: Callable[[], FilterSettings],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.context, self.filter_settings = viewer, context, filter_settings
+        self.source = ComboBox(label="training data", choices=["simulation", "this layer (thinning)"],
+                               value="simulation")
+        self.structures = LineEdit(label="structures", value="filaments,rings,mesh")
+        self.photons = FloatSpinBox(label="photons", min=1.0, max=1e5, value=60.0,
+                                    tooltip="simulation: peak photons (trained from ÷2 to ×2)")
+        self.thin = FloatSpinBox(label="thinning S", min=1.0, max=1000.0, value=20.0)
+        self.epochs = SpinBox(label="epochs", min=1, max=10000, value=20)
+        self.steps = SpinBox(label="steps / epoch", min=1, max=10000, value=25)
+        self.model = FileEdit(label="model file", mode="w", filter="*.pt",
+                              value=str(Path.home() / "napari-sim-ml-denoiser.pt"))
+        self.overwrite = CheckBox(text="replace an existing model file", value=False)
+        self.train_button = PushButton(text="Train denoiser")
+        self.cancel_button = PushButton(text="Cancel training", enabled=False)
+        self.apply = CheckBox(text="Apply denoiser before Reconstruct", value=False)
+        box = Container(widgets=[self.source, self.structures, self.photons, self.thin, self.epochs, self.steps,
+                                 self.model, self.overwrite, self.train_button, self.cancel_button, self.apply])
+        self.curve = LossCurve()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("<b>Trained denoiser (raw frames)</b>"))
+        layout.addWidget(box.native)
+        layout.addWidget(self.curve)
+        layout.addWidget(self.status)
+        self.worker: Any = None
+        self.apply_worker: Any = None
+        self._stop = threading.Event()
+        self.train_button.changed.connect(lambda _value=None: self.train())
+        self.cancel_button.changed.connect(self.cancel)
+
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None or self.apply_worker is not None
+
+    def _request(self, patch: int = 64, width: int | None = None, depth: int | None = None) -> TrainRequest:
+        from ..engine.denoise.train import TrainSettings
+
+        path = str(self.model.value)
+        if not path or Path(path).is_dir():
+            raise SimInputError("choose a model file to train into")
+        if Path(path).exists() and not self.overwrite.value:
+            raise SimInputError(f"{Path(path).name} exists; tick 'replace an existing model file' or choose another")
+        p = float(self.photons.value)
+        structures = tuple(s.strip() for s in str(self.structures.value).split(",") if s.strip())
+        settings = TrainSettings(epochs=int(self.epochs.value), steps_per_epoch=int(self.steps.value), patch=patch,
+                                 width=width, depth=depth)
+        source = "simulation" if self.source.value == "simulation" else "thinning"
+        return TrainRequest(source, structures, (p / 2, p * 2), float(self.thin.value), 48, settings, path)
+
+    def train(self, patch: int = 64, width: int | None = None, depth: int | None = None) -> Any:
+        """Start training; returns the worker (or None after a notification)."""
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None:
+            show_error("a denoiser is already training; wait for it or press Cancel training")
+            return None
+        try:
+            job, params, _ = self.context()
+            if params is None:
+                raise SimInputError("estimate the pattern first (Estimate): the denoiser is trained for it")
+            req = self._request(patch if isinstance(patch, int) else 64, width, depth)
+        except SimInputError as exc:
+            show_error(str(exc))
+            return None
+        self._stop = threading.Event()
+        total = req.settings.epochs * req.settings.steps_per_epoch
+        worker = create_worker(run_training, job, params, req, self._stop, _start_thread=False,
+                               _progress={"total": total, "desc": "denoiser training"})
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_trained)
+        worker.errored.connect(lambda exc: show_error(f"denoiser training failed: {type(exc).__name__}: {exc}"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.curve.clear()
+        self.train_button.enabled, self.cancel_button.enabled = False, True
+        self.status.setText("denoiser: preparing the training data…")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self._stop.set()
+            self.status.setText("denoiser: cancelling (the checkpoint is kept)…")
+
+    def on_reconstruct(self, _value: Any = None) -> Any:
+        """Connected to the dock's Reconstruct: with 'Apply denoiser' ticked, denoise and reconstruct."""
+        from napari.qt.threading import create_worker
+
+        if not self.apply.value or self.apply_worker is not None:
+            return None
+        try:
+            job, params, base = self.context()
+            if params is None:
+                raise SimInputError("estimate the pattern first: the denoiser is checked against it")
+            model = str(self.model.value)
+            if not Path(model).is_file():
+                raise SimInputError(f"no denoiser model at {model}; train one or choose its file")
+        except SimInputError as exc:
+            show_error(str(exc))
+            return None
+        worker = create_worker(run_apply, job, params, model, self.filter_settings(), _start_thread=False)
+        worker.returned.connect(lambda out: self._on_applied(out, base))
+        worker.errored.connect(lambda exc: show_error(f"denoising failed: {type(exc).__name__}: {exc}"))
+        worker.finished.connect(self._on_apply_finished)
+        self.apply_worker = worker
+        self.status.setText("denoiser: denoising the current plane…")
+        worker.start()
+        return worker
+
+    # ------------------------------------------------------------ main-thread callbacks
+    def _on_progress(self, p: Any) -> None:
+        self.curve.add(p.step, p.loss, p.val_loss)
+        self.status.setText(f"denoiser: step {p.step}/{p.total}, loss {p.loss:.3f}"
+                            + (f", validation {p.val_loss:.3f}" if p.val_loss is not None else "")
+                            + f" (noisy input ≈ 1), {p.seconds:.0f} s")
+
+    def _on_trained(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            show_error(result.message)
+            self.status.setText(f"denoiser: {result.message}")
+        elif isinstance(result, Cancelled):
+            show_info(f"denoiser training cancelled; the checkpoint {Path(result.path).name} is kept")
+            self.status.setText("denoiser: cancelled")
+        else:
+            self.status.setText(f"denoiser: {result.steps} steps in {result.seconds:.0f} s on {result.device}, "
+                                f"validation loss {result.val_losses[0]:.3f} → {result.val_losses[-1]:.3f}; "
+                                f"wrote {Path(str(result.path)).name}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.train_button.enabled, self.cancel_button.enabled = True, False
+
+    def _on_applied(self, out: Any, base: str) -> None:
+        if isinstance(out, Failure):
+            show_error(out.message)
+            self.status.setText(f"denoiser: {out.message}")
+            return
+        layer = L.find_layer(self.viewer, base)
+        raw = L.raw_geometry(layer) if layer is not None else {"scale": (1.0, 1.0), "translate": (0.0, 0.0),
+                                                                "units": ("pixel", "pixel")}
+        fine = L.fine_geometry(layer) if layer is not None else raw
+        meta = {"kind": "denoised", "source_layer": base, "model": str(self.model.value), "consistency": out.summary}
+        L.upsert_image(self.viewer, f"{base} denoised", out.denoised, L.stack_geometry(raw), meta, colormap="gray")
+        L.upsert_image(self.viewer, f"{base} denoised SIM", out.image, fine, {**meta, "kind": "reconstruction"},
+                       colormap="gray")
+        L.upsert_image(self.viewer, f"{base} denoiser flags", out.flags.astype(np.float32), raw,
+                       {**meta, "kind": "consistency-flags"}, colormap="red", visible=False, opacity=0.5)
+        self.status.setText(f"denoiser: {out.summary}")
+
+    def _on_apply_finished(self) -> None:
+        self.apply_worker = None
