@@ -41,9 +41,11 @@ def test_a_lazy_z_stack_gives_dock_layers_with_its_z_step(make_napari_viewer_pro
     assert str(stack.units[0]) == "micrometer"
     w.controls.reconstruct.changed.emit()  # the single-plane layers exist too, as before
     wait(w)
+    viewer.layers["z3 SIM"].visible = False  # export writes what is on screen: here the all-planes stack
     paths = w.export(tmp_path / "out.tif")
     assert paths is not None
     with tifffile.TiffFile(paths[0]) as tif:
+        assert tif.series[0].shape == (3, 128, 128)
         assert tif.imagej_metadata["spacing"] == pytest.approx(0.125)  # exported with its z step
     assert not [m for m in notes() if "fail" in m or "error" in m.lower()]
 

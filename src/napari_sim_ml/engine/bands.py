@@ -124,11 +124,11 @@ def preprocess(
     out -= np.float32(background)
     means = out.mean(axis=(-2, -1), keepdims=True, dtype=np.float64).astype(np.float32)
     mean_all = np.float32(means.mean())
-    if equalize and not np.all(means > 0):
+    if not np.all(means > 0):  # not intensities (or a wrong offset), whether or not they are equalised
         n_bad = int(np.count_nonzero(~(means > 0)))
         raise SimInputError(
             f"after subtracting the camera offset {float(background):g}, {n_bad} of {means.size} frames have a "
-            "mean of zero or below, so their intensities cannot be equalised; check the offset (--background) "
+            "mean of zero or below, so they are not intensities; check the offset (--background) "
             "and that the data are intensities")
     if equalize:
         out *= mean_all / means
