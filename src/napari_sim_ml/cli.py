@@ -57,6 +57,12 @@ def _add_layout(p: argparse.ArgumentParser) -> None:
                    help="use fairSIM's attenuated ideal OTF ideal(ρ)·a^ρ with this a (0-1]")
 
 
+def _add_estimation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--relax-consistency", action="store_true",
+                   help="judge each angle's peak alone, without preferring equal |k| and angles 180°/n apart "
+                        "(inconsistent angles are still reported and graded at most 'low')")
+
+
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
     """Wiener filter settings and PINN options (shared by reconstruct and batch)."""
     defaults = FilterSettings()
@@ -83,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="write a simulated raw SIM stack, its truth and parameters")
     s.add_argument("-o", "--output", required=True, help="raw stack to write (.tif)")
-    s.add_argument("--structure", default="filaments", choices=("filaments", "mesh", "rings", "lines"))
+    s.add_argument("--structure", default="filaments",
+                   choices=("filaments", "mesh", "rings", "lines", "grating", "linepairs"))
     s.add_argument("--photons", type=float, default=1000.0, help="expected photons at the brightest pixel")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--size", type=int, default=256, help="field size in raw pixels")
@@ -98,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("raw")
     _add_optics(e)
     _add_layout(e)
+    _add_estimation(e)
     e.add_argument("--json", help="write the JSON here instead of stdout")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
@@ -111,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optics(r)
     _add_layout(r)
     r.add_argument("--params", help="parameters JSON (skips estimation; used exactly)")
+    _add_estimation(r)
     _add_method_flags(r)
     r.add_argument("--widefield", help="also write the widefield image on the same 2x grid")
     r.add_argument("--uncertainty", help="PINN: write the per-pixel σ map here")
@@ -246,7 +255,11 @@ def _background(args: argparse.Namespace, raw: RawFile) -> float:
 def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF, args: argparse.Namespace, background: float):
     from .engine.estimate import estimate_pattern
 
-    return estimate_pattern(plane, optics, otf=otf, n_orders=args.orders, background=background)
+    result = estimate_pattern(plane, optics, otf=otf, n_orders=args.orders, background=background,
+                              consistency_prior=not args.relax_consistency)
+    for warning in result.warnings:
+        print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
+    return result
 
 
 # ---------------------------------------------------------------- commands
@@ -285,8 +298,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     optics = resolve_optics(raw, args)
     result = _estimate(planes[0, planes.shape[1] // 2], optics, resolve_otf(args, optics), args, _background(args, raw))
     out = result.params.to_dict(optics)
-    out["quality"] = [{"quality": d.quality, "grade": d.grade, "modulation_measured": list(d.modulation_measured)}
-                      for d in result.diagnostics]
+    out["quality"] = [{"quality": d.quality, "grade": d.grade, "modulation_measured": list(d.modulation_measured),
+                       "margin": d.margin, "note": d.note} for d in result.diagnostics]
     if args.json:
         write_json(args.json, out, overwrite=args.overwrite)
         print(f"wrote {args.json}")

@@ -24,7 +24,7 @@ rescaling by it biases the phases (the fitted gains take its place).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -32,6 +32,8 @@ import scipy.fft
 from scipy.optimize import minimize
 
 from .bands import FFT_WORKERS, band_orders, edge_window, fft2, ifft2, preprocess, separate_bands, serial_blas
+from .candidates import (CANDIDATE_HEIGHT, MAX_CANDIDATES, MIN_MARGIN, Candidate, choose, coherence,
+                         local_maxima, rotation)
 from .errors import NoPatternError, SimInputError
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, equidistant_phases, wrap_phase
@@ -42,8 +44,10 @@ TAPER_PX = 8  # the frames fade to zero over this many px at the border
 SLOPE_MARGIN_PX = 4  # u v* starts this far inside the taper, fading in over TAPER_PX / 2
 OTF_FLOOR = 0.02  # constraint region: both OTF values above this
 C_GUESS = 0.4  # m_b / 2 assumed by the weights
-COARSE_GRIDS = ((0.25, 49), (0.05, 9), (0.01, 9))  # (step, points) of the first k search: ±6 px
+COARSE_GRIDS = ((0.25, 13), (0.05, 9), (0.01, 9))  # (step, points) of the first k search: ±1.5 px around
+# the chosen correlation peak (a wider search can run off to a neighbouring specimen or camera peak)
 FINAL_GRIDS = ((0.25, 17), (0.04, 13), (0.005, 9), (0.0006, 9))  # and of the final one: ±2 px
+REFINE_GRIDS = ((0.25, 9), (0.05, 9), (0.01, 9), (0.002, 9))  # of a correlation peak
 PHASE_RANGE = 0.4  # phases searched within this × 2π/P of their start (keeps the unmixing well posed)
 GAIN_RANGE = 0.5  # |log gain| searched, relative to frame 0
 MODULATION_OTF = (0.1, 0.8)  # m_b where both OTFs > 0.1 and H(f − bk) < 0.8 (no out-of-focus haze)
@@ -62,21 +66,41 @@ class AngleDiagnostics:
     """What the estimator saw for one angle.
 
     quality: correlation peak / median correlation in the search annulus.
+    grade: quality_grade(quality), at most 'low' when the angle disagrees with the others
+        (``note``) or its margin is below MIN_MARGIN.
     peak_px: (row, col) position of the top-order peak in Fourier pixels (FFT
         frequency index, may be negative), for marking on a spectrum.
     modulation_measured: modulation per order before clipping to [0.05, 1].
+    margin: the chosen peak over the runner-up: the ratio of their joint likelihoods
+        (coherence × consistency prior) when both were judged, else of their correlation heights.
+    note: why this angle is inconsistent with the others ('' when it is not).
+    candidates: every peak kept for this angle (highest correlation first); ``chosen`` indexes it.
     """
 
     quality: float
     grade: str
     peak_px: tuple[float, float]
     modulation_measured: tuple[float, ...]
+    margin: float = float("inf")
+    note: str = ""
+    candidates: tuple[Candidate, ...] = ()
+    chosen: int = 0
+
+    @property
+    def runner_up_px(self) -> tuple[float, float] | None:
+        """The best candidate not chosen (Fourier px), for drawing on a spectrum."""
+        others = [c for i, c in enumerate(self.candidates) if i != self.chosen]
+        return max(others, key=lambda c: c.log_score if c.coherence == c.coherence else -1e9 + c.height).k_px \
+            if others else None
 
 
 @dataclass(frozen=True)
 class EstimationResult:
+    """params and one AngleDiagnostics per angle; warnings: one sentence per doubtful angle."""
+
     params: PatternParameters
     diagnostics: tuple[AngleDiagnostics, ...]
+    warnings: tuple[str, ...] = ()
 
 
 Transfer = Callable[[float, float], np.ndarray]  # (sy, sx) Fourier px -> H(f − s) on the FFT grid
@@ -108,8 +132,8 @@ def _dft_at(p: np.ndarray, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
     return ey @ (p.astype(np.complex64, copy=False) @ ex)
 
 
-def _refine_peak(p: np.ndarray, start: tuple[float, float], grids: tuple[tuple[float, int], ...] = (
-        (0.25, 9), (0.05, 9), (0.01, 9), (0.002, 9))) -> tuple[float, float, complex]:
+def _refine_peak(p: np.ndarray, start: tuple[float, float],
+                 grids: tuple[tuple[float, int], ...] = REFINE_GRIDS) -> tuple[float, float, complex]:
     """|DFT(p)|'s peak searched on successive (step, points) grids around ``start``
     (Fourier px); returns (ky, kx, the DFT value there)."""
     ky, kx = start
@@ -125,30 +149,68 @@ def _wrap_signed(idx: np.ndarray, n: int) -> np.ndarray:
     return np.where(idx > n // 2, idx - n, idx)
 
 
-def _find_k(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndarray,
-            kc: float, k_range: tuple[float, float]) -> tuple[tuple[float, float], float]:
-    """Top-order peak (ky, kx) in Fourier px of the raw grid and its quality."""
+def _find_candidates(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndarray, kc: float,
+                     k_range: tuple[float, float], transfer: Transfer, h0: np.ndarray, noise_region: np.ndarray,
+                     min_quality: float) -> list[Candidate]:
+    """Top-order correlation peaks (ky, kx) in Fourier px of the raw grid, highest first, each with
+    its quality (height), rotation and, when within CANDIDATE_HEIGHT of the highest peak that
+    moves with the phase steps, its object-constraint coherence (see candidates.py)."""
     ny, nx = frames.shape[-2:]
+    top = 2 * n_orders - 1
     bands = separate_bands(frames, equidistant_phases(frames.shape[0]), n_orders)
     weight = (otf_grid > 0.02) * (1.0 - np.exp(-(kr / (0.15 * kc)) ** 2))
     weight = (weight / np.maximum(otf_grid, 0.1)).astype(np.float32)
     half = weight[:, : nx // 2 + 1]  # the weight is radial, so band 0 stays real: half spectra suffice
     x0 = scipy.fft.irfft2(scipy.fft.rfft2(bands[0].real, workers=FFT_WORKERS) * half, s=(ny, nx), workers=FFT_WORKERS)
-    xt = ifft2(fft2(bands[2 * n_orders - 1]) * weight)
+    top_spectrum = fft2(bands[top])
+    xt = ifft2(top_spectrum * weight)
     prod = xt * np.conj(x0)
     corr = np.abs(fft2(prod))
     annulus = (kr >= k_range[0] * kc) & (kr <= k_range[1] * kc)
     if not annulus.any():
         raise SimInputError("the pattern search range holds no frequencies; check NA, wavelength and pixel size")
-    masked = np.where(annulus, corr, 0.0)
-    iy, ix = np.unravel_index(np.argmax(masked), masked.shape)
-    ky0, kx0 = _wrap_signed(np.array(iy), ny), _wrap_signed(np.array(ix), nx)
-    ky, kx, peak = _refine_peak(prod, (float(ky0), float(kx0)))
+    peaks = local_maxima(np.where(annulus, corr, 0.0), MAX_CANDIDATES)
     fy = _wrap_signed(np.arange(ny), ny)[:, None]
     fx = _wrap_signed(np.arange(nx), nx)[None, :]
-    far = np.hypot(fy - ky, fx - kx) > 3
-    background = np.median(corr[annulus & far]) if (annulus & far).any() else np.inf
-    return (ky, kx), abs(peak) / max(background, 1e-30)
+    y0, x0_ = (float(_wrap_signed(np.array(v), n)) for v, n in zip(peaks[0], (ny, nx)))
+    far = annulus & (np.hypot(fy - y0, fx - x0_) > 3)
+    background = max(float(np.median(corr[far])) if far.any() else np.inf, 1e-30)
+    cands = []
+    for rank, (iy, ix) in enumerate(peaks):
+        height = corr[iy, ix] / background
+        if rank and height < min_quality:
+            break
+        # band −b's correlation at +s is band +b's at −s (real frames, real band 0): equal for a fixed structure
+        k_px = (float(_wrap_signed(np.array(iy), ny)), float(_wrap_signed(np.array(ix), nx)))
+        cands.append(Candidate(k_px, float(height), rotation(corr[iy, ix], corr[-iy, -ix])))
+    moving = [c.height for c in cands if c.moves_with_phase] or [cands[0].height]
+    judged = [i for i, c in enumerate(cands) if c.height >= CANDIDATE_HEIGHT * max(moving)
+              and (c.moves_with_phase or i == 0)]
+    noise = None
+    for i in judged:  # sub-pixel peak and quality; the others keep their integer peak (refined if chosen)
+        ky, kx, peak = _refine_peak(prod, cands[i].k_px)
+        cands[i] = replace(cands[i], k_px=(ky, kx), height=abs(peak) / background)
+        if len(judged) > 1 and cands[i].moves_with_phase:
+            if noise is None:
+                enough = noise_region.sum() > 64
+                noise = (float(np.mean(np.abs(top_spectrum[noise_region]) ** 2)) if enough else 0.0,
+                         float(np.mean(np.abs(fft2(bands[0].real)[noise_region]) ** 2)) if enough else 0.0)
+            cands[i] = replace(cands[i], coherence=_coherence(bands[0].real, top_spectrum, cands[i].k_px,
+                                                              transfer, h0, noise))
+    return cands
+
+
+def _coherence(band0: np.ndarray, top_spectrum: np.ndarray, k_px: tuple[float, float], transfer: Transfer,
+               h0: np.ndarray, noise: tuple[float, float]) -> float:
+    """Object-constraint coherence of H(f − s) B_top(f) with H(f) B_0(f − s), s = ``k_px``, over
+    the overlap (both OTFs > OTF_FLOOR), weighted as the constraint; noise per coefficient given."""
+    hs = transfer(*k_px)
+    region = (h0 > OTF_FLOOR) & (hs > OTF_FLOOR)
+    w = 1.0 / np.sqrt(hs[region] ** 2 + C_GUESS**2 * h0[region] ** 2)
+    u = top_spectrum[region] * (hs[region] * w)
+    v = fft2(band0 * _ramp(band0.shape, k_px))[region] * (h0[region] * w)
+    return coherence(u, v, noise[0] * float(np.sum((hs[region] * w) ** 2)),
+                     noise[1] * float(np.sum((h0[region] * w) ** 2)))
 
 
 def _transfer(otf: RadialOTF, shape: tuple[int, int], pixel_um: float, pixel_sinc: bool) -> Transfer:
@@ -271,7 +333,7 @@ def _slope_and_offset(fit: _AngleFit, widefield: np.ndarray, h0: np.ndarray, n_o
 
 def _first_pass(frames: np.ndarray, n_orders: int, k_px: tuple[float, float], transfer: Transfer,
                 h0: np.ndarray, noise_region: np.ndarray, interior: np.ndarray) -> _AngleFit:
-    """Taper and FFT one angle's frames (P, Y, X), search k over ±6 px with equidistant
+    """Taper and FFT one angle's frames (P, Y, X), refine k within ±1.5 px with equidistant
     phases, then fit the phase steps to the constraint alone."""
     p, ny, nx = frames.shape
     tapered = frames * (edge_window(ny, TAPER_PX)[:, None] * edge_window(nx, TAPER_PX)[None, :])
@@ -330,21 +392,26 @@ def estimate_pattern(
     k_range: tuple[float, float] = (0.3, 1.1),
     min_quality: float = MIN_QUALITY,
     require_pattern: bool = True,
+    consistency_prior: bool = True,
 ) -> EstimationResult:
     """Estimate k, per-frame phases and modulation of every angle.
 
     plane: (A, P, Y, X) raw counts; background: camera offset (counts).
     n_orders: 1 (2-beam) or 2 (3-beam); default 2 when P ≥ 5, else 1.
     k_range: search annulus for the top order, in units of the OTF cutoff kc.
+    consistency_prior: prefer peaks with equal |k| on every angle and angles 180°/n apart (see
+    candidates.py); off, each angle takes its best-judged peak (inconsistency is still reported).
     Raises NoPatternError when an angle's quality is below ``min_quality`` and
     ``require_pattern`` is true.
     """
     with serial_blas():
-        return _estimate(plane, optics, otf, n_orders, background, k_range, min_quality, require_pattern)
+        return _estimate(plane, optics, otf, n_orders, background, k_range, min_quality, require_pattern,
+                         consistency_prior)
 
 
 def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF | None, n_orders: int | None, background: float,
-              k_range: tuple[float, float], min_quality: float, require_pattern: bool) -> EstimationResult:
+              k_range: tuple[float, float], min_quality: float, require_pattern: bool,
+              consistency_prior: bool) -> EstimationResult:
     frames_all = preprocess(plane, background)
     n_angles, n_phases, ny, nx = frames_all.shape
     n_orders = n_orders or (2 if n_phases >= 5 else 1)
@@ -359,21 +426,26 @@ def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF | None, n_orders
     otf_grid, h0 = otf(kr), transfer(0.0, 0.0)
     skip = TAPER_PX + SLOPE_MARGIN_PX
     interior = np.outer(*(np.pad(edge_window(n - 2 * skip, TAPER_PX // 2), skip) for n in (ny, nx)))
+    noise_region = kr > 1.1 * otf.support_cycles_per_um
+    candidates = [_find_candidates(frames_all[d], n_orders, kr, otf_grid, kc, k_range, transfer, h0, noise_region,
+                                   min_quality) for d in range(n_angles)]
+    choice = choose(candidates, (ny, nx), consistency_prior)
     fits, peaks = [], []
     for d in range(n_angles):
-        (ky_top, kx_top), quality = _find_k(frames_all[d], n_orders, kr, otf_grid, kc, k_range)
+        chosen = candidates[d][choice.index[d]]
+        quality = chosen.height
         if require_pattern and quality < min_quality:
             raise NoPatternError(d, quality, min_quality)
+        ky_top, kx_top = chosen.k_px
         peaks.append(((ky_top, kx_top), float(quality)))
         fits.append(_guarded(peaks, min_quality, _first_pass, raw[d], n_orders,
-                             (ky_top / n_orders, kx_top / n_orders), transfer, h0,
-                             kr > 1.1 * otf.support_cycles_per_um, interior))
+                             (ky_top / n_orders, kx_top / n_orders), transfer, h0, noise_region, interior))
     if n_angles > 1:
         _guarded(peaks, min_quality, _second_pass, fits, n_orders, h0 > OTF_FLOOR)
     widefield = ifft2(sum(np.tensordot(_unmix(f.phases, f.gains, n_orders)[0][0].astype(np.complex64), f.spectra, 1)
                           for f in fits)).real
-    angles, diags = [], []
-    for fit, (peak, quality) in zip(fits, peaks):
+    angles, diags, warnings = [], [], []
+    for d, (fit, (peak, quality)) in enumerate(zip(fits, peaks)):
         (dy, dx), offset = _slope_and_offset(fit, widefield, h0, n_orders, interior, FINAL_GRIDS)
         unmix, none = _unmix(fit.phases, fit.gains, n_orders)[0], np.zeros((0, len(fit.phases)))
         mods = tuple(2.0 * abs(_term(gram, unmix[2 * b - 1], none, unmix[0], none)[2])
@@ -385,6 +457,13 @@ def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF | None, n_orders
             modulation=tuple(float(np.clip(m, 0.05, 1.0)) for m in mods),
         )
         angles.append(pattern.canonical())
-        diags.append(AngleDiagnostics(quality=quality, grade=quality_grade(quality), peak_px=peak,
-                                      modulation_measured=mods))
-    return EstimationResult(PatternParameters(tuple(angles)), tuple(diags))
+        grade, note, margin = quality_grade(quality), choice.notes[d], choice.margin[d]
+        doubt = note or (f"the runner-up peak is nearly as likely (margin {margin:.2f} < {MIN_MARGIN:g})"
+                         if margin < MIN_MARGIN else "")
+        if doubt:
+            warnings.append(f"angle {d}: {doubt}" + ("; graded 'low'" if grade in ("good", "excellent") else ""))
+            grade = "low" if grade in ("good", "excellent") else grade
+        diags.append(AngleDiagnostics(quality=quality, grade=grade, peak_px=peak, modulation_measured=mods,
+                                      margin=margin, note=note, candidates=tuple(candidates[d]),
+                                      chosen=choice.index[d]))
+    return EstimationResult(PatternParameters(tuple(angles)), tuple(diags), tuple(warnings))

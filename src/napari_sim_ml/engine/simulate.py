@@ -23,7 +23,8 @@ from .mismatch import Imperfections
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, wrap_phase
 
-STRUCTURES = ("filaments", "mesh", "rings", "lines")
+STRUCTURES = ("filaments", "mesh", "rings", "lines", "grating", "linepairs")
+PERIODIC_TARGETS = ("grating", "linepairs")  # calibration slides: see periodic_target
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np
             for sign in (-1, 1):
                 c = np.array([cy, cx]) + sign * across
                 _draw_polyline(img, np.array([c - along, c + along]), 1.0)
+    elif structure in PERIODIC_TARGETS:
+        img = periodic_target(structure, shape, pixel_um, rng)
     else:
         raise SimInputError(f"unknown structure '{structure}'; choose one of {', '.join(STRUCTURES)}")
     img = gaussian(img, sigma=0.6, preserve_range=True)
@@ -118,6 +121,30 @@ def sparse_rings(shape: tuple[int, int], pixel_um: float, rng: np.random.Generat
         np.maximum.at(img, (rr, cc), val * rng.uniform(0.5, 1.0))
     img = gaussian(img, sigma=0.6, preserve_range=True)
     return (img / max(img.max(), 1e-12)).astype(np.float32)
+
+
+def periodic_target(structure: str, shape: tuple[int, int], pixel_um: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Unblurred calibration-slide object (Y, X) in [0, 1] with strong, regularly spaced spectral peaks.
+
+    'grating': the whole field ruled with thin parallel lines, period 0.25-0.6 µm, random direction.
+    'linepairs': a lattice (pitch 2.4 µm) of identical groups of 3 line pairs (bars 0.12 µm wide,
+    period 0.24-0.4 µm), all in one random direction, as on a resolution target.
+    """
+    y, x = np.mgrid[: shape[0], : shape[1]] * pixel_um
+    t = rng.uniform(0, np.pi)
+    across = x * np.cos(t) + y * np.sin(t)  # µm, perpendicular to the lines
+    along = -x * np.sin(t) + y * np.cos(t)
+    offset = rng.uniform(0, 10.0)
+    if structure == "grating":
+        period = rng.uniform(0.25, 0.6)
+        phase = np.mod(across + offset, period)
+        return (np.minimum(phase, period - phase) < 0.5 * pixel_um + 0.02).astype(np.float64)
+    period, pitch, width = rng.uniform(0.24, 0.4), 2.4, 0.12
+    cell_across = np.mod(across + offset, pitch)
+    cell_along = np.mod(along + offset, pitch)
+    in_group = (cell_across < 3 * period) & (cell_along < 0.7 * pitch)
+    return (in_group & (np.mod(cell_across, period) < width)).astype(np.float64)
 
 
 def random_parameters(
