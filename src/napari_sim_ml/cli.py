@@ -371,7 +371,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 settings = replace(settings, wiener=HIFI_W2 if args.wiener is None else args.wiener)
                 images.append(hifi_filter(prepared, settings))
                 widefields.append(prepared.widefield)
-                _print_trust(images[-1], plane, optics, params, otf, background, args.method)
+                _print_trust(images[-1], plane, optics, params, otf, background, args.method,
+                             prepared.frame_noise_variance)
                 continue
             if args.wiener is None:
                 from .engine.filters import auto_wiener
@@ -380,6 +381,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 print(f"Wiener w = {settings.wiener:.3g} (chosen from the data's noise)")
             images.append(wiener_filter(prepared, settings))
             widefields.append(prepared.widefield)
+            noise = prepared.frame_noise_variance
         else:
             from .engine.pinn import fit_pinn
 
@@ -391,7 +393,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                    "seconds": res.seconds, "seed": args.seed}}
             if args.widefield:
                 widefields.append(prepare_reconstruction(plane, optics, params, otf, background).widefield)
-        _print_trust(images[-1], plane, optics, params, otf, background, args.method)
+        _print_trust(images[-1], plane, optics, params, otf, background, args.method,
+                     noise if args.method == "wiener" else None)
     stack = lambda xs: np.stack(xs) if len(xs) > 1 else xs[0]  # noqa: E731
     meta = {"kind": "reconstruction", "method": args.method, "source": str(raw.path),
             "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
@@ -427,11 +430,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _print_trust(image: np.ndarray, plane: np.ndarray, optics: Optics, params: PatternParameters, otf: Any,
-                 background: float, method: str) -> None:
+                 background: float, method: str, noise: float | None = None) -> None:
     """The truth-free figures of one reconstruction; warnings on stderr."""
     from .engine.trust import truth_free_report
 
-    report = truth_free_report(image, plane, optics, params, otf, background, residual_warns=method != "wiener")
+    report = truth_free_report(image, plane, optics, params, otf, background, residual_warns=method != "wiener",
+                               noise_variance=noise)
     for line in report.lines():
         print(line)
     for warning in report.warnings:

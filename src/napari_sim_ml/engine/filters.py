@@ -80,6 +80,30 @@ def textbook_wiener(prepared: PreparedReconstruction, wiener: float = 0.05) -> n
 AUTO_W_RANGE = (0.003, 3.0)
 
 
+def _support_target(prepared: PreparedReconstruction) -> np.ndarray:
+    """Ideal OTF of the direction-dependent SIM support on the half grid (1 at 0, 0 at the boundary); cached."""
+    cache = prepared._cache
+    if "support_target" not in cache:
+        from .wiener import LUT_MAX, LUT_SCALE
+
+        rho = np.arange(int(LUT_SCALE * LUT_MAX) + 1, dtype=np.float64) / LUT_SCALE
+        cache["support_target"] = ideal_profile(rho).astype(np.float32)[prepared.rho_index]
+    return cache["support_target"]
+
+
+def _passband_target(prepared: PreparedReconstruction) -> np.ndarray:
+    """Ideal OTF to kc + |k_top| (isotropic, as ``metrics.sim_passband_truth``) on the half grid; cached."""
+    cache = prepared._cache
+    if "passband_target" not in cache:
+        p = prepared.params
+        cutoff = prepared.optics.cutoff_cycles_per_um + max(x.k_magnitude for x in p.angles) * p.n_orders
+        radius = half_grid_radius(prepared)
+        radius *= np.float32(1024.0 / cutoff)
+        table = ideal_profile(np.arange(1026) / 1024.0).astype(np.float32)
+        cache["passband_target"] = table[np.minimum(radius + np.float32(0.5), 1025).astype(np.int32)]
+    return cache["passband_target"]
+
+
 def auto_wiener(prepared: PreparedReconstruction, settings: FilterSettings | None = None,
                 n_bins: int = 256) -> float:
     """The Wiener parameter w that minimises an unbiased estimate of the squared error.
@@ -104,9 +128,7 @@ def auto_wiener(prepared: PreparedReconstruction, settings: FilterSettings | Non
         return cache[key]
     numer, denom = _attenuated(prepared, s.attenuation, s.attenuation_fwhm)
     apo = _apodization(prepared, s.apo_cutoff, s.apo_bend)
-    p = prepared.params
-    cutoff = prepared.optics.cutoff_cycles_per_um + max(x.k_magnitude for x in p.angles) * p.n_orders
-    t = ideal_profile(half_grid_radius(prepared) / np.float32(cutoff)).astype(np.float32)
+    t = _passband_target(prepared)
     inside = denom > np.float32(1e-6 * denom.max())
     d, a, t = denom[inside], apo[inside], t[inside]
     kappa = np.float32(prepared.noise_power)
@@ -153,13 +175,7 @@ def hifi_filter(prepared: PreparedReconstruction, settings: FilterSettings | Non
     s = settings or FilterSettings(wiener=HIFI_W2)
     numer, denom = _attenuated(prepared, s.attenuation, s.attenuation_fwhm)
     apo = _apodization(prepared, s.apo_cutoff, s.apo_bend)
-    cache = prepared._cache
-    if "hifi_target" not in cache:
-        from .wiener import LUT_MAX, LUT_SCALE
-
-        rho = np.arange(int(LUT_SCALE * LUT_MAX) + 1, dtype=np.float64) / LUT_SCALE
-        cache["hifi_target"] = ideal_profile(rho).astype(np.float32)[prepared.rho_index]
-    step1 = cache["hifi_target"] / (denom + np.float32(w1 * w1))
+    step1 = _support_target(prepared) / (denom + np.float32(w1 * w1))
     d0 = float(denom[prepared.shape[0], 0])  # zero frequency
     step1 *= np.float32((d0 + w1 * w1) / max(d0, 1e-12))  # H1 = 1 at zero frequency, so w is relative
     h1 = step1 * denom

@@ -44,20 +44,24 @@ class TrustReport:
 
 def truth_free_report(image: np.ndarray, plane: np.ndarray, optics: Optics, params: PatternParameters,
                       otf: RadialOTF | None = None, background: float = 0.0, model: np.ndarray | None = None,
-                      residual_warns: bool = False) -> TrustReport:
+                      residual_warns: bool = False, noise_variance: float | np.ndarray | None = None) -> TrustReport:
     """Truth-free figures of ``image`` (2Y, 2X), reconstructed from ``plane`` (A, P, Y, X).
 
     model: the frames (A, P, Y, X) the method predicts (a PINN's own forward model); None builds
     them from ``image`` (``metrics.sim_forward_model``, gain and offset fitted per frame). A linear
     filter's output is not a data-consistent object (the Wiener shrinks low frequencies), so its
-    residual is reported but only warns with ``residual_warns``.
+    residual is reported but only warns with ``residual_warns``. noise_variance: per-pixel variance
+    of a frame (e.g. ``PreparedReconstruction.frame_noise_variance``, measured inside the OTF); None
+    measures it beyond the OTF (``metrics.noise_variance_out_of_band``).
     """
     px = optics.pixel_size_um / 2
     imprint = pattern_imprint(image, px, params)
     cross = border_cross(image, px)
     data = np.asarray(plane, dtype=np.float64) - background
     try:
-        var = noise_variance_out_of_band(data, optics)
+        var = noise_variance_out_of_band(data, optics) if noise_variance is None else noise_variance
+        if not np.all(np.isfinite(var)) or np.any(np.asarray(var) <= 0):
+            raise SimInputError("no usable noise estimate")
     except SimInputError:  # no frequencies beyond the OTF on this grid: no residual figures
         residual = None
     else:

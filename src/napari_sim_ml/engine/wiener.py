@@ -63,8 +63,9 @@ class BandBox:
 class PreparedReconstruction:
     """Everything the filter stage needs; arrays on the half grid (2Y, X + 1),
     rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
-    Fourier coefficient is noise_power · denom(f) (white noise measured beyond the OTF support in
-    the widefield spectrum; NaN when the grid holds no such frequencies)."""
+    Fourier coefficient is noise_power · denom(f), measured from the difference of two angles'
+    band 0 inside the OTF (one angle: white noise beyond the OTF support; NaN when neither can be
+    measured)."""
 
     shape: tuple[int, int]
     optics: Optics
@@ -81,6 +82,13 @@ class PreparedReconstruction:
     @property
     def output_pixel_size_um(self) -> float:
         return self.optics.pixel_size_um / 2.0
+
+    @property
+    def frame_noise_variance(self) -> float:
+        """Per-pixel noise variance of one raw frame (counts², after background and equalisation),
+        from ``noise_power`` (equal phase steps assumed)."""
+        ny, nx = self.shape
+        return self.noise_power * self.params.n_angles * self.params.n_phases / (ny * nx)
 
     @property
     def widefield(self) -> np.ndarray:
@@ -191,6 +199,10 @@ def prepare_reconstruction(
     for d, pattern in enumerate(params.angles):
         band0, positive = separate_positive_bands(frames[d], pattern.phases_rad, params.n_orders)
         widefield_sum += band0
+        if d == 0:
+            band0_difference = band0.copy()
+        elif d == 1:
+            band0_difference -= band0  # every angle's band 0 is h ⊛ S: the difference is noise alone
         if periodic:  # the side bands fade to zero at the border (their jumps would draw crosses at ±k)
             positive *= win
         kx, ky = pattern.k_cycles_per_um
@@ -221,7 +233,8 @@ def prepare_reconstruction(
         widefield_sum -= smooth
     wide_spectrum = fft2(widefield_sum)
     boxes.append(BandBox((ny, 0), h0 * _centre_box(wide_spectrum, ry, rx), n_angles * h0 * h0, dist2))
-    noise_power = _noise_power(wide_spectrum, dx, support, n_angles)
+    noise_power = (_noise_power_in_band(band0_difference, dx, otf.support_cycles_per_um, params, n_angles)
+                   if n_angles > 1 else _noise_power(wide_spectrum, dx, support, n_angles))
     numer = np.zeros(half_shape, dtype=np.complex64)
     denom = np.zeros(half_shape, dtype=np.float32)
     for box in boxes:
@@ -239,6 +252,36 @@ def prepare_reconstruction(
         boxes=boxes, rho_index=rho_index, widefield_raw=widefield_sum / n_angles, df=df,
         noise_power=noise_power,
     )
+
+
+def _noise_power_in_band(difference: np.ndarray, pixel_um: float, support: float, params: PatternParameters,
+                         n_angles: int) -> float:
+    """N · var(band 0) / n_angles from the difference of two angles' band 0, inside the OTF.
+
+    Both are h ⊛ S plus independent noise, so the difference's power is twice the noise power of
+    one band 0, at the frequencies that matter (0.4-0.95 of the support; coloured noise, e.g. of
+    interpolated data, is measured where it acts). Discs around the pattern peaks (where phase
+    errors leak the side bands) and the spectral axes are left out. The widefield sum has variance
+    n_angles · var(band 0), hence the factor (see ``_noise_power``).
+    """
+    cy, cx = min(difference.shape[0], 256), min(difference.shape[1], 256)  # a central crop is plenty (speed)
+    y0, x0 = (difference.shape[0] - cy) // 2, (difference.shape[1] - cx) // 2
+    ny, nx = cy, cx
+    spec = scipy.fft.rfft2(difference[y0:y0 + cy, x0:x0 + cx], workers=FFT_WORKERS)
+    power = spec.real * spec.real + spec.imag * spec.imag
+    fy = scipy.fft.fftfreq(ny, pixel_um).astype(np.float32)[:, None]
+    fx = scipy.fft.rfftfreq(nx, pixel_um).astype(np.float32)[None, :]
+    df = 1.0 / (max(ny, nx) * pixel_um)
+    radius = np.hypot(fy, fx)
+    region = (radius > 0.4 * support) & (radius < 0.95 * support) & (np.abs(fy) > 3.5 * df) & (np.abs(fx) > 3.5 * df)
+    for a in params.angles:
+        for b in range(1, a.n_orders + 1):
+            kx, ky = b * a.k_cycles_per_um[0], b * a.k_cycles_per_um[1]
+            region &= (np.hypot(fx - kx, fy - ky) > 6 * df) & (np.hypot(fx + kx, fy + ky) > 6 * df)
+    if region.sum() < 64:
+        return float("nan")
+    full = difference.shape[0] * difference.shape[1]
+    return float(np.mean(power[region])) * (full / (ny * nx)) / (2.0 * n_angles)  # per-coefficient power ∝ N
 
 
 def _noise_power(wide_spectrum: np.ndarray, pixel_um: float, support: float, n_angles: int) -> float:

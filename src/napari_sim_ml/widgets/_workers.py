@@ -78,6 +78,7 @@ class ReconOutput:
     spectrum: np.ndarray  # (2Y, 2X) log |FFT| of ``image``
     plane: int
     estimate: EstimateOutput | None = None
+    trust: tuple[str, ...] = ()  # truth-free figures and warnings (engine.trust), for the status line
 
 
 @dataclass
@@ -128,7 +129,12 @@ def _reconstruct(job: Job, params: PatternParameters | None, settings: FilterSet
     plane = np.asarray(job.planes[job.plane])
     prepared = prepare_reconstruction(plane, job.optics, params, job.make_otf(), job.background)
     image = wiener_filter(prepared, settings)
-    return ReconOutput(prepared, image, prepared.widefield, log_spectrum(image), job.plane, estimate)
+    from ..engine.trust import truth_free_report
+
+    report = truth_free_report(image, plane, job.optics, params, job.make_otf(), job.background,
+                               noise_variance=prepared.frame_noise_variance)
+    trust = tuple(report.lines()) + tuple(f"⚠ do not trust this result: {w}" for w in report.warnings)
+    return ReconOutput(prepared, image, prepared.widefield, log_spectrum(image), job.plane, estimate, trust)
 
 
 def run_estimate(job: Job) -> EstimateOutput | Failure:

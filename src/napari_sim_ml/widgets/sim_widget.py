@@ -317,7 +317,7 @@ class SimWidget(QWidget):
                        {"kind": "spectrum", "source_layer": self.base}, colormap="inferno", visible=False)
         L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
                        self._recon_meta(job, "reconstruction", out.prepared.params), colormap="gray")
-        self.status.setText(f"reconstructed plane {job.plane + 1} of {job.n_planes}")
+        self.status.setText("\n".join([f"reconstructed plane {job.plane + 1} of {job.n_planes}", *out.trust]))
 
     def _on_plane(self, out: Any) -> None:
         """A new current plane, prepared in a worker: update the layers in place."""
