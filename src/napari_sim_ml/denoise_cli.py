@@ -34,7 +34,9 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--structures", default="filaments,rings,mesh",
                    help=f"simulation: comma-separated structures from {', '.join(STRUCTURES)}")
     t.add_argument("--size", type=int, help="simulation: field size in camera px (default: 2 × patch)")
-    t.add_argument("--read-noise", type=float, default=1.0, help="simulation: camera read noise σ (counts)")
+    t.add_argument("--read-noise", type=float,
+                   help="camera read noise σ (counts) of the noisy inputs; simulation default 1, --from-high "
+                        "default: the high stacks' fitted var0 (give the low-light camera's if it differs)")
     t.add_argument("--gain", type=float, help="camera gain (counts per photon); --from-high: fitted when omitted")
     t.add_argument("--thin", type=float, default=20.0, help="--from-high: thinning factor S (low = high / S)")
     _add_optics(t)
@@ -96,7 +98,7 @@ def _training_set(args: argparse.Namespace):
             raise SimInputError("--photons takes one value or a range LOW HIGH")
         lo, hi = args.photons[0], args.photons[-1]
         ts = simulated_set(optics, params, args.simulate, args.size or 2 * patch, (lo, hi), structures,
-                           read_noise=args.read_noise, gain=args.gain or 1.0, otf=resolve_otf(args, optics),
+                           read_noise=1.0 if args.read_noise is None else args.read_noise, gain=args.gain or 1.0, otf=resolve_otf(args, optics),
                            seed=args.seed)
         return ts, optics, params
     stacks, names, optics, background, first_plane = [], [], None, 0.0, None
@@ -121,7 +123,7 @@ def _training_set(args: argparse.Namespace):
         noise = estimate_noise(stacks[0] - background, optics.pixel_size_um, otf.support_cycles_per_um,
                                gain=args.gain)
     ts, noise = thinned_set(stacks, args.thin, optics.pixel_size_um, otf.support_cycles_per_um, background,
-                            noise, names)
+                            noise, names, None if args.read_noise is None else args.read_noise**2)
     assert isinstance(noise, NoiseModel)
     print(f"noise model of the high-light stacks: gain {noise.gain:.3g} counts/photon, var0 {noise.var0:.3g} "
           f"counts²{'' if noise.reliable else ' (unreliable fit)'}")
@@ -148,14 +150,15 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
         while True:
             p = next(gen)
             if p.val_loss is not None:
-                print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f} "
-                      f"(noisy input ≈ 1), {p.seconds:.0f} s", flush=True)
+                print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
+                      f"{p.seconds:.0f} s", flush=True)
     except StopIteration as stop:
         res = stop.value
     except KeyboardInterrupt:
         gen.close()
         print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")
         raise
+    print(f"validation loss {res.val_losses[0]:.4f} (untrained: the noisy input) → {res.val_losses[-1]:.4f}")
     print(f"trained {res.steps} steps on {res.device} in {res.seconds:.0f} s "
           f"({res.meta.training['parameters']} parameters); wrote {out}")
     return 0
@@ -165,11 +168,12 @@ def denoise_planes(flat: np.ndarray, path: str, optics: Optics, params: PatternP
                    device: str = "auto") -> tuple[np.ndarray, str]:
     """Denoise planes (N, A, P, Y, X) after the compatibility check; also a consistency summary."""
     from .engine.denoise.apply import Denoiser, denoise_plane
-    from .engine.denoise.check import consistency_check
+    from .engine.denoise.check import consistency_check, data_noise
 
     den = Denoiser.load(path, device)
     out = np.stack([denoise_plane(p, den, optics, params, background) for p in flat])
-    rep = consistency_check(flat[0], out[0], optics, params, den.meta.gain, den.meta.var0, background)
+    gain, var0 = data_noise(flat[0], optics, den.meta.gain, background)
+    rep = consistency_check(flat[0], out[0], optics, params, gain, var0, background)
     return out, rep.summary()
 
 

@@ -177,3 +177,13 @@ def test_consistency_check_passes_noise_and_flags_invented_structure():
     inv = consistency_check(noisy.raw, blob, OPTICS, PARAMS, 1.0, 1.0, background=100.0)
     assert (inv.flags[40:46, 40:46] & 1).all() and (inv.flags[:30, :30] & 1).mean() < 0.01
     assert "normalised residual mean" in good.summary()
+
+
+def test_importing_the_denoiser_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, napari_sim_ml.engine.denoise, napari_sim_ml.engine.denoise.train, "
+            "napari_sim_ml.engine.denoise.apply, napari_sim_ml.denoise_cli; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

@@ -93,7 +93,7 @@ def run_training(job: Job, params: PatternParameters, req: TrainRequest,
 def run_apply(job: Job, params: PatternParameters, model: str, settings: FilterSettings) -> ApplyOutput | Failure:
     """Worker body: denoise the current plane, reconstruct it, check it against the data."""
     from ..engine.denoise.apply import Denoiser, denoise_plane
-    from ..engine.denoise.check import consistency_check
+    from ..engine.denoise.check import consistency_check, data_noise
     from ..engine.wiener import prepare_reconstruction, wiener_filter
 
     try:
@@ -102,7 +102,8 @@ def run_apply(job: Job, params: PatternParameters, model: str, settings: FilterS
         dn = denoise_plane(plane, den, job.optics, params, job.background)
         image = wiener_filter(prepare_reconstruction(dn, job.optics, params, job.make_otf(), job.background),
                               settings)
-        rep = consistency_check(plane, dn, job.optics, params, den.meta.gain, den.meta.var0, job.background)
+        gain, var0 = data_noise(plane, job.optics, den.meta.gain, job.background)
+        rep = consistency_check(plane, dn, job.optics, params, gain, var0, job.background)
     except SimInputError as exc:
         return Failure(str(exc))
     return ApplyOutput(dn.reshape(-1, *dn.shape[-2:]), image, rep.flags, rep.summary())
@@ -266,7 +267,7 @@ class DenoiserPanel(QWidget):
         self.curve.add(p.step, p.loss, p.val_loss)
         self.status.setText(f"denoiser: step {p.step}/{p.total}, loss {p.loss:.3f}"
                             + (f", validation {p.val_loss:.3f}" if p.val_loss is not None else "")
-                            + f" (noisy input ≈ 1), {p.seconds:.0f} s")
+                            + f", {p.seconds:.0f} s")
 
     def _on_trained(self, result: Any) -> None:
         if isinstance(result, Failure):

@@ -66,6 +66,17 @@ def normalised_residual(measured: np.ndarray, denoised: np.ndarray, gain: float,
     return ((np.asarray(measured, dtype=np.float64) - denoised) / np.sqrt(var)).astype(np.float32)
 
 
+def data_noise(measured: np.ndarray, optics: Optics, gain: float, background: float = 0.0) -> tuple[float, float]:
+    """(gain, var0) for the residual of measured planes (A, P, Y, X): the given gain (the model's),
+    var0 fitted on the measured frames themselves (photon-transfer fit, slope fixed)."""
+    from ..pinn_noise import estimate_noise
+
+    a, p, ny, nx = measured.shape
+    fit = estimate_noise(np.asarray(measured, dtype=np.float64).reshape(a * p, ny, nx) - background,
+                         optics.pixel_size_um, optics.cutoff_cycles_per_um, gain=gain)
+    return float(gain), float(max(fit.var0, 0.0))
+
+
 def consistency_check(measured: np.ndarray, denoised: np.ndarray, optics: Optics, params: PatternParameters,
                       gain: float, var0: float, background: float = 0.0, smooth_px: float = 2.0,
                       p_false: float = 1e-4, border: int = 4) -> ConsistencyReport:
@@ -116,4 +127,4 @@ def consistency_check(measured: np.ndarray, denoised: np.ndarray, optics: Optics
         residual=r.reshape(a * p, ny, nx))
 
 
-__all__ = ["ConsistencyReport", "normalised_residual", "consistency_check"]
+__all__ = ["ConsistencyReport", "normalised_residual", "data_noise", "consistency_check"]

@@ -160,11 +160,16 @@ def thinned_set(
     background: float = 0.0,
     noise: NoiseModel | None = None,
     names: list[str] | None = None,
+    read_var: float | None = None,
 ) -> tuple[TrainingSet, NoiseModel]:
     """Training set from high-SNR stacks (each (F, Y, X) raw counts) by Poisson thinning by ``thin``.
 
     background: camera offset (counts). noise: the camera noise model of the high stacks
     (gain, var0); estimated by a photon-transfer fit on the first stack when omitted.
+    read_var: the constant noise variance (counts²) added to the thinned frames, i.e. the var0 of
+    the low-light data the denoiser is for (e.g. fitted on a low-light stack); default: the high
+    stacks' var0 (which can be far too large: on the real 3-beam set the high-light fit gave 314
+    counts², the low-light frames ≈ 0).
     Returns the set and the noise model used.
     """
     if thin < 1.0:
@@ -179,9 +184,10 @@ def thinned_set(
         raise SimInputError("the noise model of the high-light stacks has no positive gain")
     photons = np.rint(np.clip(data, 0, None) / noise.gain)
     # read noise of the camera: var0 = σ_r² − gain·(offset left in the data); ≥ 0
-    var0 = max(float(noise.var0), 0.0)
+    var0 = max(float(noise.var0 if read_var is None else read_var), 0.0)
     desc = {"source": "thinning", "n": len(stacks), "thin": float(thin), "gain": noise.gain, "var0": noise.var0,
-            "noise_reliable": noise.reliable, "background": background, "stacks": names or []}
+            "noise_reliable": noise.reliable, "read_var": var0, "background": background,
+            "stacks": names or []}
     ts = TrainingSet((photons * noise.gain / thin).astype(np.float32), gain=float(noise.gain), var0=var0,
                      thin=float(thin), description=desc, high=photons.astype(np.int64))
     return ts, noise

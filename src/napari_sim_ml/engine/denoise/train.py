@@ -29,7 +29,8 @@ class TrainSettings:
 
     width/depth: network size (None: the CPU or GPU default); lr: Adam learning rate (cosine
     decay to 5 % over the run); device: "auto" | "cpu" | "cuda"; threads: CPU threads (None: all
-    usable cores); time_limit_s: stop (and checkpoint) after this many seconds.
+    usable cores); time_limit_s: stop (and checkpoint) after the first epoch that ends past this
+    many seconds; the learning rate then decays over the time budget.
     """
 
     epochs: int = 20
@@ -209,8 +210,12 @@ def train_steps(
         net.train()
         while epoch < settings.epochs:
             for _ in range(settings.steps_per_epoch):
+                done = step
+                if settings.time_limit_s:  # a time budget: decay over the budget, not the nominal epochs
+                    elapsed = seconds0 + time.perf_counter() - t0
+                    done = max(step, int(total * min(elapsed / settings.time_limit_s, 1.0)))
                 for g in opt.param_groups:
-                    g["lr"] = settings.lr * schedule(step)
+                    g["lr"] = settings.lr * schedule(done)
                 noisy, clean = sample_batch(ts, settings.batch, settings.patch, rng)
                 x, y = _to_net(noisy, gain, ref, device), _to_net(clean, gain, ref, device)
                 loss = loss_fn(net(x), y)
