@@ -18,6 +18,10 @@ Two modes:
   slim U-Net 8-16-32-64 (zero-initialised output, runs at camera resolution on the
   pixel-unshuffled Wiener and widefield images and pixel-shuffles to the fine grid, bf16 on
   CPUs with native bf16). The object grid carries an 8-px margin so borders are not periodic.
+  With pattern parameters, the fit also refines what real frames differ in (phases, modulation,
+  k, per-frame gains, a smooth envelope and haze, the OTF attenuation), notches the object at
+  ±b·k where the modulated bands cannot tell it from intensity changes, and applies a
+  power-law spectral prior (:mod:`.pinn_refine`).
   Early stopping on the plateau of the reduced χ², an exponential moving average of the
   output, apodization to the SIM passband (as the Wiener's), and an uncertainty map from
   short continuations on parametric-bootstrap resamples of the data (spread smoothed over
@@ -66,6 +70,28 @@ class PinnSettings:
     apodize: filter the noise-aware result by the ideal OTF profile of the SIM passband
         (kc + top pattern frequency), like the Wiener's apodization; the object beyond it is
         not determined by the data.
+
+    Real-data refinements of the noise-aware mode with pattern parameters (see
+    :mod:`napari_sim_ml.engine.pinn_refine`):
+    refine: fit per-frame phases (±0.5 rad), per-angle modulation (0.05–1), per-frame gain
+        (±0.4 in log) and offset together with the object; fit_k: also k (± half a Fourier
+        pixel of the field); envelope: a smooth per-frame illumination envelope and a smooth
+        unmodulated background (out-of-focus light); fit_otf: fit the attenuation a of
+        ideal(ρ)·a^ρ (None: when neither a measured OTF nor a PSF is given).
+    imprint_notch: σ of the notches at ±b·k (Fourier pixels of the field; 0 = off) that keep
+        the pattern out of the object.
+    spectral_prior: weight of the Gaussian prior with the object's power law fitted on the
+        widefield data (0 = off): holds the fit back where the data carry only noise.
+    periodic_output: return the periodic part of the periodic-plus-smooth decomposition of
+        the result (no border cross in its spectrum; the smooth part holds only the jumps
+        between opposite borders). margin_px: free object margin around the field (camera px).
+    nuisance_rate: Adam rate of the envelope, background map, pattern and OTF parameters.
+    inflate: divide the data term by the current reduced χ² when it exceeds 1, i.e. inflate
+        the noise model to what the residual shows (correlated or under-estimated noise, or a
+        model that cannot explain the frames), so the priors are not outweighed by a
+        misfit; 1 when the noise model is right. Off by default: early in a fit the χ² is
+        above 1 on any data, and damping the data term then stops the fit too soon.
+    start_wiener: Wiener parameter w of the warm start.
     """
 
     mode: str = "noise-aware"
@@ -85,6 +111,17 @@ class PinnSettings:
     apodize: bool = True
     threads: int | None = None
     bf16: bool | None = None
+    refine: bool = True
+    fit_k: bool = True
+    envelope: bool = True
+    fit_otf: bool | None = None
+    imprint_notch: float = 1.5
+    spectral_prior: float = 1.0
+    periodic_output: bool = True
+    margin_px: int = 8
+    nuisance_rate: float = 0.01
+    inflate: bool = False
+    start_wiener: float = 0.05
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -103,6 +140,14 @@ class PinnSettings:
             raise SimInputError("the read noise cannot be negative")
         if self.learning_rate is not None and not (1e-6 <= self.learning_rate <= 1.0):
             raise SimInputError("the learning rate must be between 1e-6 and 1")
+        if not (0.0 <= self.imprint_notch <= 20.0):
+            raise SimInputError("the imprint notch must be between 0 (off) and 20 Fourier pixels")
+        if not (0.0 <= self.spectral_prior <= 100.0):
+            raise SimInputError("the spectral prior weight must be between 0 (off) and 100")
+        if not (0 <= self.margin_px <= 64):
+            raise SimInputError("the PINN margin must be between 0 and 64 px")
+        if not (0.0 < self.nuisance_rate <= 1.0):
+            raise SimInputError("the nuisance learning rate must be in (0, 1]")
 
     @property
     def max_steps(self) -> int:
@@ -126,7 +171,8 @@ class PinnProgress:
 
 @dataclass(frozen=True)
 class PinnResult:
-    """image/sigma on the fine grid (sY, sX); residual (Y, X): RMS over frames of (y − μ)/√var."""
+    """image/sigma on the fine grid (sY, sX); residual (Y, X): RMS over frames of (y − μ)/√var;
+    params: the fitted pattern parameters (noise-aware mode with ``refine``), else None."""
 
     image: np.ndarray
     sigma: np.ndarray | None
@@ -137,6 +183,7 @@ class PinnResult:
     device: str
     stopped_early: bool
     noise: dict | None = None
+    params: PatternParameters | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,7 +289,7 @@ def pinn_steps(
 
     device = _select_device(settings.device)
     cfg = FAITHFUL_NET if settings.mode == "faithful" else SLIM_NET
-    fine = (factor * (field[0] + 16), factor * (field[1] + 16))
+    fine = (factor * (field[0] + 2 * settings.margin_px), factor * (field[1] + 2 * settings.margin_px))
     net_px = fine[0] * fine[1] if settings.mode == "faithful" else fine[0] * fine[1] // factor**2
     _check_memory(device, n_frames, fine, net_px, cfg, n_frames if settings.mode == "faithful" else 2 * factor**2)
     if psf is not None:
@@ -271,8 +318,10 @@ def pinn_steps(
             torch.cuda.empty_cache()
         torch.set_num_threads(old_threads)
     image, sigma, residual, losses, steps, early, noise = out
+    fitted = noise.pop("params", None) if noise else None
     return PinnResult(image=image, sigma=sigma, residual=residual, losses=losses, iterations=steps,
-                      seconds=time.perf_counter() - t0, device=str(device), stopped_early=early, noise=noise)
+                      seconds=time.perf_counter() - t0, device=str(device), stopped_early=early, noise=noise,
+                      params=fitted)
 
 
 def fit_pinn(

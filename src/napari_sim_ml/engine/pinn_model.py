@@ -126,6 +126,7 @@ def noise_aware(ctx: Context):
     """Noise-aware fit (generator): yields progress, returns the result tuple."""
     from .pinn import SIGMA_CALIBRATION
     from .pinn_noise import robust_scale
+    from .pinn_refine import Nuisance, PatternModel, imprint_notch, periodic_border, power_law_prior
     from .wiener import prepare_reconstruction, wiener_filter
 
     s, dev, f, optics = ctx.settings, ctx.device, ctx.factor, ctx.optics
@@ -135,22 +136,36 @@ def noise_aware(ctx: Context):
     noise = noise_model_for(y_np, ctx)
     scale = robust_scale(y_np)
     depth_mult = 2 ** (len(SLIM_NET["widths"]) - 1)
-    if ctx.patterns is None:
-        margin = 8
+    known = ctx.patterns is None  # pattern parameters (not pattern images) are given
+    if known:
+        margin = s.margin_px
         raw_h, raw_w = _ceil_to(ny + 2 * margin, depth_mult), _ceil_to(nx + 2 * margin, depth_mult)
     else:
         margin, raw_h, raw_w = 0, ny, nx
     shape = (f * raw_h, f * raw_w)
-    fine_px = optics.pixel_size_um / f
-    if ctx.patterns is None:
-        pats = render_patterns(ctx.params, shape, fine_px, f * margin, dev)
+    fine_px, px = optics.pixel_size_um / f, optics.pixel_size_um
+    refine = known and s.refine
+    pmodel = None
+    if known:
+        pmodel = PatternModel(ctx.params, shape, fine_px, f * margin, (ny * px, nx * px), dev,
+                              fit_phases=refine, fit_modulation=refine, fit_k=refine and s.fit_k)
+        with torch.no_grad():
+            pats = pmodel()
     else:
         pats = torch.from_numpy(ctx.patterns).to(dev)
-    fm = ForwardModel(pats, _transfer(ctx, shape, fine_px, optics.pixel_size_um), f, margin, (ny, nx))
+    fm = ForwardModel(pats, _transfer(ctx, shape, fine_px, px), f, margin, (ny, nx))
+    fit_otf = refine and (s.fit_otf if s.fit_otf is not None else (ctx.psf is None and ctx.otf.source == "ideal"))
+    rho = None
+    if fit_otf:
+        fy = np.fft.fftfreq(shape[0], fine_px)[:, None]
+        fx = np.fft.rfftfreq(shape[1], fine_px)[None, :]
+        full = torch.from_numpy(np.clip(np.hypot(fy, fx) / ctx.otf.support_cycles_per_um, 0, 1)
+                                .astype(np.float32)).to(dev)
+        rho = (full, full[fm.small[0], : fm.small[2] // 2 + 1] if fm.small is not None else full)
     # warm start: the Wiener reconstruction (or the upsampled widefield without parameters)
-    if ctx.params is not None and ctx.patterns is None:
+    if known:
         prepared = prepare_reconstruction(ctx.plane, optics, ctx.params, ctx.otf, ctx.background)
-        wien, wide = wiener_filter(prepared, FilterSettings()), prepared.widefield
+        wien, wide = wiener_filter(prepared, FilterSettings(wiener=s.start_wiener)), prepared.widefield
         del prepared
     else:
         mean = torch.from_numpy(y_np.mean(axis=0).astype(np.float32))[None, None]
@@ -165,15 +180,26 @@ def noise_aware(ctx: Context):
         pred = fm(torch.from_numpy(start.astype(np.float32)).to(dev)).double().cpu().numpy().ravel()
     lsq = np.linalg.lstsq(np.stack([pred, np.ones_like(pred)], 1), y_np.ravel(), rcond=None)[0]
     gain_start = float(lsq[0]) if lsq[0] > 0 else float(y_np.mean() / max(pred.mean(), 1e-12))
+    offset0 = float(lsq[1]) / scale if lsq[0] > 0 else 0.0
     target = torch.from_numpy((start * gain_start / scale).astype(np.float32)).to(dev)
+    nuis = Nuisance(nf, (ny, nx), dev, 1.0, offset0, envelope=refine and s.envelope,
+                    haze=refine and s.envelope, attenuation=fit_otf, rho=rho)
+    notch = None
+    if known and s.imprint_notch > 0:
+        notch = imprint_notch(ctx.params, shape, fine_px, s.imprint_notch / (max(ny, nx) * px), dev)
+    inv_power = None
+    if s.spectral_prior > 0:
+        inv_power = power_law_prior(y_np.mean(0) / scale - offset0, px, ctx.otf, shape, fine_px, dev)
+    n_data = float(nf * ny * nx)
 
     net = UNet(x.shape[0], **SLIM_NET, shuffle=f, generator=_generator(s.seed)).to(dev)
     nn.init.zeros_(net.head.weight)  # the network starts as a zero correction
     t = torch.clamp(target, min=1e-3)
     u = (t + torch.log(-torch.expm1(-SOFTPLUS_BETA * t)) / SOFTPLUS_BETA).requires_grad_(True)
-    theta = torch.zeros(nf, 1, 1, device=dev, requires_grad=True)
-    beta = torch.tensor(float(lsq[1]) / scale if lsq[0] > 0 else 0.0, device=dev, requires_grad=True)
-    opt = Adam([{"params": net.parameters()}, {"params": [theta, beta]},
+    extra = nuis.trainable + nuis.fast + (pmodel.trainable if pmodel is not None else [])
+    opt = Adam([{"params": net.parameters()}, {"params": nuis.trainable[1:2]},
+                {"params": nuis.trainable[:1] + nuis.trainable[2:] + (pmodel.trainable if pmodel else []),
+                 "lr": s.nuisance_rate}, {"params": nuis.fast, "lr": 5 * s.nuisance_rate},
                 {"params": [u], "lr": s.pixel_rate}], lr=s.lr)
     bf16 = native_bf16(dev) if s.bf16 is None else (s.bf16 and dev.type == "cpu")
     g, v0, floor = noise.gain, noise.var0, noise.floor()
@@ -186,12 +212,21 @@ def noise_aware(ctx: Context):
     def obj() -> torch.Tensor:
         return F.softplus(u + run_net(net, x, depth_mult, bf16), beta=SOFTPLUS_BETA)
 
+    kappa = [1.0]  # variance inflation: the reduced χ² when it exceeds 1 (see PinnSettings.inflate)
+
     def physics(o: torch.Tensor, data: torch.Tensor):
-        mu = scale * (torch.exp(theta) * fm(o) + beta)
+        p = pmodel() if refine else None
+        o_mod = None if notch is None else torch.fft.irfft2(torch.fft.rfft2(o) * notch, s=shape)
+        mu = scale * nuis.frames(fm(o, p, nuis.transfer_scale(), o_mod))
         v = torch.clamp(g * mu + v0, min=floor)
         chi = ((data - mu) ** 2 / v).mean()
-        tv = total_variation(o, eps)
-        return 0.5 * chi + 0.5 * torch.log(v).mean() + tv_w * tv, chi + 2 * tv_w * tv, mu, v
+        if s.inflate:
+            kappa[0] = max(1.0, float(chi.detach()))
+            chi = chi / kappa[0]
+        reg = tv_w * total_variation(o, eps)
+        if inv_power is not None:
+            reg = reg + s.spectral_prior * 0.5 * (torch.fft.rfft2(o).abs() ** 2 * inv_power).sum() / n_data
+        return 0.5 * chi + 0.5 * torch.log(v).mean() + reg, chi + 2 * reg, mu, v
 
     def train_step(data: torch.Tensor, step: int):
         o = obj()
@@ -203,10 +238,15 @@ def noise_aware(ctx: Context):
         opt.step()
         return o.detach(), float(loss.detach()), float(crit.detach())
 
+    def finish(img: np.ndarray) -> np.ndarray:
+        out = apo(img)[crop]
+        return periodic_border(out, f * margin) if s.periodic_output else out
+
     losses: list[float] = []
     crits: list[float] = []
-    ema = obj().detach()
-    show = lambda: apo(ema.cpu().numpy())[crop] * scale  # noqa: E731
+    with torch.no_grad():
+        ema = obj().detach()
+    show = lambda: finish(ema.cpu().numpy()) * scale  # noqa: E731
     stopped_early, step = False, 0
     while step < max_steps:
         o, loss, crit = train_step(y, step + 1)
@@ -221,18 +261,18 @@ def noise_aware(ctx: Context):
     with torch.no_grad():
         _, _, mu, v = physics(ema, y)
         residual = torch.sqrt((((y - mu) ** 2) / v).mean(0)).cpu().numpy().astype(np.float32)
-    image = (apo(ema.cpu().numpy())[crop] * scale).astype(np.float32)
+    image = (finish(ema.cpu().numpy()) * scale).astype(np.float32)
     sigma = None
     if n_unc:  # parametric bootstrap: short continuations on resampled data
         state = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
-        fixed = [p.detach().clone() for p in (u, theta, beta)]
+        fixed = [p.detach().clone() for p in [u, *extra]]
         gen = _generator(s.seed + 7919)
         outs = []
         for _ in range(n_unc):
             net.load_state_dict(state[0])
             opt.load_state_dict(state[1])
             with torch.no_grad():
-                for p, p0 in zip((u, theta, beta), fixed):
+                for p, p0 in zip([u, *extra], fixed):
                     p.copy_(p0)
             data = mu + torch.sqrt(v) * torch.randn(mu.shape, generator=gen).to(dev)
             for _ in range(s.uncertainty_steps):
@@ -245,8 +285,10 @@ def noise_aware(ctx: Context):
         sigma = (SIGMA_CALIBRATION * spread * scale).astype(np.float32)
         step -= n_unc * s.uncertainty_steps
     info = {"gain": g, "var0": v0, "fitted": s.camera_gain is None, "reliable": noise.reliable,
-            "scale": scale, "frame_factors": torch.exp(theta).detach().cpu().numpy().ravel().tolist(),
-            "background": float(beta.detach()) * scale}
+            "scale": scale, **nuis.summary()}
+    info["background"] = info.pop("offset") * scale
+    if refine:
+        info["params"] = pmodel.fitted()
     return image, sigma, residual, losses, step, stopped_early, info
 
 

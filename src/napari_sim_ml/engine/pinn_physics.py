@@ -77,11 +77,11 @@ class ForwardModel:
     done by cropping the spectrum and a small inverse FFT (exact, ``factor``² fewer pixels).
     """
 
-    def __init__(self, patterns: torch.Tensor, transfer: torch.Tensor, factor: int, margin: int,
+    def __init__(self, patterns: torch.Tensor | None, transfer: torch.Tensor, factor: int, margin: int,
                  field: tuple[int, int], sample: bool = True):
         self.patterns, self.transfer = patterns, transfer
         self.factor, self.margin, self.field, self.sample = factor, margin, field, sample
-        h, w = patterns.shape[-2:]
+        h, w = patterns.shape[-2:] if patterns is not None else (transfer.shape[-2], 2 * (transfer.shape[-1] - 1))
         self.small = None
         if sample and factor > 1 and h % (2 * factor) == 0 and w % (2 * factor) == 0:
             hr, wr = h // factor, w // factor
@@ -92,15 +92,24 @@ class ForwardModel:
                 self.small = (rows, hr, wr)
                 self.transfer_small = transfer[rows, : wr // 2 + 1] / factor**2
 
-    def __call__(self, obj: torch.Tensor) -> torch.Tensor:
+    def __call__(self, obj: torch.Tensor, patterns: torch.Tensor | None = None,
+                 scale: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 modulated: torch.Tensor | None = None) -> torch.Tensor:
+        """patterns: (F, H, W) instead of the fixed ones; scale: (full, small) factors on the
+        transfer function (e.g. a fitted OTF attenuation) on the full and the small rfft grid;
+        modulated: the object seen by the modulated part of the patterns (pattern − 1), when it
+        differs from ``obj`` (seen by the constant part)."""
         h, w = obj.shape[-2:]
         m, (ny, nx), s = self.margin, self.field, self.factor
-        spec = torch.fft.rfft2(obj * self.patterns)
+        pats = self.patterns if patterns is None else patterns
+        lit = obj * pats if modulated is None else obj + modulated * (pats - 1.0)
+        spec = torch.fft.rfft2(lit)
         if self.small is not None:
             rows, hr, wr = self.small
-            low = torch.fft.irfft2(spec[:, rows, : wr // 2 + 1] * self.transfer_small, s=(hr, wr))
+            t = self.transfer_small if scale is None else self.transfer_small * scale[1]
+            low = torch.fft.irfft2(spec[:, rows, : wr // 2 + 1] * t, s=(hr, wr))
             return low[:, m:m + ny, m:m + nx]
-        blurred = torch.fft.irfft2(spec * self.transfer, s=(h, w))
+        blurred = torch.fft.irfft2(spec * (self.transfer if scale is None else self.transfer * scale[0]), s=(h, w))
         if not self.sample:
             return blurred[:, s * m: s * (m + ny), s * m: s * (m + nx)]
         return blurred[:, ::s, ::s][:, m:m + ny, m:m + nx]
