@@ -247,3 +247,22 @@ def test_demo_takes_the_optics_it_asks_for(raw64, tmp_path, capsys):
                           "--pixel-size-um", 0.08)
     assert code == 0, err
     assert (tmp_path / "D" / "reconstruction.tif").exists()
+
+
+def test_a_real_full_disk_leaves_nothing_and_says_so(tmp_path):
+    """On a 120 kB tmpfs (needs root to mount; skipped otherwise): simulate, reconstruct and batch
+    end with one line naming the full device, and no half-written file stays."""
+    import os
+
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        sim = subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", "simulate", "-o", str(mnt / "raw.tif"),
+                              "--size", "64"], capture_output=True, text=True, timeout=120)
+        assert sim.returncode == 2 and "no space left on the device" in sim.stderr.lower()
+        assert len(sim.stderr.strip().splitlines()) == 1 and list(mnt.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

@@ -240,9 +240,6 @@ SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://\S+$|^[A-Za-z0-9
 def _worker_init(parent_pid: int) -> None:
     """In every worker process: Ctrl-C is the parent's to handle, and the worker exits
     as soon as its parent is gone (a kill -9 of the batch leaves no orphans)."""
-    import signal
-    import threading
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:

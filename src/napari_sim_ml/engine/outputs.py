@@ -237,7 +237,16 @@ def commit(tmp: Path, final: Path, overwrite: bool) -> None:
 
 
 def os_error_message(path: Path | str, exc: OSError) -> str:
-    return f"cannot write {path}: {exc.strerror or exc}"
+    """One sentence for a failed write; a short write without an errno (tifffile's
+    "N requested and M written") on a full file system says so."""
+    reason = exc.strerror or str(exc)
+    if exc.errno is None:
+        try:
+            if shutil.disk_usage(Path(path).parent if str(Path(path).parent) else ".").free < 2**20:
+                reason = f"no space left on the device ({reason})"
+        except OSError:
+            pass
+    return f"cannot write {path}: {reason}"
 
 
 class OutputSet:
