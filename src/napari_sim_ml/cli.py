@@ -256,7 +256,7 @@ def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF, args: argparse.
     from .engine.estimate import estimate_pattern
 
     result = estimate_pattern(plane, optics, otf=otf, n_orders=args.orders, background=background,
-                              consistency_prior=not args.relax_consistency)
+                              consistency_prior=not getattr(args, "relax_consistency", False))
     for warning in result.warnings:
         print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
     return result
