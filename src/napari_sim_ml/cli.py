@@ -233,6 +233,32 @@ def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
     return ideal_otf(optics, attenuation=args.otf_attenuation)
 
 
+def layout_from_frames(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
+    """resolve_layout, except that when neither flags nor metadata give angles and phases the
+    layout is found from the frames (engine/layout.py, reported on stderr), and a given layout
+    that another fits clearly better draws a one-line warning naming that layout."""
+    from .engine.layout import check_layout, detect_layout
+
+    stated = {**raw.extra.get("layout", {}), **{k: v for k, v in (("n_angles", args.angles),
+                                                                   ("n_phases", args.phases)) if v}}
+    try:
+        optics = resolve_optics(raw, args)
+    except SimInputError:  # no optics: the count-based guess (the command then asks for them)
+        return resolve_layout(raw, args)
+    background = _background(args, raw)
+    if "n_angles" in stated and "n_phases" in stated:
+        layout = resolve_layout(raw, args)
+        warning = check_layout(raw.frames, optics, layout, background)
+        if warning:
+            print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
+        return layout
+    given = {k: v for k, v in (("n_angles", stated.get("n_angles")), ("n_phases", stated.get("n_phases")),
+                               ("n_z", args.n_z), ("order", args.order)) if v}
+    choice = detect_layout(raw.frames, optics, background, **given)
+    print(f"napari-sim-ml: {choice.describe()}", file=sys.stderr)
+    return choice.layout
+
+
 def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLayout]:
     from .engine.sequence import select_frames
 
@@ -241,7 +267,7 @@ def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLay
     mosaic = getattr(args, "mosaic", None)  # a mosaic file may hold one 2-D image: one plane's frames
     raw = apply_mosaic(select_frames(read_raw(args.raw, require_frames=not mosaic), getattr(args, "frames", None)),
                        mosaic)
-    layout = resolve_layout(raw, args)
+    layout = resolve_layout(raw, args) if mosaic else layout_from_frames(raw, args)  # a mosaic fixes the order
     planes = arrange_frames(raw.frames, layout)
     return raw, planes, layout
 
