@@ -67,6 +67,9 @@ def main() -> int:
     ap.add_argument("--pinn", action="store_true", help="also score the PINN and the PINN on denoised frames")
     ap.add_argument("--pinn-iterations", type=int)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--loss", default="mse", choices=("mse", "mae", "anscombe"))
+    ap.add_argument("--augment", action="store_true", help="90° rotations/flips in training")
+    ap.add_argument("--no-augment", action="store_true", help="(the default) no rotations/flips")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -84,7 +87,9 @@ def main() -> int:
                            tuple(args.train_structures.split(",")), seed=1)
         sim_s = time.perf_counter() - t0
         settings = TrainSettings(epochs=10_000, steps_per_epoch=50, batch=args.batch, patch=args.patch,
-                                 width=args.width, depth=args.depth, lr=args.lr, time_limit_s=60 * args.train_minutes)
+                                 width=args.width, depth=args.depth, lr=args.lr, loss=args.loss,
+                                 augment=args.augment and not args.no_augment,
+                                 time_limit_s=60 * args.train_minutes)
         res = train_denoiser(ts, optics, params, settings, checkpoint=model)
         train_s = res.seconds
         print(f"simulated {args.train_stacks} training stacks in {sim_s:.0f} s; trained {res.steps} steps in "
@@ -101,7 +106,6 @@ def main() -> int:
     infer_ms = 1e3 * float(np.median(times))
 
     rows = []
-    rng = np.random.default_rng(77)
     for photons in args.photons:
         per = {k: [] for k in ("wiener", "wiener_ssim", "den", "den_ssim", "mean", "var", "flag", "w0", "w1",
                                "pinn", "pinn_ssim", "dpinn", "dpinn_ssim")}
@@ -132,7 +136,6 @@ def main() -> int:
         rows.append({"photons": photons, **{k: float(np.median(v)) for k, v in per.items() if v},
                      "per_structure": {st: {"wiener": a, "den": b} for st, a, b in
                                        zip(args.test_structures.split(","), per["wiener"], per["den"])}})
-    _ = rng
     load1 = os.getloadavg()[0]
     summary = {"train_seconds": train_s, "infer_ms_per_256_plane": infer_ms, "parameters": n_params,
                "model_bytes": model.stat().st_size if model.exists() else None, "rows": rows,

@@ -47,7 +47,9 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--patch", type=int, default=64, help="training patch, camera px (multiple of 16)")
     t.add_argument("--width", type=int, help="network width (default: 24 on CPU, 48 on a GPU)")
     t.add_argument("--depth", type=int, help="network levels (default: 3 on CPU, 4 on a GPU)")
-    t.add_argument("--loss", default="mse", choices=("mse", "anscombe"))
+    t.add_argument("--loss", default="mse", choices=("mse", "mae", "anscombe"))
+    t.add_argument("--augment", action="store_true",
+                   help="augment by 90° rotations and flips (the model then also accepts rotated patterns)")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.add_argument("--threads", type=int, help="CPU threads (default: all cores, 1 on a loaded machine)")
@@ -140,7 +142,8 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
         raise SimInputError(f"--resume: {out} does not exist")
     settings = TrainSettings(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch=args.batch,
                              patch=args.patch, lr=args.lr, width=args.width, depth=args.depth, device=args.device,
-                             seed=args.seed, threads=args.threads, time_limit_s=args.time_limit, loss=args.loss)
+                             seed=args.seed, threads=args.threads, time_limit_s=args.time_limit, loss=args.loss,
+                             augment=args.augment)
     t0 = time.perf_counter()
     ts, optics, params = _training_set(args)
     print(f"training data: {ts.clean.shape[0]} stacks of {ts.n_frames} frames, {ts.clean.shape[-2]}×"

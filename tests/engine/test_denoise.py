@@ -15,7 +15,7 @@ from napari_sim_ml.engine.simulate import random_parameters, simulate_acquisitio
 
 OPTICS = Optics(1.4, 525.0, 0.08)
 PARAMS = random_parameters(OPTICS, 3, 3, 1, rng=np.random.default_rng(3))
-TINY = dict(width=8, depth=2, patch=32, batch=8, steps_per_epoch=40, lr=3e-3, threads=1, validation=8)
+TINY = dict(width=8, depth=2, patch=32, batch=8, steps_per_epoch=40, lr=3e-3, threads=1, validation=8, augment=True)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,9 @@ def test_mismatched_data_are_refused():
     rotated = PatternParameters(tuple(AnglePattern((-a.k_cycles_per_um[1], a.k_cycles_per_um[0]), a.phases_rad,
                                                    a.modulation).canonical() for a in PARAMS.angles))
     check_compatible(meta, OPTICS, rotated)  # a 90° rotation is part of the training augmentation
+    fixed = replace(meta, training={"augment": False})
+    with pytest.raises(SimInputError, match="angles"):
+        check_compatible(fixed, OPTICS, rotated)  # not when trained without it
     with pytest.raises(SimInputError, match="pixel size 0.08 but the data have 0.1"):
         check_compatible(meta, replace(OPTICS, pixel_size_um=0.1), PARAMS)
     longer = PatternParameters(tuple(AnglePattern(tuple(1.1 * k for k in a.k_cycles_per_um), a.phases_rad,

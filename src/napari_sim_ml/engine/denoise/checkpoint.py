@@ -80,7 +80,8 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
                      n_angles: int | None = None, n_phases: int | None = None) -> None:
     """Refuse (SimInputError, one sentence) data whose optics, frame layout or pattern differ.
 
-    The pattern may be any 90° rotation or flip of the trained one (the training augmentation);
+    The pattern may be any 90° rotation or flip of the trained one when it was trained with that
+    augmentation;
     |k| within 3 %, directions within 3°, phase steps within 0.35 rad (either sign).
     """
     for name, a, b in (("NA", meta.optics.na, optics.na), ("wavelength", meta.optics.wavelength_nm,
@@ -103,14 +104,16 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
     trained = [_angle_mod180(*b.k_cycles_per_um) for b in tp.angles]
     data = [_angle_mod180(*a.k_cycles_per_um) for a in params.angles]
     best = 180.0
-    for mirror in (1, -1):
-        for rot in (0, 90):
+    augmented = bool(meta.training.get("augment", True))
+    for mirror in (1, -1) if augmented else (1,):
+        for rot in (0, 90) if augmented else (0,):
             diff = max(abs(((mirror * t + rot) - d + 90.0) % 180.0 - 90.0) for t, d in zip(trained, data))
             best = min(best, diff)
     if best > ANGLE_TOLERANCE_DEG:
         raise SimInputError(f"the pattern angles {', '.join(f'{d:.1f}°' for d in data)} differ from the "
-                            f"denoiser's {', '.join(f'{t:.1f}°' for t in trained)} by {best:.1f}° even after "
-                            f"90° rotations and flips (tolerance {ANGLE_TOLERANCE_DEG:g}°)")
+                            f"denoiser's {', '.join(f'{t:.1f}°' for t in trained)} by {best:.1f}°"
+                            + (" even after 90° rotations and flips" if augmented else "")
+                            + f" (tolerance {ANGLE_TOLERANCE_DEG:g}°)")
     worst_step = 0.0
     for a, b in zip(params.angles, tp.angles):
         sa, sb = _steps(a.phases_rad), _steps(b.phases_rad)

@@ -199,11 +199,12 @@ def dihedral(stack: np.ndarray, k: int) -> np.ndarray:
     return out[..., ::-1] if k >= 4 else out
 
 
-def sample_batch(ts: TrainingSet, batch: int, patch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(ts: TrainingSet, batch: int, patch: int, rng: np.random.Generator,
+                 augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A batch of (noisy, clean) patches, each (batch, F, patch, patch) float32 counts.
 
-    Patches are random crops at the camera grid (all frames together), augmented by one of the
-    8 dihedral transforms; the noise is drawn afresh from the set's noise model.
+    Patches are random crops at the camera grid (all frames together), augmented (``augment``)
+    by one of the 8 dihedral transforms; the noise is drawn afresh from the set's noise model.
     """
     n, f, ny, nx = ts.clean.shape
     if patch > min(ny, nx):
@@ -213,7 +214,7 @@ def sample_batch(ts: TrainingSet, batch: int, patch: int, rng: np.random.Generat
     for b in range(batch):
         i = int(rng.integers(n))
         y, x = int(rng.integers(ny - patch + 1)), int(rng.integers(nx - patch + 1))
-        k = int(rng.integers(8))
+        k = int(rng.integers(8)) if augment else 0
         c = dihedral(ts.clean[i, :, y:y + patch, x:x + patch], k)
         if ts.high is not None:
             hp = dihedral(ts.high[i, :, y:y + patch, x:x + patch], k)

@@ -29,7 +29,9 @@ class TrainSettings:
 
     width/depth: network size (None: the CPU or GPU default); lr: Adam learning rate (cosine
     decay to 5 % over the run); device: "auto" | "cpu" | "cuda"; threads: CPU threads (None: all
-    usable cores); time_limit_s: stop (and checkpoint) after the first epoch that ends past this
+    usable cores); augment: 90° rotations and flips of the patches (then the denoiser also accepts
+    rotated/flipped patterns; without, the default, each channel keeps its pattern direction, which
+    scored +0.54 dB over Wiener at 60 photons against +0.35 dB with it, in half the steps); time_limit_s: stop (and checkpoint) after the first epoch that ends past this
     many seconds; the learning rate then decays over the time budget.
     """
 
@@ -46,10 +48,11 @@ class TrainSettings:
     time_limit_s: float | None = None
     validation: int = 16
     loss: str = "mse"
+    augment: bool = False
 
     def __post_init__(self) -> None:
-        if self.loss not in ("mse", "anscombe"):
-            raise SimInputError(f"unknown loss '{self.loss}'; choose mse or anscombe")
+        if self.loss not in ("mse", "mae", "anscombe"):
+            raise SimInputError(f"unknown loss '{self.loss}'; choose mse, mae or anscombe")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch < 1:
             raise SimInputError("epochs, steps per epoch and batch must be at least 1")
         if self.patch < 16 or self.patch % 16:
@@ -134,7 +137,8 @@ def train_steps(
     """
     import torch
 
-    from .model import CPU_DEFAULT, GPU_DEFAULT, DenoiseNet, NetConfig, anscombe_mse, n_parameters, scaled_mse
+    from .model import (CPU_DEFAULT, GPU_DEFAULT, DenoiseNet, NetConfig, anscombe_mse, n_parameters, scaled_mae,
+                        scaled_mse)
 
     if ts.n_frames != params.n_angles * params.n_phases:
         raise SimInputError(f"the training stacks have {ts.n_frames} frames but the pattern has "
@@ -169,7 +173,7 @@ def train_steps(
     total = settings.epochs * settings.steps_per_epoch
     schedule = lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / max(total, 1), 1.0)))  # noqa: E731
     vrng = np.random.default_rng(12345)
-    v_noisy, v_clean = sample_batch(ts, settings.validation, settings.patch, vrng)
+    v_noisy, v_clean = sample_batch(ts, settings.validation, settings.patch, vrng, settings.augment)
     gain, ref = ts.gain, meta.ref_photons
     vx, vy = _to_net(v_noisy, gain, ref, device), _to_net(v_clean, gain, ref, device)
     scale = gain * ref
@@ -177,6 +181,8 @@ def train_steps(
     def loss_fn(pred, target):
         if settings.loss == "anscombe":
             return anscombe_mse(pred * scale, target * scale, gain, ts.var0)
+        if settings.loss == "mae":
+            return scaled_mae(pred * scale, target * scale, gain, ts.var0, scale)
         return scaled_mse(pred * scale, target * scale, gain, ts.var0, scale)
 
     def validate() -> float:
@@ -193,6 +199,7 @@ def train_steps(
     def finish(epochs_done: int, secs: float, cancelled: bool) -> DenoiserMeta:
         training = {**ts.description, "epochs": epochs_done, "steps_per_epoch": settings.steps_per_epoch,
                     "batch": settings.batch, "patch": settings.patch, "seconds": secs, "loss": settings.loss,
+                    "augment": settings.augment,
                     "parameters": n_parameters(net), "final_val_loss": val_losses[-1] if val_losses else None,
                     "cancelled": cancelled}
         out = replace(meta, training=training)
@@ -216,7 +223,7 @@ def train_steps(
                     done = max(step, int(total * min(elapsed / settings.time_limit_s, 1.0)))
                 for g in opt.param_groups:
                     g["lr"] = settings.lr * schedule(done)
-                noisy, clean = sample_batch(ts, settings.batch, settings.patch, rng)
+                noisy, clean = sample_batch(ts, settings.batch, settings.patch, rng, settings.augment)
                 x, y = _to_net(noisy, gain, ref, device), _to_net(clean, gain, ref, device)
                 loss = loss_fn(net(x), y)
                 opt.zero_grad(set_to_none=True)
