@@ -12,9 +12,13 @@ larger than the cap can only complete if it is streamed. Reports
   processes, sampled every 20 ms) against the number of time points, which must
   stay flat while the series outgrows the cap;
 * for reference, the bare engine loop (prepare_reconstruction + wiener_filter on
-  one in-memory plane, one thread) in the same run: the machine may be shared.
+  one in-memory plane, one thread) in the same run: the machine may be shared;
+* output formats: OME-Zarr (NGFF) next to OME-TIFF, throughput and peak memory for
+  one time-lapse of ``--format-t`` time points (2 threads) whose input and output
+  are each larger than the cap (``--sections formats`` runs only this part).
 
-    python benchmarks/bench_batch.py [--throughput-t 30] [--memory-t 20 80 320] [--limit-mb 1024] [--json]
+    python benchmarks/bench_batch.py [--throughput-t 30] [--memory-t 20 80 320] [--format-t 240] \
+        [--limit-mb 1024] [--sections throughput memory formats] [--json]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +62,8 @@ def child(args: argparse.Namespace) -> None:
     from napari_sim_ml.batch import build_parser, run_batch
 
     argv = [args.input, "-o", args.out, "--scheduler", args.scheduler, "--workers", str(args.workers),
-            "--params", args.params, "--background", "100", "--angles", "3", "--phases", "3", "--no-progress"]
+            "--params", args.params, "--background", "100", "--angles", "3", "--phases", "3", "--no-progress",
+            "--format", args.format]
     t0 = time.perf_counter()
     rc = run_batch(build_parser().parse_args(argv))
     seconds = time.perf_counter() - t0
@@ -67,9 +73,10 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"rc": rc, "seconds": seconds, "batch_process_peak_mb": hwm}))
 
 
-def run_one(series: Path, params: Path, out: Path, scheduler: str, workers: int, limit_mb: int) -> dict:
+def run_one(series: Path, params: Path, out: Path, scheduler: str, workers: int, limit_mb: int,
+            fmt: str = "ome-tiff") -> dict:
     cmd = [sys.executable, __file__, "--child", "--input", str(series), "--out", str(out), "--params", str(params),
-           "--scheduler", scheduler, "--workers", str(workers), "--limit-mb", str(limit_mb)]
+           "--scheduler", scheduler, "--workers", str(workers), "--limit-mb", str(limit_mb), "--format", fmt]
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     import psutil
 
@@ -101,7 +108,11 @@ def main() -> None:
     ap.add_argument("--throughput-t", type=int, default=30, help="time points for the throughput runs")
     ap.add_argument("--memory-t", type=int, nargs="+", default=[20, 80, 320],
                     help="time points of the memory runs (2 threads)")
+    ap.add_argument("--format-t", type=int, default=240, help="time points of the OME-Zarr vs OME-TIFF runs")
     ap.add_argument("--limit-mb", type=int, default=1024, help="address-space cap of each batch run (MiB)")
+    ap.add_argument("--sections", nargs="+", default=["throughput", "memory", "formats"],
+                    choices=("throughput", "memory", "formats"))
+    ap.add_argument("--format", default="ome-tiff", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("--input", "--out", "--params", "--scheduler"):
@@ -118,7 +129,7 @@ def main() -> None:
     sim = simulate_acquisition("filaments", SIZE, photons=1000, seed=0, noise=False, offset=0.0)
     clean = np.clip(sim.raw, 0, None)
     results: dict = {"plane": f"3x3x{SIZE}x{SIZE} -> {2 * SIZE}x{2 * SIZE}", "cores": os.cpu_count(),
-                     "limit_mb": args.limit_mb, "throughput": [], "memory": []}
+                     "limit_mb": args.limit_mb, "throughput": [], "memory": [], "formats": []}
     from napari_sim_ml.engine.otf import ideal_otf
     from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 
@@ -137,8 +148,11 @@ def main() -> None:
         folder = Path(tmp)
         params = write_json(folder / "params.json", sim.params.to_dict(sim.optics))
         series = folder / f"t{args.throughput_t}.tif"
-        make_series(series, args.throughput_t, clean)
+        if "throughput" in args.sections:
+            make_series(series, args.throughput_t, clean)
         for scheduler, workers in (("threads", 1), ("threads", 2), ("processes", 2)):
+            if "throughput" not in args.sections:
+                break
             out = folder / f"out_{scheduler}_{workers}"
             info = run_one(series, params, out, scheduler, workers, args.limit_mb)
             row = {"scheduler": scheduler, "workers": workers, "time_points": args.throughput_t,
@@ -151,8 +165,8 @@ def main() -> None:
                       flush=True)
             for p in out.iterdir():
                 p.unlink()
-        series.unlink()
-        for n_t in args.memory_t:
+        series.unlink(missing_ok=True)
+        for n_t in (args.memory_t if "memory" in args.sections else []):
             series = folder / f"t{n_t}.tif"
             size_mb = make_series(series, n_t, clean)
             out = folder / f"mem_{n_t}"
@@ -167,6 +181,22 @@ def main() -> None:
             series.unlink()
             for p in out.iterdir():
                 p.unlink()
+        if "formats" in args.sections:
+            series = folder / f"t{args.format_t}.tif"
+            size_mb = make_series(series, args.format_t, clean)
+            for fmt in ("ome-tiff", "ome-zarr"):
+                out = folder / f"fmt_{fmt}"
+                info = run_one(series, params, out, "threads", 2, args.limit_mb, fmt)
+                out_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
+                row = {"format": fmt, "time_points": args.format_t, "input_mb": size_mb, "output_mb": out_mb,
+                       "planes_per_s": args.format_t / info["seconds"], **info}
+                results["formats"].append(row)
+                if not args.json:
+                    print(f"{fmt:>9}: T={args.format_t}, input {size_mb:.0f} MB, output {out_mb:.0f} MB, cap "
+                          f"{args.limit_mb} MB: {row['planes_per_s']:.2f} planes/s, peak RSS "
+                          f"{info['peak_total_rss_mb']:.0f} MB", flush=True)
+                shutil.rmtree(out, ignore_errors=True)
+            series.unlink()
     if args.json:
         print(json.dumps(results, indent=2))
 

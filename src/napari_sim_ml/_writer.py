@@ -1,5 +1,7 @@
 """npe2 writer: an image layer to an ImageJ TIFF with pixel size (µm) and this plugin's
-metadata (reconstruction parameters, optics) as JSON in the file's 'Info' tag.
+metadata (reconstruction parameters, optics) as JSON in the file's 'Info' tag, or, for a
+path ending in ``.zarr``, to an OME-Zarr image (see ``engine.omezarr``). A z step (the
+layer's z scale in a length unit, else ``metadata["z_step_um"]``) is written too.
 
 Read back by ``_reader`` (or ``engine.io.read_raw``): pixel size and parameters survive
 the round trip.
@@ -49,7 +51,8 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
     """
     given = Path(path)
     path = given
-    if path.suffix.lower() not in (".tif", ".tiff"):  # data.v2 → data.v2.tif (never data.tif)
+    zarr_out = path.suffix.lower() == ".zarr"
+    if path.suffix.lower() not in (".tif", ".tiff") and not zarr_out:  # data.v2 → data.v2.tif (never data.tif)
         path = path.with_name(path.name + ".tif")
         overwrite = False  # the user agreed to replace `given` (if anything), not this other file
     if meta.get("rgb"):
@@ -64,8 +67,49 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
     ours["optics"] = optics
     if meta.get("name"):
         ours.setdefault("layer_name", str(meta["name"]))
-    write_tiff(path, tiff_ready(data), pixel, ours, overwrite=overwrite)
+    z_step = _z_step_from_meta(meta, np.ndim(data))
+    if z_step:
+        ours["z_step_um"] = z_step
+    array = tiff_ready(data)
+    if zarr_out:
+        _write_zarr(path, array, pixel, ours, overwrite)
+    else:
+        write_tiff(path, array, pixel, ours, overwrite=overwrite)
     return [str(path)]
+
+
+def _z_step_from_meta(meta: dict[str, Any], ndim: int) -> float | None:
+    """µm between planes: the layer's z scale when its unit is a length, else the stored z step."""
+    scale, units = meta.get("scale"), meta.get("units")
+    if ndim >= 3 and scale is not None and units is not None and len(list(units)) >= 3:
+        factor = _unit_factor(list(units)[-3])
+        if factor is not None:
+            return float(scale[-3]) * factor
+    stored = (meta.get("metadata") or {}).get(METADATA_KEY, {}).get("z_step_um")
+    return float(stored) if stored and ndim >= 3 else None
+
+
+def _write_zarr(path: Path, array: np.ndarray, pixel: float, ours: dict[str, Any], overwrite: bool) -> None:
+    """An OME-Zarr image, written under a temporary name and renamed (replaces only with ``overwrite``)."""
+    import os
+    import shutil
+
+    from .engine.errors import SimInputError
+    from .engine.omezarr import write_omezarr_array
+
+    if path.exists() and not overwrite:
+        raise SimInputError(f"{path} exists; use --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise SimInputError(f"output folder does not exist: {path.parent}")
+    tmp = path.with_name(f".{path.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_omezarr_array(tmp, array, pixel, ours)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:

@@ -47,6 +47,15 @@ def test_a_lazy_z_stack_gives_dock_layers_with_its_z_step(make_napari_viewer_pro
     with tifffile.TiffFile(paths[0]) as tif:
         assert tif.series[0].shape == (3, 128, 128)
         assert tif.imagej_metadata["spacing"] == pytest.approx(0.125)  # exported with its z step
+    from napari_sim_ml.engine.io import read_raw
+    from napari_sim_ml.engine.omezarr import validate_omezarr
+
+    zpaths = w.export(tmp_path / "outz.ome.zarr")  # OME-Zarr export: the same planes, valid NGFF, z scale
+    assert zpaths is not None and zpaths[0].endswith("outz.ome.zarr")
+    assert validate_omezarr(zpaths[0]) == "0.5"
+    back = read_raw(zpaths[0], require_frames=False)
+    assert back.z_step_um == pytest.approx(0.125) and back.pixel_size_um == pytest.approx(optics.pixel_size_um / 2)
+    np.testing.assert_array_equal(back.frames, tifffile.imread(paths[0]))
     assert not [m for m in notes() if "fail" in m or "error" in m.lower()]
 
 

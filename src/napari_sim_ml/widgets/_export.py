@@ -14,8 +14,13 @@ from ._layers import plugin_meta
 
 
 def export_paths(target: str | Path) -> list[Path]:
-    """<name>.tif, <name>_widefield.tif, <name>_params.json; raises when no file name is given."""
+    """<name>.tif, <name>_widefield.tif, <name>_params.json (or <name>.ome.zarr, <name>_widefield.ome.zarr
+    for a name ending in .zarr: OME-Zarr); raises when no file name is given."""
     target = Path(target)
+    if target.suffix.lower() == ".zarr":
+        stem = target.name[:-len(".ome.zarr")] if target.name.lower().endswith(".ome.zarr") else target.stem
+        return [target.with_name(stem + ".ome.zarr"), target.with_name(stem + "_widefield.ome.zarr"),
+                target.with_name(stem + "_params.json")]
     if str(target) in ("", ".") or target.is_dir():
         raise SimInputError("choose a file name to export to (e.g. result.tif)")
     target = target.with_suffix(".tif")
