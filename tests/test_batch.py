@@ -233,11 +233,6 @@ def test_usage_errors_exit_2_and_a_missing_input_is_one_failure(series, tmp_path
     write_raw(tmp_path / "b" / "x.tif", read_raw(path).frames[:9], _optics(path))
     assert batch(tmp_path / "a", tmp_path / "b", "-o", tmp_path / "o") == 2
     assert "would both be written" in capsys.readouterr().err
-    import importlib.util
-
-    if importlib.util.find_spec("napari_sim_ml.engine.pinn") is None:
-        assert batch(path, "-o", tmp_path, "--method", "pinn") == 2
-        assert "PINN method is not available" in capsys.readouterr().err
 
 
 def test_estimate_on_mean_and_output_names(series, tmp_path):

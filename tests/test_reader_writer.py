@@ -124,7 +124,7 @@ def test_writer_through_napari_layerlist(tmp_path):
     assert saved == [str(tmp_path / "saved.tif")]
     back = read_raw(saved[0], require_frames=False)
     assert back.pixel_size_um == pytest.approx(0.05) and back.extra["params"] == {"angles": []}
-    assert layer.name
+    assert back.extra["layer_name"] == layer.name  # the layer's name travels with the file
 
 
 def test_sample_data():
@@ -139,4 +139,7 @@ def test_sample_data():
     (raw3, kw3, _), _ = sample_3beam()
     assert raw3.shape == (15, 256, 256)
     assert PatternParameters.from_dict(kw3["metadata"][KEY]["params"]).n_orders == 2
-    np.testing.assert_array_equal(make_sample(3)[0][0], raw)  # deterministic
+    from napari_sim_ml._sample_data import SEED, SIZE, _simulate
+
+    fresh = _simulate.__wrapped__(3, SIZE, SEED)  # a new simulation, not the cached one
+    np.testing.assert_array_equal(np.clip(np.rint(fresh.raw), 0, 65535).astype(np.uint16).reshape(raw.shape), raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -99,8 +100,9 @@ def test_sample_estimate_reconstruct_sliders_export(sim_viewer, wait, notes, tmp
         expected = wiener_filter(w.prepared, c.filter_settings())
         np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-4)
         assert sr.metadata["napari_sim_ml"]["filter"][name] == pytest.approx(value, rel=0.01)
-    assert c.filter_settings() == pytest.approx(FilterSettings(**{
-        k: getattr(c, k).value for k in moves}))
+    # the settings the sliders now give are the values moved to (log slider: within 1 %)
+    got = asdict(c.filter_settings())
+    assert {k: got[k] for k in moves} == pytest.approx(moves, rel=0.01)
     # a larger Wiener parameter smooths: less high-frequency energy
     c.wiener.value = 0.005
     wait(w)
