@@ -38,12 +38,38 @@ def is_output_layer(layer: Any) -> bool:
 
 
 def contrast_limits(data: np.ndarray) -> tuple[float, float]:
-    """Robust display range (0.1 / 99.9 percentiles of a subsample)."""
+    """Robust display range (0.1 / 99.9 percentiles of a subsample's finite values).
+
+    Always two finite numbers with low < high: a NaN, infinite or equal pair reaches vispy's
+    texture scaling as a division by zero or NaN (constant data give (v, v + 1), all-NaN data (0, 1)).
+    """
     sample = np.asarray(data)[..., ::4, ::4]
-    lo, hi = np.percentile(sample, (0.1, 99.9))
+    sample = sample[np.isfinite(sample)] if sample.dtype.kind in "fc" else sample
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(sample, (0.1, 99.9)))
     if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+        hi = lo + 1.0 if lo + 1.0 > lo else float(np.nextafter(lo, np.inf))
+    return lo, hi
+
+
+def _on_main_thread() -> None:
+    """Layers are changed on the main (GUI) thread only: a texture swapped under a draw can crash
+    the OpenGL driver. Raises RuntimeError when called from another thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("napari layers must be changed on the main thread")
+
+
+def display_ready(data: Any) -> Any:
+    """``data`` as a texture-friendly array: C-contiguous, float64 → float32 (vispy uploads
+    float32 anyway); lazy (dask) arrays are left as they are."""
+    if not isinstance(data, np.ndarray):
+        return data
+    if data.dtype == np.float64:
+        data = data.astype(np.float32)
+    return np.ascontiguousarray(data)
 
 
 def fine_geometry(raw_layer: Any) -> dict[str, Any]:
@@ -123,10 +149,19 @@ def display_axes_meta(data: np.ndarray, raw_layer: Any) -> dict[str, Any]:
 
 def upsert_image(viewer: Any, name: str, data: np.ndarray, geometry: dict[str, Any],
                  metadata: dict[str, Any] | None = None, **add_kwargs: Any) -> Any:
-    """Update the image layer ``name`` in place, or add it the first time."""
+    """Update the image layer ``name`` in place, or add it the first time.
+
+    In place: new data of another shape or dtype (another dataset, a different number of
+    planes) also gets contrast limits of its own, never the previous data's range."""
+    _on_main_thread()
+    data = display_ready(data)
     layer = find_layer(viewer, name)
     if layer is not None and getattr(layer, "ndim", None) == data.ndim and hasattr(layer, "contrast_limits"):
+        current = layer.data
+        changed = getattr(current, "shape", None) != data.shape or getattr(current, "dtype", None) != data.dtype
         layer.data = data
+        if changed:
+            layer.contrast_limits = contrast_limits(data)
         if tuple(layer.scale) != tuple(geometry["scale"]):
             layer.scale = geometry["scale"]
         if tuple(layer.translate) != tuple(geometry["translate"]):
@@ -150,13 +185,14 @@ def update_data(layer: Any, data: np.ndarray) -> None:
     ``layer.data = ...`` triggers (about half of the main-thread cost of a move).
     Otherwise ``layer.data = data``.
     """
+    _on_main_thread()
     current = layer.data
     if isinstance(current, np.ndarray) and current.shape == data.shape and current.dtype == data.dtype \
             and current.flags.writeable:
         np.copyto(current, data)
         layer.refresh(extent=False, highlight=False)
     else:
-        layer.data = data
+        layer.data = display_ready(data)
 
 
 def replace_layer(viewer: Any, name: str) -> None:
