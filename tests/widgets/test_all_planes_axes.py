@@ -39,7 +39,8 @@ def _shown(layer) -> np.ndarray:
         return np.asarray(layer._data_view)
 
 
-def test_all_planes_have_their_own_slider_numbered_as_the_status_says(make_napari_viewer_proxy, wait, notes):
+def test_all_planes_have_their_own_slider_numbered_as_the_status_says(make_napari_viewer_proxy, wait, notes,
+                                                                     tmp_path):
     viewer, w = _pza_viewer(make_napari_viewer_proxy, 3)
     assert (w.controls.n_z.value, w.controls.order.value) == (3, "PZA")
     w.reconstruct_all()
@@ -68,6 +69,13 @@ def test_all_planes_have_their_own_slider_numbered_as_the_status_says(make_napar
     assert w.status.text().startswith("reconstructed z 1 of 0–2")
     np.testing.assert_allclose(np.asarray(viewer.layers["pza SIM"].data), images[1], atol=1e-3)
     assert not [m for m in notes() if "nconsistent units" in m or "fail" in m]
+    # napari's File > Save Layers (the plugin writer) writes the planes as (Z, Y, X), without the spanning axis
+    from napari_sim_ml._writer import write_layer
+    from napari_sim_ml.engine.io import read_raw
+
+    _, state, _ = stack.as_layer_data_tuple()
+    write_layer(tmp_path / "all.tif", np.asarray(stack.data), state)
+    np.testing.assert_array_equal(read_raw(tmp_path / "all.tif", require_frames=False).frames, images)
 
 
 def test_time_and_z_planes_get_a_t_and_a_z_axis():
