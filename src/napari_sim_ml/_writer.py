@@ -62,6 +62,8 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
     if not (np.isfinite(pixel) and pixel > 0):
         raise SimInputError(f"the layer's pixel size (scale) is {pixel}; it must be a positive number")
     ours = dict((meta.get("metadata") or {}).get(METADATA_KEY, {}))
+    if ours.pop("display_axes", None) is not None:  # the dock's all-planes layout (_layers.plane_stack)
+        data = np.asarray(data).reshape(-1, *np.shape(data)[-2:])  # back to (N, Y, X)
     optics = {k: v for k, v in (ours.get("optics") or {}).items() if v is not None}
     optics["pixel_size_um"] = pixel
     ours["optics"] = optics

@@ -36,8 +36,8 @@ def test_a_lazy_z_stack_gives_dock_layers_with_its_z_step(make_napari_viewer_pro
     w.reconstruct_all()
     wait(w)
     stack = viewer.layers["z3 SIM all planes"]
-    assert stack.data.shape == (3, 128, 128)
-    assert tuple(stack.scale) == pytest.approx((0.125, optics.pixel_size_um / 2, optics.pixel_size_um / 2))
+    assert stack.data.shape == (3, 1, 128, 128)
+    assert tuple(stack.scale) == pytest.approx((0.125, 27.0, optics.pixel_size_um / 2, optics.pixel_size_um / 2))
     assert str(stack.units[0]) == "micrometer"
     w.controls.reconstruct.changed.emit()  # the single-plane layers exist too, as before
     wait(w)

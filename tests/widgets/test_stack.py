@@ -63,8 +63,8 @@ def test_reconstruct_all_and_export(make_napari_viewer_proxy, wait, notes, tmp_p
     wait(w)
     assert not w.controls.cancel.enabled
     stack = viewer.layers["stack SIM all planes"]
-    assert stack.data.shape == (2, 512, 512)
-    assert tuple(stack.scale) == pytest.approx((1.0, 0.04, 0.04))
+    assert stack.data.shape == (2, 1, 512, 512)  # its own plane axis; one pixel spanning the 18 raw frames
+    assert tuple(stack.scale) == pytest.approx((1.0, 18.0, 0.04, 0.04))
     ratio = np.abs(stack.data[1]).mean() / np.abs(stack.data[0]).mean()
     assert ratio == pytest.approx(0.5, rel=0.01)
     assert w.result is not None  # estimated on the way, shown in the table
@@ -102,4 +102,4 @@ def test_reconstruct_all_cancel(make_napari_viewer_proxy, wait, notes):
     # a second run goes to the end
     w.reconstruct_all()
     wait(w)
-    assert viewer.layers["stack SIM all planes"].data.shape == (6, 512, 512)
+    assert viewer.layers["stack SIM all planes"].data.shape == (6, 1, 512, 512)

@@ -38,12 +38,38 @@ def is_output_layer(layer: Any) -> bool:
 
 
 def contrast_limits(data: np.ndarray) -> tuple[float, float]:
-    """Robust display range (0.1 / 99.9 percentiles of a subsample)."""
+    """Robust display range (0.1 / 99.9 percentiles of a subsample's finite values).
+
+    Always two finite numbers with low < high: a NaN, infinite or equal pair reaches vispy's
+    texture scaling as a division by zero or NaN (constant data give (v, v + 1), all-NaN data (0, 1)).
+    """
     sample = np.asarray(data)[..., ::4, ::4]
-    lo, hi = np.percentile(sample, (0.1, 99.9))
+    sample = sample[np.isfinite(sample)] if sample.dtype.kind in "fc" else sample
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(sample, (0.1, 99.9)))
     if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+        hi = lo + 1.0 if lo + 1.0 > lo else float(np.nextafter(lo, np.inf))
+    return lo, hi
+
+
+def _on_main_thread() -> None:
+    """Layers are changed on the main (GUI) thread only: a texture swapped under a draw can crash
+    the OpenGL driver. Raises RuntimeError when called from another thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("napari layers must be changed on the main thread")
+
+
+def display_ready(data: Any) -> Any:
+    """``data`` as a texture-friendly array: C-contiguous, float64 → float32 (vispy uploads
+    float32 anyway); lazy (dask) arrays are left as they are."""
+    if not isinstance(data, np.ndarray):
+        return data
+    if data.dtype == np.float64:
+        data = data.astype(np.float32)
+    return np.ascontiguousarray(data)
 
 
 def fine_geometry(raw_layer: Any) -> dict[str, Any]:
@@ -71,16 +97,77 @@ def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> 
             "units": ("pixel", *geometry["units"])}
 
 
+def plane_axes(n_t: int, n_z: int) -> list[tuple[str, int]]:
+    """(label, length) of the plane axes of an all-planes result: t and/or z (one axis when only
+    one of them is longer than 1; "SIM plane" for a single plane)."""
+    axes = [(label, n) for label, n in (("SIM t", n_t), ("SIM z", n_z)) if n > 1]
+    return axes or [("SIM plane", n_t * n_z)]
+
+
+def plane_stack(images: np.ndarray, raw_layer: Any, geometry: dict[str, Any], n_z: int,
+                z_step_um: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """An all-planes result (N, Y, X), N = T·Z, as a layer with its own plane slider(s).
+
+    napari aligns the axes of all layers from the right, so a (Z, Y, X) result would share the
+    raw layer's frame slider (its z axis on the raw's frame axis: it would vanish beyond frame
+    Z − 1 and number its planes by raw frame). Here the result gets its plane axes *before* the
+    raw layer's leading axes, (T, Z, 1, …, Y, X) or (N, 1, …, Y, X), and a size-1 axis for each
+    raw leading axis whose one pixel spans the raw's whole range along it, so it is shown at
+    every raw frame. Returns (data view, geometry with ``axis_labels``); metadata key
+    ``"display_axes"`` (from :func:`display_axes_meta`) lets writers drop the spanning axes.
+    """
+    n = images.shape[0]
+    n_z = n_z if n_z > 0 and n % n_z == 0 else 1
+    planes = plane_axes(n // n_z, n_z)
+    lead = raw_layer.ndim - 2
+    shape = raw_layer.data.shape[:lead]
+    r_scale = np.asarray(raw_layer.scale, dtype=float)[:lead]
+    r_translate = np.asarray(raw_layer.translate, dtype=float)[:lead]
+    r_units = tuple(str(u) for u in raw_layer.units)[:lead]
+    r_labels = tuple(str(v) for v in raw_layer.axis_labels)[:lead]
+    if r_labels == tuple(str(i) for i in range(-raw_layer.ndim, -2)):  # napari's defaults: name them
+        r_labels = tuple("raw frame" if i == lead - 1 else f"raw axis {i}" for i in range(lead))
+    data = images.reshape(*[m for _, m in planes], *(1,) * lead, *images.shape[-2:])
+    labels = [label for label, _ in planes]
+    z_axis = labels.index("SIM z") if "SIM z" in labels else None
+    p_scale = [float(z_step_um) if (z_step_um and i == z_axis) else 1.0 for i in range(len(planes))]
+    p_units = ["um" if (z_step_um and i == z_axis) else "pixel" for i in range(len(planes))]
+    span_scale = [float(s * m) for s, m in zip(r_scale, shape)]
+    span_translate = [float(t + (m - 1) * s / 2.0) for t, s, m in zip(r_translate, r_scale, shape)]
+    out = {"scale": (*p_scale, *span_scale, *geometry["scale"]),
+           "translate": (*(0.0,) * len(planes), *span_translate, *geometry["translate"]),
+           "units": (*p_units, *r_units, *geometry["units"]),
+           "axis_labels": (*labels, *r_labels, "y", "x")}
+    return np.ascontiguousarray(data), out
+
+
+def display_axes_meta(data: np.ndarray, raw_layer: Any) -> dict[str, Any]:
+    """What a writer needs to turn :func:`plane_stack`'s layer back into (N, Y, X)."""
+    return {"planes_shape": [int(v) for v in data.shape[:data.ndim - raw_layer.ndim]],
+            "spanning_axes": raw_layer.ndim - 2}
+
+
 def upsert_image(viewer: Any, name: str, data: np.ndarray, geometry: dict[str, Any],
                  metadata: dict[str, Any] | None = None, **add_kwargs: Any) -> Any:
-    """Update the image layer ``name`` in place, or add it the first time."""
+    """Update the image layer ``name`` in place, or add it the first time.
+
+    In place: new data of another shape or dtype (another dataset, a different number of
+    planes) also gets contrast limits of its own, never the previous data's range."""
+    _on_main_thread()
+    data = display_ready(data)
     layer = find_layer(viewer, name)
     if layer is not None and getattr(layer, "ndim", None) == data.ndim and hasattr(layer, "contrast_limits"):
+        current = layer.data
+        changed = getattr(current, "shape", None) != data.shape or getattr(current, "dtype", None) != data.dtype
         layer.data = data
+        if changed:
+            layer.contrast_limits = contrast_limits(data)
         if tuple(layer.scale) != tuple(geometry["scale"]):
             layer.scale = geometry["scale"]
         if tuple(layer.translate) != tuple(geometry["translate"]):
             layer.translate = geometry["translate"]
+        if "axis_labels" in geometry and tuple(layer.axis_labels) != tuple(geometry["axis_labels"]):
+            layer.axis_labels = geometry["axis_labels"]
         if metadata is not None:
             layer.metadata = {**layer.metadata, METADATA_KEY: metadata}
         return layer
@@ -98,13 +185,14 @@ def update_data(layer: Any, data: np.ndarray) -> None:
     ``layer.data = ...`` triggers (about half of the main-thread cost of a move).
     Otherwise ``layer.data = data``.
     """
+    _on_main_thread()
     current = layer.data
     if isinstance(current, np.ndarray) and current.shape == data.shape and current.dtype == data.dtype \
             and current.flags.writeable:
         np.copyto(current, data)
         layer.refresh(extent=False, highlight=False)
     else:
-        layer.data = data
+        layer.data = display_ready(data)
 
 
 def replace_layer(viewer: Any, name: str) -> None:

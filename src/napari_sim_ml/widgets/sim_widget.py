@@ -45,6 +45,17 @@ from ._workers import (
 INLINE_FILTER_MS = 25.0  # above this running cost, slider moves filter in a worker
 
 
+def plane_words(n_z: int, n_planes: int, plane: int) -> str:
+    """'z 4 of 0–8', 't 1, z 0 (t 0–2, z 0–8)': numbered from 0, as napari's sliders show them."""
+    n_z = n_z if n_z > 0 and n_planes % n_z == 0 else 1
+    n_t, t, z = n_planes // n_z, plane // n_z, plane % n_z
+    if n_t > 1 and n_z > 1:
+        return f"t {t}, z {z} (t 0–{n_t - 1}, z 0–{n_z - 1})"
+    if n_z > 1:
+        return f"z {z} of 0–{n_z - 1}"
+    return f"t {t} of 0–{n_t - 1}" if n_t > 1 else "plane 0"
+
+
 class SimWidget(QWidget):
     """Dock widget: raw layer → estimate → reconstruct → live filter sliders → export."""
 
@@ -67,6 +78,7 @@ class SimWidget(QWidget):
         self.job: Job | None = None
         self.base = ""  # name of the raw layer the outputs belong to
         self.all_planes: Any = None  # AllOutput of the last "Reconstruct all"
+        self._all_status_plane: Any = None  # what the status last said the all-planes layer shows
         self.last_move_ms = self.last_apply_ms = float("nan")  # main-thread cost of the last move
         self._worker: Any = None
         self._version = 0  # bumped whenever an input changes: late results of older inputs are dropped
@@ -317,7 +329,8 @@ class SimWidget(QWidget):
                        {"kind": "spectrum", "source_layer": self.base}, colormap="inferno", visible=False)
         L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
                        self._recon_meta(job, "reconstruction", out.prepared.params), colormap="gray")
-        self.status.setText("\n".join([f"reconstructed plane {job.plane + 1} of {job.n_planes}", *out.trust]))
+        words = plane_words(job.layout.n_z, job.n_planes, job.plane)
+        self.status.setText("\n".join([f"reconstructed {words}", *out.trust]))
 
     def _on_plane(self, out: Any) -> None:
         """A new current plane, prepared in a worker: update the layers in place."""
@@ -328,6 +341,7 @@ class SimWidget(QWidget):
             self._on_filter_changed()
 
     def _on_step(self, _event: Any = None) -> None:
+        self._show_all_planes_status()
         if self.prepared is None or self.job is None or self.job.n_planes == 1:
             return
         layer = L.find_layer(self.viewer, self.base)
@@ -393,11 +407,37 @@ class SimWidget(QWidget):
         if layer is None:
             return
         self.all_planes = out
-        geometry = L.stack_geometry(L.fine_geometry(layer), self._z_step(job))
+        data, geometry = L.plane_stack(out.images, layer, L.fine_geometry(layer), job.layout.n_z, self._z_step(job))
         meta = self._recon_meta(job, "reconstruction", out.params)
-        L.upsert_image(self.viewer, f"{self.base} SIM all planes", out.images, geometry,
-                       {**meta, "plane": "all"}, colormap="gray")
-        self.status.setText(f"reconstructed {out.images.shape[0]} planes")
+        L.upsert_image(self.viewer, f"{self.base} SIM all planes", data, geometry,
+                       {**meta, "plane": "all", "display_axes": L.display_axes_meta(data, layer)}, colormap="gray")
+        self._all_status_plane = None
+        self._show_all_planes_status(force=True)
+
+    def _shown_all_plane(self) -> tuple[int, int, int] | None:
+        """(flat plane index t·Z + z, Z, number of planes) the all-planes layer shows at the
+        viewer's current point, or None without that layer."""
+        stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
+        meta = L.plugin_meta(stack)
+        planes_shape = (meta.get("display_axes") or {}).get("planes_shape")
+        if stack is None or not planes_shape:
+            return None
+        coords = stack.world_to_data(self.viewer.dims.point)[:len(planes_shape)]
+        index = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords, planes_shape)]
+        n_z = int((meta.get("layout") or {}).get("n_z", 1))
+        return int(np.ravel_multi_index(index, planes_shape)), n_z, int(np.prod(planes_shape))
+
+    def _show_all_planes_status(self, force: bool = False) -> None:
+        """The status names the plane the all-planes layer shows, numbered as its slider(s)."""
+        shown = self._shown_all_plane()
+        if shown is None or (shown == self._all_status_plane and not force):
+            return
+        self._all_status_plane = shown
+        plane, n_z, n = shown
+        n_z = n_z if n % max(n_z, 1) == 0 else 1
+        axes = " and ".join(f"'{label}'" for label, _ in L.plane_axes(n // n_z, n_z))
+        self.status.setText(f"reconstructed all {n} planes into '{self.base} SIM all planes' (browse them with its "
+                            f"{axes} slider); shown: {plane_words(n_z, n, plane)}")
 
     # ------------------------------------------------------------ export
     def _confirm_overwrite(self, existing: list[Path]) -> bool:
@@ -412,7 +452,7 @@ class SimWidget(QWidget):
         stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
         single = (sr, [np.asarray(sr.data), self.prepared.widefield]) if sr is not None and \
             self.prepared is not None else None
-        whole = (stack, [np.asarray(stack.data), self.all_planes.widefields]) if stack is not None and \
+        whole = (stack, [self.all_planes.images, self.all_planes.widefields]) if stack is not None and \
             self.all_planes is not None else None
         if whole is None or single is None:
             return whole or single
