@@ -241,21 +241,27 @@ def layout_from_frames(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
 
     stated = {**raw.extra.get("layout", {}), **{k: v for k, v in (("n_angles", args.angles),
                                                                    ("n_phases", args.phases)) if v}}
+    frames = raw.frames
     try:
         optics = resolve_optics(raw, args)
     except SimInputError:  # no optics: the count-based guess (the command then asks for them)
         return resolve_layout(raw, args)
+    if frames.ndim != 3 or min(frames.shape[-2:]) < 32 or not np.isfinite(frames[: min(len(frames), 64)]).all():
+        return resolve_layout(raw, args)  # the command reports what is wrong with the frames
     background = _background(args, raw)
     if "n_angles" in stated and "n_phases" in stated:
         layout = resolve_layout(raw, args)
-        warning = check_layout(raw.frames, optics, layout, background)
-        if warning:
-            print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
+        if len(frames) % layout.frames_per_set == 0 and np.ptp(frames[: layout.frames_per_set]) > 0:
+            warning = check_layout(frames, optics, layout, background)
+            if warning:
+                print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
         return layout
     given = {k: v for k, v in (("n_angles", stated.get("n_angles")), ("n_phases", stated.get("n_phases")),
                                ("n_z", args.n_z), ("order", args.order)) if v}
-    choice = detect_layout(raw.frames, optics, background, **given)
-    print(f"napari-sim-ml: {choice.describe()}", file=sys.stderr)
+    if np.ptp(frames[: min(len(frames), 64)]) == 0:
+        return resolve_layout(raw, args)  # constant frames: nothing to judge; the command says so
+    choice = detect_layout(frames, optics, background, **given)
+    args.notes = [*getattr(args, "notes", []), f"napari-sim-ml: {choice.describe()}"]  # printed on success
     return choice.layout
 
 
@@ -531,7 +537,10 @@ def _train_denoiser(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        for note in getattr(args, "notes", []):
+            print(note, file=sys.stderr)
+        return status
     except SimInputError as exc:
         print(f"napari-sim-ml: error: {exc}", file=sys.stderr)
         return 2

@@ -124,7 +124,7 @@ def deviations(ks: list[tuple[float, float]], shape: tuple[int, int]) -> tuple[l
     n = len(ks)
     mags = sorted(m for m, _ in polar)
     median = mags[n // 2] if n % 2 else 0.5 * (mags[n // 2 - 1] + mags[n // 2])
-    dk = [m / median - 1.0 for m, _ in polar]
+    dk = [m / max(median, 1e-12) - 1.0 for m, _ in polar]
     if n < 2:
         return dk, [0.0] * n
     spacing = 180.0 / n

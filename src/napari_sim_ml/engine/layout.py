@@ -140,8 +140,9 @@ class _Scorer:
         unmix = np.linalg.pinv(np.exp(1j * np.outer(equidistant_phases(n_phases), band_orders(n_orders))))
         crops, spectra = zip(*(self._frame(i) for i in row))
         spectra = np.stack(spectra)
-        b0 = np.tensordot(unmix[0].astype(np.complex64), spectra, 1)
-        bt = np.tensordot(unmix[top].astype(np.complex64), spectra, 1)
+        # a plain weighted sum: BLAS (tensordot) spins its threads on these small products
+        b0 = sum(np.complex64(w) * sp for w, sp in zip(unmix[0], spectra))
+        bt = sum(np.complex64(w) * sp for w, sp in zip(unmix[top], spectra))
         corr = np.abs(scipy.fft.fft2(scipy.fft.ifft2(bt * self.weight) * np.conj(scipy.fft.ifft2(b0 * self.weight))))
         masked = np.where(self.annulus, corr, 0.0)
         iy, ix = np.unravel_index(np.argmax(masked), masked.shape)
