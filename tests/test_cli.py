@@ -141,3 +141,18 @@ def test_reconstruct_with_the_spectrum_optimised_filter(simulated, tmp_path):
     sr = read_raw(out, require_frames=False)
     assert sr.extra["filter"]["form"] == "hifi" and sr.extra["filter"]["wiener"] == pytest.approx(0.1)
     assert "pattern imprint" in res.stdout
+
+
+def test_a_parameters_file_states_the_layout_of_bare_frames(tmp_path):
+    """Frames without layout metadata and a --params file: the file's angles × phases are used,
+    not a layout detected from the frames (3 × 5 and 5 × 3 have the same frame count)."""
+    sample = SAMPLE.with_name("mesh_3beam_3x5.tif")
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, read_raw(sample).frames)  # no layout, no optics
+    out = tmp_path / "sr.tif"
+    res = run("reconstruct", bare, "-o", out, "--params", sample.with_name("mesh_3beam_3x5_params.json"),
+              "--na", 1.4, "--wavelength-nm", 525, "--pixel-size-um", 0.08)
+    assert res.returncode == 0, res.stderr
+    assert "found from the frames" not in res.stderr  # stated by the file, not guessed
+    layout = read_raw(out, require_frames=False).extra["layout"]
+    assert (layout["n_angles"], layout["n_phases"]) == (3, 5)

@@ -233,14 +233,26 @@ def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
     return ideal_otf(optics, attenuation=args.otf_attenuation)
 
 
+def _params_layout(args: argparse.Namespace) -> dict[str, int]:
+    """Angles and phases of a given parameters JSON (``--params``): they state the layout."""
+    path = getattr(args, "params", None)
+    if not path:
+        return {}
+    try:
+        params, _ = load_parameters_json(path)
+    except (SimInputError, OSError, ValueError):
+        return {}  # the command reports the bad file itself
+    return {"n_angles": params.n_angles, "n_phases": params.n_phases}
+
+
 def layout_from_frames(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
     """resolve_layout, except that when neither flags nor metadata give angles and phases the
     layout is found from the frames (engine/layout.py, reported on stderr), and a given layout
     that another fits clearly better draws a one-line warning naming that layout."""
     from .engine.layout import check_layout, detect_layout
 
-    stated = {**raw.extra.get("layout", {}), **{k: v for k, v in (("n_angles", args.angles),
-                                                                   ("n_phases", args.phases)) if v}}
+    stated = {**raw.extra.get("layout", {}), **_params_layout(args),
+              **{k: v for k, v in (("n_angles", args.angles), ("n_phases", args.phases)) if v}}
     frames = raw.frames
     try:
         optics = resolve_optics(raw, args)
