@@ -214,8 +214,10 @@ def noise_aware(ctx: Context):
 
     kappa = [1.0]  # variance inflation: the reduced χ² when it exceeds 1 (see PinnSettings.inflate)
 
+    frozen: dict = {}  # the bootstrap continuations keep the fitted illumination fixed
+
     def physics(o: torch.Tensor, data: torch.Tensor):
-        p = pmodel() if refine else None
+        p = frozen.get("p", pmodel() if refine else None)
         spec = torch.fft.rfft2(o) if notch is not None or inv_power is not None else None
         o_mod = None if notch is None else torch.fft.irfft2(spec * notch, s=shape)
         mu = scale * nuis.frames(fm(o, p, nuis.transfer_scale(), o_mod))
@@ -265,6 +267,9 @@ def noise_aware(ctx: Context):
     image = (finish(ema.cpu().numpy()) * scale).astype(np.float32)
     sigma = None
     if n_unc:  # parametric bootstrap: short continuations on resampled data
+        if refine:
+            with torch.no_grad():
+                frozen["p"] = pmodel()
         state = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
         fixed = [p.detach().clone() for p in [u, *extra]]
         gen = _generator(s.seed + 7919)
