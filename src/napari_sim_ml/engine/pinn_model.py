@@ -214,9 +214,12 @@ def noise_aware(ctx: Context):
 
     kappa = [1.0]  # variance inflation: the reduced χ² when it exceeds 1 (see PinnSettings.inflate)
 
+    frozen: dict = {}  # the bootstrap continuations keep the fitted illumination fixed
+
     def physics(o: torch.Tensor, data: torch.Tensor):
-        p = pmodel() if refine else None
-        o_mod = None if notch is None else torch.fft.irfft2(torch.fft.rfft2(o) * notch, s=shape)
+        p = frozen.get("p", pmodel() if refine else None)
+        spec = torch.fft.rfft2(o) if notch is not None or inv_power is not None else None
+        o_mod = None if notch is None else torch.fft.irfft2(spec * notch, s=shape)
         mu = scale * nuis.frames(fm(o, p, nuis.transfer_scale(), o_mod))
         v = torch.clamp(g * mu + v0, min=floor)
         chi = ((data - mu) ** 2 / v).mean()
@@ -225,7 +228,7 @@ def noise_aware(ctx: Context):
             chi = chi / kappa[0]
         reg = tv_w * total_variation(o, eps)
         if inv_power is not None:
-            reg = reg + s.spectral_prior * 0.5 * (torch.fft.rfft2(o).abs() ** 2 * inv_power).sum() / n_data
+            reg = reg + s.spectral_prior * 0.5 * ((spec.real ** 2 + spec.imag ** 2) * inv_power).sum() / n_data
         return 0.5 * chi + 0.5 * torch.log(v).mean() + reg, chi + 2 * reg, mu, v
 
     def train_step(data: torch.Tensor, step: int):
@@ -264,6 +267,9 @@ def noise_aware(ctx: Context):
     image = (finish(ema.cpu().numpy()) * scale).astype(np.float32)
     sigma = None
     if n_unc:  # parametric bootstrap: short continuations on resampled data
+        if refine:
+            with torch.no_grad():
+                frozen["p"] = pmodel()
         state = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
         fixed = [p.detach().clone() for p in [u, *extra]]
         gen = _generator(s.seed + 7919)

@@ -103,10 +103,12 @@ class PatternModel:
         phis, mods = self.phases(), self.modulation()
         frames = []
         for d, arg in enumerate(args):
+            # cos(b(arg + φ)) = cos(b·arg) cos(bφ) − sin(b·arg) sin(bφ): two maps per order and angle
+            trig = [(torch.cos(b * arg), torch.sin(b * arg)) for b in range(1, self.n_orders + 1)]
             for p in range(phis.shape[1]):
                 frame = 1.0
-                for b in range(1, self.n_orders + 1):
-                    frame = frame + mods[d, b - 1] * torch.cos(b * (arg + phis[d, p]))
+                for b, (c, sn) in enumerate(trig, start=1):
+                    frame = frame + mods[d, b - 1] * (c * torch.cos(b * phis[d, p]) - sn * torch.sin(b * phis[d, p]))
                 frames.append(frame)
         return torch.stack(frames)
 
