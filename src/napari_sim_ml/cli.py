@@ -265,14 +265,19 @@ def layout_from_frames(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
         layout = resolve_layout(raw, args)
         if len(frames) % layout.frames_per_set == 0 and np.ptp(frames[: layout.frames_per_set]) > 0:
             warning = check_layout(frames, optics, layout, background)
-            if warning:
-                print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
+            if warning:  # printed on success (an error says what is wrong in one line)
+                args.notes = [*getattr(args, "notes", []), f"napari-sim-ml: warning: {warning}"]
         return layout
     given = {k: v for k, v in (("n_angles", stated.get("n_angles")), ("n_phases", stated.get("n_phases")),
                                ("n_z", args.n_z), ("order", args.order)) if v}
     if np.ptp(frames[: min(len(frames), 64)]) == 0:
         return resolve_layout(raw, args)  # constant frames: nothing to judge; the command says so
-    choice = detect_layout(frames, optics, background, **given)
+    try:
+        choice = detect_layout(frames, optics, background, **given)
+    except SimInputError as exc:
+        from .engine.sequence import average_frame_hint
+
+        raise SimInputError(f"{exc}{average_frame_hint(raw)}") from None
     args.notes = [*getattr(args, "notes", []), f"napari-sim-ml: {choice.describe()}"]  # printed on success
     return choice.layout
 

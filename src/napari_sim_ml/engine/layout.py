@@ -37,6 +37,7 @@ CROP_PX = 128
 TOL_K, TOL_DEG = 0.05, 4.0  # consistency tolerances on the cropped grid (1 px of k ≈ 2 %)
 CLEAR_MARGIN = 1.0  # score difference (log units) above which a choice is 'clear'
 MAX_PLANES = 64
+MIN_GUESSED_ANGLES = 3  # 2-angle layouts are tried only when --angles 2 is given
 TOL_STEP = 0.3  # rad, phase-step tolerance
 WIDEFIELD_WEIGHT = 1.0  # × log of the angles' mean-image correlation
 SIMPLICITY = 0.3  # score given up per departure from the common layout (order PAZ, one plane)
@@ -77,6 +78,8 @@ def candidate_layouts(n_frames: int, n_angles: int | None = None, n_phases: int 
     """Every layout the frame count allows, agreeing with whatever is given."""
     out: dict[tuple, FrameLayout] = {}
     for a, p in LAYOUT_SHAPES:
+        if a < MIN_GUESSED_ANGLES and not n_angles:
+            continue  # two angles leave the plane's resolution anisotropic: only when stated
         if (n_angles and a != n_angles) or (n_phases and p != n_phases) or n_frames % (a * p):
             continue
         sets = n_frames // (a * p)
