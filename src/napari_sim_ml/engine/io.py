@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,23 @@ def arrange_frames(frames: np.ndarray, layout: FrameLayout) -> np.ndarray:
     shaped = frames.reshape(n // per, *[sizes[c] for c in slow_to_fast], ny, nx)
     perm = [0] + [1 + slow_to_fast.index(c) for c in "ZAP"] + [4, 5]
     return shaped.transpose(perm)
+
+
+def index_frames(read: Callable[[int, int], np.ndarray], n_frames: int, key: Any) -> np.ndarray:
+    """``frames[key]`` for a lazy frame source whose ``read(start, stop)`` returns (n, Y, X):
+    an integer or a slice on the frame axis (further keys index each frame); only the frames
+    asked for are read, except for a stepped slice."""
+    key = key if isinstance(key, tuple) else (key,)
+    first = key[0] if key else slice(None)
+    if isinstance(first, (int, np.integer)):
+        f = int(first) % n_frames
+        return read(f, f + 1)[0][key[1:]]
+    if not isinstance(first, slice):
+        raise TypeError(f"unsupported index {first!r}")
+    start, stop, step = first.indices(n_frames)
+    if step != 1:
+        return read(0, n_frames)[first][(slice(None), *key[1:])]
+    return read(start, max(start, stop))[(slice(None), *key[1:])]
 
 
 def validate_plane(stack: np.ndarray) -> None:

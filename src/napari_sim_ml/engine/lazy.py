@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
-from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames
+from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames, index_frames
 from .otf import RadialOTF
 from .parameters import FilterSettings, Optics, PatternParameters
 
@@ -138,17 +138,7 @@ class FrameSource:
         return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        first = key[0] if key else slice(None)
-        if isinstance(first, (int, np.integer)):
-            f = int(first) % self.n_frames
-            return self.read(f, f + 1)[0][key[1:]]
-        if not isinstance(first, slice):
-            raise TypeError(f"unsupported index {first!r}")
-        start, stop, step = first.indices(self.n_frames)
-        if step != 1:
-            return self.read(0, self.n_frames)[first][(slice(None), *key[1:])]
-        return self.read(start, max(start, stop))[(slice(None), *key[1:])]
+        return index_frames(self.read, self.n_frames, key)
 
 
 def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, FrameSource]:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
-from .io import RawFile, read_raw
+from .io import RawFile, index_frames, read_raw
 
 SEQUENCE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dv", ".st", ".map")
 MRC_SUFFIXES = (".mrc", ".dv", ".st", ".map")
@@ -191,17 +191,7 @@ class SequenceSource:
         return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        first = key[0] if key else slice(None)
-        if isinstance(first, (int, np.integer)):
-            f = int(first) % self.n_frames
-            return self.read(f, f + 1)[0][key[1:]]
-        if not isinstance(first, slice):
-            raise TypeError(f"unsupported index {first!r}")
-        start, stop, step = first.indices(self.n_frames)
-        if step != 1:
-            return self.read(0, self.n_frames)[first][(slice(None), *key[1:])]
-        return self.read(start, max(start, stop))[(slice(None), *key[1:])]
+        return index_frames(self.read, self.n_frames, key)
 
 
 def _probe(path: Path) -> tuple[tuple[int, ...], np.dtype]:

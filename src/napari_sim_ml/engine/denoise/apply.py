@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bands import edge_window
 from ..errors import SimInputError
 from ..parameters import Optics, PatternParameters
 from .checkpoint import DenoiserMeta, check_compatible, load_checkpoint
@@ -46,15 +47,6 @@ class Denoiser:
         except RuntimeError:
             raise SimInputError("the denoiser's weights do not match its network description") from None
         return cls(meta, net.to(dev).eval(), dev)
-
-
-def _blend_window(n: int, overlap: int) -> np.ndarray:
-    w = np.ones(n, dtype=np.float32)
-    if overlap > 0:
-        ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2
-        w[:overlap] = ramp
-        w[n - overlap:] = ramp[::-1]
-    return w
 
 
 def _starts(n: int, tile: int, step: int) -> list[int]:
@@ -92,7 +84,7 @@ def denoise_frames(frames: np.ndarray, den: Denoiser, background: float = 0.0, t
     ty, tx = min(tile, hy), min(tile, hx)
     out = np.zeros_like(x)
     weight = np.zeros((hy, hx), np.float32)
-    wy, wx = _blend_window(ty, overlap if hy > ty else 0), _blend_window(tx, overlap if hx > tx else 0)
+    wy, wx = edge_window(ty, overlap if hy > ty else 0), edge_window(tx, overlap if hx > tx else 0)
     win = wy[:, None] * wx[None, :]
     boxes = [(y, x0) for y in _starts(hy, ty, ty - overlap) for x0 in _starts(hx, tx, tx - overlap)]
     threads_before = torch.get_num_threads()
