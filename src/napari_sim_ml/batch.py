@@ -224,7 +224,9 @@ class Executor:
             for proc in list(getattr(self.pool, "_processes", {}).values()):
                 proc.terminate()
         self.driver.shutdown(wait=not interrupted, cancel_futures=True)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # interrupted: the workers are terminated; waiting for the pool's bookkeeping (or for a dask
+        # driver thread whose cancelled tasks never report back) could hang the Ctrl-C
+        self.pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     def __enter__(self) -> Executor:
         return self

@@ -575,5 +575,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The console script: ``main``'s status as the exit status. After an interrupt (130) the
+    process ends at once, once every ``finally`` has run (temporary files removed, workers ended):
+    a batch's driver thread waiting on cancelled tasks must not hold the exit."""
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
