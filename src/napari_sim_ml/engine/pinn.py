@@ -44,6 +44,7 @@ from .errors import SimInputError
 from .io import validate_plane
 from .otf import RadialOTF, ideal_otf, otf_from_psf
 from .parameters import Optics, PatternParameters
+from .steps import run_to_end
 
 MODES = ("noise-aware", "faithful")
 DEFAULT_ITERATIONS = {"faithful": 1000, "noise-aware": 150}
@@ -335,12 +336,7 @@ def fit_pinn(
     psf: np.ndarray | None = None,
 ) -> PinnResult:
     """Run :func:`pinn_steps` to completion and return its result."""
-    gen = pinn_steps(plane, optics, params, settings, otf, background, patterns, psf)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(pinn_steps(plane, optics, params, settings, otf, background, patterns, psf))
 
 
 __all__ = ["PinnSettings", "PinnProgress", "PinnResult", "pinn_steps", "fit_pinn", "MODES",

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import SimInputError
 from ..parameters import Optics, PatternParameters
+from ..steps import run_to_end
 from .checkpoint import DenoiserMeta, load_checkpoint, save_checkpoint
 from .data import TrainingSet, sample_batch
 
@@ -259,12 +260,7 @@ def train_denoiser(ts: TrainingSet, optics: Optics, params: PatternParameters,
                    settings: TrainSettings = TrainSettings(), checkpoint: str | Path | None = None,
                    resume: str | Path | None = None) -> TrainResult:
     """Run :func:`train_steps` to the end."""
-    gen = train_steps(ts, optics, params, settings, checkpoint, resume)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(train_steps(ts, optics, params, settings, checkpoint, resume))
 
 
 __all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "select_device",
