@@ -135,7 +135,7 @@ def main() -> int:
                     per[key + "_ssim"].append(ss)
         rows.append({"photons": photons, **{k: float(np.median(v)) for k, v in per.items() if v},
                      "per_structure": {st: {"wiener": a, "den": b} for st, a, b in
-                                       zip(args.test_structures.split(","), per["wiener"], per["den"])}})
+                                       zip(args.test_structures.split(","), per["wiener"], per["den"], strict=False)}})
     load1 = os.getloadavg()[0]
     summary = {"train_seconds": train_s, "infer_ms_per_256_plane": infer_ms, "parameters": n_params,
                "model_bytes": model.stat().st_size if model.exists() else None, "rows": rows,

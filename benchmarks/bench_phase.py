@@ -28,9 +28,9 @@ def estimator_rows(sim) -> list[tuple[float, float, float, float]]:
     res = est.estimate_pattern(sim.raw, sim.optics, background=sim.offset)
     centre = np.array(sim.raw.shape[-2:][::-1]) / 2 * sim.optics.pixel_size_um  # (x, y) µm
     rows = []
-    for a, e in zip(sim.params.angles, res.params.angles):
+    for a, e in zip(sim.params.angles, res.params.angles, strict=False):
         a, e = a.canonical(), e.canonical()
-        err = np.array([wrap_phase(y - x) for x, y in zip(a.phases_rad, e.phases_rad)])
+        err = np.array([wrap_phase(y - x) for x, y in zip(a.phases_rad, e.phases_rad, strict=False)])
         lever = -2 * np.pi * np.subtract(e.k_cycles_per_um, a.k_cycles_per_um) @ centre
         rows.append((err.mean(), np.abs(err - err.mean()).max(), np.abs(err).max(), lever))
     return rows

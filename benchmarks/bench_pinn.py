@@ -28,7 +28,7 @@ import numpy as np
 from napari_sim_ml.engine.estimate import estimate_pattern
 from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth
 from napari_sim_ml.engine.parameters import Optics
-from napari_sim_ml.engine.pinn import PinnSettings, SIGMA_CALIBRATION, pinn_steps
+from napari_sim_ml.engine.pinn import SIGMA_CALIBRATION, PinnSettings, pinn_steps
 from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 

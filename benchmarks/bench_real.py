@@ -81,7 +81,7 @@ def load_sets() -> list[RealSet]:
     otf = otf_from_file(DATA / "tirf-sim-microtubules-lowsnr/otf/TIRF488_cam1_0_z30_OTF2d.mrc", optics_t.pixel_size_um)
     est = estimate_pattern(plane, optics_t, otf=otf, background=100.0, require_pattern=False).params
     angles = []
-    for theta, a in zip((1.48, 2.5272, 3.5744), est.angles):
+    for theta, a in zip((1.48, 2.5272, 3.5744), est.angles, strict=False):
         offset = a.phases_rad[0]
         angles.append(AnglePattern((5.53 * np.cos(theta), 5.53 * np.sin(theta)),
                                    tuple(offset + 2 * np.pi * n / 3 for n in range(3)), (0.5,)).canonical())

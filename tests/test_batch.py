@@ -66,7 +66,7 @@ def read_output(path: Path) -> np.ndarray:
     """An OME-TIFF output as (T, Z, Y, X), length-1 axes kept."""
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        sizes = dict(zip(series.get_axes(False), series.get_shape(False)))
+        sizes = dict(zip(series.get_axes(False), series.get_shape(False), strict=False))
         return series.asarray().reshape([sizes[a] for a in "TZYX"])
 
 
@@ -248,8 +248,9 @@ def test_estimate_on_mean_and_output_names(series, tmp_path):
     # the averaged time points give the pattern of time point 0 (it does not drift): nearly the same images
     single = estimate_pattern(arrange_frames(read_raw(short).frames, FrameLayout())[0, 0], _optics(path),
                               background=OFFSET).params
-    for a, b in zip(meta["params"]["angles"], single.angles):
+    for a, b in zip(meta["params"]["angles"], single.angles, strict=False):
         assert a["period_um"] == pytest.approx(b.period_um, rel=2e-3)
         assert abs((a["angle_deg"] - b.angle_deg + 90) % 180 - 90) < 0.1
-    rms = lambda x: float(np.sqrt(np.mean(np.square(x))))
+    def rms(x):
+        return float(np.sqrt(np.mean(np.square(x))))
     assert rms(result - reference[:4]) < 0.1 * rms(reference[:4])  # phases/modulation differ slightly

@@ -43,7 +43,7 @@ def test_estimate_prints_json_close_to_the_truth(simulated):
     assert res.returncode == 0, res.stderr
     est = json.loads(res.stdout)
     truth = json.loads(simulated.with_name("raw_params.json").read_text())
-    for a, b in zip(est["angles"], truth["angles"]):
+    for a, b in zip(est["angles"], truth["angles"], strict=False):
         assert a["period_um"] == pytest.approx(b["period_um"], rel=0.005)
         assert abs((a["angle_deg"] - b["angle_deg"] + 90) % 180 - 90) < 0.2
     assert est["quality"][0]["grade"] in ("good", "excellent")

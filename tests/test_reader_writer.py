@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_sim_ml._reader import napari_get_reader
-from napari_sim_ml._sample_data import make_sample, sample_2beam, sample_3beam
+from napari_sim_ml._sample_data import sample_2beam, sample_3beam
 from napari_sim_ml._writer import pixel_size_from_meta, write_image, write_layer
 from napari_sim_ml.engine.io import read_raw, write_tiff
 from napari_sim_ml.engine.parameters import PatternParameters

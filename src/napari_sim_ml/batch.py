@@ -121,7 +121,8 @@ def _is_batch_output(path: Path) -> bool:
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     """Files as given; a folder of stacks stands for its raw files (sorted, not recursive), without
     the outputs of an earlier batch written into it; a folder of single-frame files, a glob pattern
-    and an OME-Zarr store are one input each."""
+    and an OME-Zarr store are one input each.
+    """
     from .engine.sequence import is_frame_folder, is_zarr_store
 
     out: list[Path] = []
@@ -241,7 +242,8 @@ SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://\S+$|^[A-Za-z0-9
 
 def _worker_init(parent_pid: int) -> None:
     """In every worker process: Ctrl-C is the parent's to handle, and the worker exits
-    as soon as its parent is gone (a kill -9 of the batch leaves no orphans)."""
+    as soon as its parent is gone (a kill -9 of the batch leaves no orphans).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -267,7 +269,8 @@ def _estimate_params(plane: np.ndarray, optics: Any, otf: Any, n_orders: int | N
 
 def iter_planes(stack: Any, job: Any, executor: Executor, batch_t: int, window: int = 2) -> Iterator[np.ndarray]:
     """Reconstructed planes (2Y, 2X) in (t, z) order; ``window`` batches of ``batch_t``
-    time points are in flight at a time, so memory does not grow with the series."""
+    time points are in flight at a time, so memory does not grow with the series.
+    """
     from .engine.lazy import reconstruct_lazy
 
     starts = iter(range(0, stack.shape[0], batch_t))
@@ -321,7 +324,8 @@ def write_ome_tiff(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, .
 def write_zarr(path: Path, planes: Iterator[np.ndarray], shape: tuple[int, ...], pixel_size_um: float,
                metadata: dict[str, Any], progress: Progress, version: str = "0.5") -> None:
     """Write (T, Z, Y, X) float32 planes one by one as an OME-Zarr image (NGFF multiscales, axes t/z
-    as present, y, x in micrometer, one plane per chunk; see engine.omezarr)."""
+    as present, y, x in micrometer, one plane per chunk; see engine.omezarr).
+    """
     from .engine.omezarr import write_omezarr
 
     write_omezarr(path, planes, shape, pixel_size_um, metadata, progress, version=version)
@@ -332,10 +336,11 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                  given: PatternParameters | None, given_base: dict[str, Any],
                  request: dict[str, Any] | None = None) -> str:
     """Reconstruct one input into ``final`` (written under a temporary name); a summary line.
-    ``request``: the settings recorded in the output (compared on a rerun)."""
+    ``request``: the settings recorded in the output (compared on a rerun).
+    """
     from .cli import _background, resolve_layout, resolve_optics, resolve_otf
-    from .engine.outputs import OutputSet
     from .engine.lazy import arrange_lazy, close_files, estimation_plane, make_job, open_lazy
+    from .engine.outputs import OutputSet
 
     t_start = time.perf_counter()
     from .engine.sequence import select_frames
@@ -436,7 +441,8 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
 # ---------------------------------------------------------------- command
 def run_batch(args: argparse.Namespace) -> int:
     """Run the batch; 0 when every input succeeded, 1 when some failed, 2 for a usage error.
-    A SIGTERM stops it like Ctrl-C: temporary files removed, worker processes ended."""
+    A SIGTERM stops it like Ctrl-C: temporary files removed, worker processes ended.
+    """
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -473,8 +479,8 @@ def _skip_reason(final: Path, request: dict[str, Any]) -> str | None:
 
 def _run(args: argparse.Namespace) -> int:
     from .cli import check_flag_values, check_method_flags
-    from .engine.outputs import check_folder_writable, settings_record
     from .engine.outputs import _same as same_file
+    from .engine.outputs import check_folder_writable, settings_record
     from .engine.parameters import load_parameters_json
 
     check_method_flags(args)

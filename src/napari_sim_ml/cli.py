@@ -13,20 +13,36 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .batch import add_batch_parser, run_batch
 from .engine.errors import SimInputError
-from .engine.io import (FrameLayout, RawFile, arrange_frames, guess_layout, read_raw, save_json, save_tiff,
-                        validate_plane, write_json)
+from .engine.io import (
+    FrameLayout,
+    RawFile,
+    arrange_frames,
+    guess_layout,
+    read_raw,
+    save_json,
+    save_tiff,
+    validate_plane,
+    write_json,
+)
 from .engine.otf import RadialOTF, ideal_otf, otf_from_file
 from .engine.outputs import OutputSet, check_folder_writable, check_outputs
-from .engine.parameters import (FilterSettings, Optics, PatternParameters, check_pattern_optics,
-                                load_parameters_json, optics_from_dict)
+from .engine.parameters import (
+    FilterSettings,
+    Optics,
+    PatternParameters,
+    check_pattern_optics,
+    load_parameters_json,
+    optics_from_dict,
+)
 
 
 def _add_optics(p: argparse.ArgumentParser) -> None:
@@ -248,7 +264,8 @@ def _params_layout(args: argparse.Namespace) -> dict[str, int]:
 def layout_from_frames(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
     """resolve_layout, except that when neither flags nor metadata give angles and phases the
     layout is found from the frames (engine/layout.py, reported on stderr), and a given layout
-    that another fits clearly better draws a one-line warning naming that layout."""
+    that another fits clearly better draws a one-line warning naming that layout.
+    """
     from .engine.layout import check_layout, detect_layout
 
     stated = {**raw.extra.get("layout", {}), **_params_layout(args),
@@ -283,9 +300,8 @@ def layout_from_frames(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
 
 
 def load_planes(args: argparse.Namespace) -> tuple[RawFile, np.ndarray, FrameLayout]:
-    from .engine.sequence import select_frames
-
     from .engine.mosaic import apply_mosaic
+    from .engine.sequence import select_frames
 
     mosaic = getattr(args, "mosaic", None)  # a mosaic file may hold one 2-D image: one plane's frames
     raw = apply_mosaic(select_frames(read_raw(args.raw, require_frames=not mosaic), getattr(args, "frames", None)),
@@ -578,7 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """The console script: ``main``'s status as the exit status. After an interrupt (130) the
     process ends at once, once every ``finally`` has run (temporary files removed, workers ended):
-    a batch's driver thread waiting on cancelled tasks must not hold the exit."""
+    a batch's driver thread waiting on cancelled tasks must not hold the exit.
+    """
     status = main()
     if status == 130:
         sys.stdout.flush()

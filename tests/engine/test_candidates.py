@@ -10,7 +10,7 @@ from napari_sim_ml.engine.simulate import simulate_acquisition
 
 
 def k_errors(truth, estimate):
-    return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude for a, e in zip(truth.angles, estimate.angles)])
+    return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude for a, e in zip(truth.angles, estimate.angles, strict=False)])
 
 
 def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
@@ -37,11 +37,11 @@ def test_periodic_targets_give_the_pattern_not_a_specimen_harmonic(structure, ph
             continue
         err = k_errors(sim.params, res.params)
         grades = [d.grade for d in res.diagnostics]
-        assert not any(e > 0.002 and g in ("good", "excellent") for e, g in zip(err, grades)), (err, grades)
+        assert not any(e > 0.002 and g in ("good", "excellent") for e, g in zip(err, grades, strict=False)), (err, grades)
         if photons >= 200:
             assert err.max() < 0.002, f"{structure} {photons} ph seed {seed}: |k| errors {err}"
         else:
-            assert all(e < 0.002 or g in ("low", "inadequate") for e, g in zip(err, grades))
+            assert all(e < 0.002 or g in ("low", "inadequate") for e, g in zip(err, grades, strict=False))
 
 
 def test_without_the_prior_a_harmonic_is_never_graded_good_and_the_angle_is_named():
@@ -49,7 +49,7 @@ def test_without_the_prior_a_harmonic_is_never_graded_good_and_the_angle_is_name
     res = estimate_pattern(sim.raw, sim.optics, background=sim.offset, consistency_prior=False)
     err = k_errors(sim.params, res.params)
     assert err.max() > 0.05  # independent angles do lock onto harmonics here
-    for d, (e, diag) in enumerate(zip(err, res.diagnostics)):
+    for d, (e, diag) in enumerate(zip(err, res.diagnostics, strict=False)):
         if e > 0.002:
             assert diag.grade == "low" and diag.note
             assert any(w.startswith(f"angle {d}:") for w in res.warnings)

@@ -13,12 +13,12 @@ from napari_sim_ml.engine.parameters import Optics, wrap_phase
 def errors(truth, estimate):
     """(max relative |k| error, max angle error °, max phase error rad, max modulation error)."""
     out = np.zeros(4)
-    for a, e in zip(truth.angles, estimate.angles):
+    for a, e in zip(truth.angles, estimate.angles, strict=False):
         a, e = a.canonical(), e.canonical()
         out[0] = max(out[0], abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude)
         out[1] = max(out[1], abs((e.angle_deg - a.angle_deg + 90) % 180 - 90))
-        out[2] = max(out[2], max(abs(wrap_phase(x - y)) for x, y in zip(a.phases_rad, e.phases_rad)))
-        out[3] = max(out[3], max(abs(x - y) for x, y in zip(a.modulation, e.modulation)))
+        out[2] = max(out[2], max(abs(wrap_phase(x - y)) for x, y in zip(a.phases_rad, e.phases_rad, strict=False)))
+        out[3] = max(out[3], max(abs(x - y) for x, y in zip(a.modulation, e.modulation, strict=False)))
     return out
 
 
@@ -39,11 +39,11 @@ def centre_phase_errors(truth, estimate, shape, pixel_um):
     the centre is where the reconstruction depends on the phase least on k."""
     centre = np.array(shape[::-1], dtype=float) / 2 * pixel_um  # (x, y) µm
     out = []
-    for a, e in zip(truth.angles, estimate.angles):
+    for a, e in zip(truth.angles, estimate.angles, strict=False):
         a, e = a.canonical(), e.canonical()
         ca = 2 * np.pi * np.dot(a.k_cycles_per_um, centre)
         ce = 2 * np.pi * np.dot(e.k_cycles_per_um, centre)
-        out += [abs(wrap_phase(pe + ce - pa - ca)) for pa, pe in zip(a.phases_rad, e.phases_rad)]
+        out += [abs(wrap_phase(pe + ce - pa - ca)) for pa, pe in zip(a.phases_rad, e.phases_rad, strict=False)]
     return np.array(out)
 
 
@@ -77,7 +77,7 @@ def test_real_three_beam_stack_matches_its_notes(data_dir):
     native = frames.reshape(15, 128, 2, 128, 2).mean(axis=(2, 4))  # undo the 2× bicubic upsampling
     plane = arrange_frames(native, FrameLayout(3, 5, 1, "PAZ"))[0, 0]
     res = estimate_pattern(plane, Optics(1.49, 525.0, 0.06), background=90.0)
-    for pattern, angle in zip(res.params.angles, (13.8, 134.7, 74.3)):
+    for pattern, angle in zip(res.params.angles, (13.8, 134.7, 74.3), strict=False):
         assert abs(pattern.angle_deg - angle) < 1.0
         assert pattern.k_magnitude * 128 * 0.06 == pytest.approx(15.5, rel=0.01)
 
@@ -87,7 +87,7 @@ def test_real_omx_plane_matches_cudasirecon_angles_and_spacing(data_dir):
     plane = arrange_frames(raw.frames, FrameLayout(3, 5, 9, "PZA"))[0, 4]
     res = estimate_pattern(plane, Optics(1.42, 528.0, 0.08))
     expected = np.degrees([0.8043, 1.8555, -0.2388]) % 180
-    for pattern, angle in zip(res.params.angles, expected):
+    for pattern, angle in zip(res.params.angles, expected, strict=False):
         assert abs(pattern.angle_deg - angle) < 1.0
         assert 1 / (2 * pattern.k_magnitude) == pytest.approx(0.2035, rel=0.01)
 

@@ -13,7 +13,7 @@ def labelled_frames(n_t, n_z, n_a, n_p, order):
     for t in range(n_t):
         idx = np.indices([sizes[c] for c in order[::-1]]).reshape(3, -1).T
         for combo in idx:
-            pos = dict(zip(order[::-1], combo))
+            pos = dict(zip(order[::-1], combo, strict=False))
             frames.append(np.full((4, 4), 1000 * t + 100 * pos["Z"] + 10 * pos["A"] + pos["P"], np.int32))
     return np.stack(frames)
 

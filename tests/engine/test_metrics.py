@@ -7,8 +7,14 @@ import pytest
 
 from napari_sim_ml.engine.bands import periodic_smooth
 from napari_sim_ml.engine.metrics import (
-    border_cross, decorrelation_resolution, noise_variance_out_of_band, normalised_residual_stats,
-    pattern_imprint, populated_radius, sim_forward_model, trust_warnings,
+    border_cross,
+    decorrelation_resolution,
+    noise_variance_out_of_band,
+    normalised_residual_stats,
+    pattern_imprint,
+    populated_radius,
+    sim_forward_model,
+    trust_warnings,
 )
 from napari_sim_ml.engine.parameters import PatternParameters
 from napari_sim_ml.engine.simulate import illumination, simulate_acquisition

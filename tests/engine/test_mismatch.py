@@ -50,7 +50,7 @@ def test_intensity_fluctuation_scales_each_frame(clean):
 
 def test_k_and_phase_errors_are_in_the_given_parameters_only(clean):
     sim = _sim(Imperfections(k_error=0.004, phase_error=0.05))
-    for true, given in zip(sim.params.angles, sim.reconstruction_params.angles):
+    for true, given in zip(sim.params.angles, sim.reconstruction_params.angles, strict=False):
         rel = abs(np.hypot(*given.k_cycles_per_um) / true.k_magnitude - 1)
         assert rel == pytest.approx(0.004, rel=1e-6)
         turn = abs(np.angle(complex(*given.k_cycles_per_um) / complex(*true.k_cycles_per_um)))

@@ -50,10 +50,10 @@ def test_simulated_frames_follow_the_phase_convention():
     sim = simulate_acquisition(size=64, params=params, truth=np.ones((128, 128), np.float32), noise=False,
                                offset=0.0)
     y, x = np.indices((64, 64)) * OPTICS.pixel_size_um
-    for frames, pattern in zip(sim.raw, params.angles):
+    for frames, pattern in zip(sim.raw, params.angles, strict=False):
         kx, ky = pattern.k_cycles_per_um
         ramp = np.exp(-2j * np.pi * (kx * x + ky * y))
-        for frame, phi in zip(frames, pattern.phases_rad):
+        for frame, phi in zip(frames, pattern.phases_rad, strict=False):
             measured = np.angle(np.sum((frame - frame.mean()) * ramp))
             assert abs(np.angle(np.exp(1j * (measured - phi)))) < 0.02
 

@@ -11,8 +11,16 @@ import pytest
 
 from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.io import read_raw, save_tiff, write_json, write_tiff
-from napari_sim_ml.engine.outputs import (OutputExistsError, OutputSet, _host, check_outputs, part_path,
-                                          record_differences, remove_stale_parts, settings_record)
+from napari_sim_ml.engine.outputs import (
+    OutputExistsError,
+    OutputSet,
+    _host,
+    check_outputs,
+    part_path,
+    record_differences,
+    remove_stale_parts,
+    settings_record,
+)
 
 
 def test_temporary_names_are_unique_and_hidden(tmp_path):

@@ -4,7 +4,13 @@ import pytest
 
 from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.parameters import (
-    AnglePattern, FilterSettings, Optics, PatternParameters, equidistant_phases, load_parameters_json, wrap_phase,
+    AnglePattern,
+    FilterSettings,
+    Optics,
+    PatternParameters,
+    equidistant_phases,
+    load_parameters_json,
+    wrap_phase,
 )
 
 

@@ -12,8 +12,8 @@ from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth
 from napari_sim_ml.engine.otf import ideal_otf
 from napari_sim_ml.engine.pinn import PinnProgress, PinnResult, PinnSettings, fit_pinn, pinn_steps
-from napari_sim_ml.engine.pinn_physics import ForwardModel, render_patterns, transfer_function
 from napari_sim_ml.engine.pinn_noise import estimate_noise
+from napari_sim_ml.engine.pinn_physics import ForwardModel, render_patterns, transfer_function
 from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction
 

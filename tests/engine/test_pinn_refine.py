@@ -37,7 +37,7 @@ def test_phase_errors_are_reduced():
 
     def err(params):  # phase error per frame, with the common offset of each angle removed
         out = []
-        for a, t in zip(params.angles, sim.params.angles):
+        for a, t in zip(params.angles, sim.params.angles, strict=False):
             d = np.angle(np.exp(1j * (np.array(a.phases_rad) - np.array(t.phases_rad))))
             out.append(d - np.angle(np.mean(np.exp(1j * d))))
         return float(np.sqrt(np.mean(np.square(out))))

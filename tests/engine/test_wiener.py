@@ -4,7 +4,10 @@ import pytest
 from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.estimate import estimate_pattern
 from napari_sim_ml.engine.metrics import (
-    compare_to_truth, decorrelation_resolution, fourier_ring_correlation, modulation_contrast_map,
+    compare_to_truth,
+    decorrelation_resolution,
+    fourier_ring_correlation,
+    modulation_contrast_map,
     sim_passband_truth,
 )
 from napari_sim_ml.engine.parameters import FilterSettings

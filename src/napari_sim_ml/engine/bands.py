@@ -9,8 +9,8 @@ i.e. the un-normalised band (its modulation weight is kept).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import scipy.fft

@@ -23,7 +23,6 @@ illumination does (k in Fourier px of the raw grid, top order):
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -69,7 +68,8 @@ class Candidate:
 @dataclass(frozen=True)
 class Choice:
     """Chosen candidate index per angle, its margin over the runner-up (a likelihood ratio ≥ 1)
-    and a note per angle ('' when consistent) naming what is wrong."""
+    and a note per angle ('' when consistent) naming what is wrong.
+    """
 
     index: tuple[int, ...]
     margin: tuple[float, ...]
@@ -78,7 +78,8 @@ class Choice:
 
 def local_maxima(masked: np.ndarray, n: int, radius: int = 3, pool: int = 2048) -> list[tuple[int, int]]:
     """(row, col) of up to ``n`` peaks of ``masked`` > 0, highest first, each more than ``radius`` px
-    (periodic) from every higher one: greedy suppression among the ``pool`` highest values."""
+    (periodic) from every higher one: greedy suppression among the ``pool`` highest values.
+    """
     flat = masked.ravel()
     pool = min(pool, flat.size)
     top = np.argpartition(flat, flat.size - pool)[flat.size - pool:]
@@ -97,7 +98,8 @@ def local_maxima(masked: np.ndarray, n: int, radius: int = 3, pool: int = 2048) 
 
 def rotation(plus: float, minus: float) -> float:
     """plus² / (plus² + minus²) of the correlations of bands +b and −b with band 0 at one shift:
-    ≈ 1 for a peak that moves with the phase steps, ≈ 0.5 for a fixed one."""
+    ≈ 1 for a peak that moves with the phase steps, ≈ 0.5 for a fixed one.
+    """
     p, m = abs(plus) ** 2, abs(minus) ** 2
     return p / (p + m) if p + m > 0 else 0.5
 
@@ -119,7 +121,8 @@ def _polar(k_px: tuple[float, float], shape: tuple[int, int]) -> tuple[float, fl
 
 def deviations(ks: list[tuple[float, float]], shape: tuple[int, int]) -> tuple[list[float], list[float]]:
     """Per angle: relative |k| deviation from the median, and angle deviation (°) from the
-    nearest equally spaced set (180°/n apart); two angles on one slot get 90° (no such set)."""
+    nearest equally spaced set (180°/n apart); two angles on one slot get 90° (no such set).
+    """
     polar = [_polar(k, shape) for k in ks]
     n = len(ks)
     mags = sorted(m for m, _ in polar)
@@ -135,7 +138,7 @@ def deviations(ks: list[tuple[float, float]], shape: tuple[int, int]) -> tuple[l
         slots = [round((a - theta0) / spacing) for _, a in polar]
         taken = [s % n for s in slots]
         return [90.0 if taken.count(t) > 1 else a - theta0 - s * spacing
-                for t, s, (_, a) in zip(taken, slots, polar)]
+                for t, s, (_, a) in zip(taken, slots, polar, strict=False)]
 
     # the set's offset: the circular mean, or one angle's own when that leaves more angles in place
     # (so one stray angle does not drag the others off)
@@ -145,12 +148,13 @@ def deviations(ks: list[tuple[float, float]], shape: tuple[int, int]) -> tuple[l
 
 def _prior(ks: list[tuple[float, float]], shape: tuple[int, int]) -> float:
     dk, dev = deviations(ks, shape)
-    return -0.5 * sum((a / CONSISTENCY_K) ** 2 + (b / CONSISTENCY_DEG) ** 2 for a, b in zip(dk, dev))
+    return -0.5 * sum((a / CONSISTENCY_K) ** 2 + (b / CONSISTENCY_DEG) ** 2 for a, b in zip(dk, dev, strict=False))
 
 
 def choose(candidates: list[list[Candidate]], shape: tuple[int, int], use_prior: bool = True) -> Choice:
     """One candidate per angle: the best joint score (log coherence, + the consistency prior
-    when ``use_prior``), among candidates that move with the phase steps (all, if none does)."""
+    when ``use_prior``), among candidates that move with the phase steps (all, if none does).
+    """
     usable = []
     for cands in candidates:
         moving = [i for i, c in enumerate(cands) if c.moves_with_phase]
@@ -192,7 +196,8 @@ def _hypotheses(candidates: list[list[Candidate]], usable: list[list[int]], shap
                 use_prior: bool) -> list[tuple[int, ...]]:
     """Combinations worth scoring: each angle's best alone, and, with the prior, for every usable
     candidate taken as the truth (its |k| and direction fix where the others must lie), the
-    others' best under the prior given it. O(n² C²) instead of C^n."""
+    others' best under the prior given it. O(n² C²) instead of C^n.
+    """
     best_alone = tuple(max(u, key=lambda i, d=d: candidates[d][i].log_score) for d, u in enumerate(usable))
     combos = [best_alone]
     n = len(candidates)

@@ -32,8 +32,16 @@ import scipy.fft
 from scipy.optimize import minimize
 
 from .bands import FFT_WORKERS, band_orders, edge_window, fft2, ifft2, preprocess, separate_bands, serial_blas
-from .candidates import (CANDIDATE_HEIGHT, MAX_CANDIDATES, MIN_MARGIN, Candidate, choose, coherence,
-                         local_maxima, rotation)
+from .candidates import (
+    CANDIDATE_HEIGHT,
+    MAX_CANDIDATES,
+    MIN_MARGIN,
+    Candidate,
+    choose,
+    coherence,
+    local_maxima,
+    rotation,
+)
 from .errors import NoPatternError, SimInputError
 from .otf import RadialOTF, ideal_otf
 from .parameters import AnglePattern, Optics, PatternParameters, equidistant_phases, wrap_phase
@@ -111,7 +119,8 @@ _T = TypeVar("_T")
 @dataclass
 class _AngleFit:
     """One angle: tapered frames (P, Y, X), FFTs, noise power per Fourier coefficient (P,),
-    k (Fourier px), H(f − bk) per order, Gram matrices, fit (phases rad, frame 0 at 0; gains)."""
+    k (Fourier px), H(f − bk) per order, Gram matrices, fit (phases rad, frame 0 at 0; gains).
+    """
 
     tapered: np.ndarray
     spectra: np.ndarray
@@ -135,7 +144,8 @@ def _dft_at(p: np.ndarray, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
 def _refine_peak(p: np.ndarray, start: tuple[float, float],
                  grids: tuple[tuple[float, int], ...] = REFINE_GRIDS) -> tuple[float, float, complex]:
     """|DFT(p)|'s peak searched on successive (step, points) grids around ``start``
-    (Fourier px); returns (ky, kx, the DFT value there)."""
+    (Fourier px); returns (ky, kx, the DFT value there).
+    """
     ky, kx = start
     for step, points in grids:
         offsets = step * (np.arange(points) - points // 2)
@@ -154,7 +164,8 @@ def _find_candidates(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid
                      min_quality: float) -> list[Candidate]:
     """Top-order correlation peaks (ky, kx) in Fourier px of the raw grid, highest first, each with
     its quality (height), rotation and, when within CANDIDATE_HEIGHT of the highest peak that
-    moves with the phase steps, its object-constraint coherence (see candidates.py)."""
+    moves with the phase steps, its object-constraint coherence (see candidates.py).
+    """
     ny, nx = frames.shape[-2:]
     top = 2 * n_orders - 1
     bands = separate_bands(frames, equidistant_phases(frames.shape[0]), n_orders)
@@ -172,7 +183,7 @@ def _find_candidates(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid
     peaks = local_maxima(np.where(annulus, corr, 0.0), MAX_CANDIDATES)
     fy = _wrap_signed(np.arange(ny), ny)[:, None]
     fx = _wrap_signed(np.arange(nx), nx)[None, :]
-    y0, x0_ = (float(_wrap_signed(np.array(v), n)) for v, n in zip(peaks[0], (ny, nx)))
+    y0, x0_ = (float(_wrap_signed(np.array(v), n)) for v, n in zip(peaks[0], (ny, nx), strict=False))
     far = annulus & (np.hypot(fy - y0, fx - x0_) > 3)
     background = max(float(np.median(corr[far])) if far.any() else np.inf, 1e-30)
     cands = []
@@ -203,7 +214,8 @@ def _find_candidates(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid
 def _coherence(band0: np.ndarray, top_spectrum: np.ndarray, k_px: tuple[float, float], transfer: Transfer,
                h0: np.ndarray, noise: tuple[float, float]) -> float:
     """Object-constraint coherence of H(f − s) B_top(f) with H(f) B_0(f − s), s = ``k_px``, over
-    the overlap (both OTFs > OTF_FLOOR), weighted as the constraint; noise per coefficient given."""
+    the overlap (both OTFs > OTF_FLOOR), weighted as the constraint; noise per coefficient given.
+    """
     hs = transfer(*k_px)
     region = (h0 > OTF_FLOOR) & (hs > OTF_FLOOR)
     w = 1.0 / np.sqrt(hs[region] ** 2 + C_GUESS**2 * h0[region] ** 2)
@@ -215,7 +227,8 @@ def _coherence(band0: np.ndarray, top_spectrum: np.ndarray, k_px: tuple[float, f
 
 def _transfer(otf: RadialOTF, shape: tuple[int, int], pixel_um: float, pixel_sinc: bool) -> Transfer:
     """H(f − s) on the FFT grid for a shift s (Fourier px): the OTF, times the camera pixel's
-    sinc per axis when ``pixel_sinc`` (a theoretical OTF lacks the pixel; a measured one has it)."""
+    sinc per axis when ``pixel_sinc`` (a theoretical OTF lacks the pixel; a measured one has it).
+    """
     def transfer(sy: float, sx: float) -> np.ndarray:
         gy = ((np.fft.fftfreq(shape[0], 1.0 / shape[0]) - sy) / (shape[0] * pixel_um)).astype(np.float32)
         gx = ((np.fft.fftfreq(shape[1], 1.0 / shape[1]) - sx) / (shape[1] * pixel_um)).astype(np.float32)
@@ -235,7 +248,8 @@ def _ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> np.ndarray:
 def _unmix(phases: np.ndarray, gains: np.ndarray, n_orders: int,
            fit_gains: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Unmixing weights W (bands, P) for ``phases`` (rad) and ``gains``, and dW (params, bands, P)
-    over the phases of frames 1.. and, with ``fit_gains``, their log gains."""
+    over the phases of frames 1.. and, with ``fit_gains``, their log gains.
+    """
     orders = np.array(band_orders(n_orders))
     mix = np.exp(1j * np.outer(phases, orders))
     pinv = np.linalg.pinv(mix)
@@ -255,7 +269,8 @@ def _unmix(phases: np.ndarray, gains: np.ndarray, n_orders: int,
 def _constraint_grams(fit: _AngleFit, h0: np.ndarray, scale: float) -> None:
     """Per order b, the (2P, 2P) Gram matrix of [H(f−bk) D_n(f), H(f) D_n(f−bk)] where both OTFs
     exceed OTF_FLOOR, weighted by 1 / (H(f−bk)² + C_GUESS² H(f)²) (the constraint's inverse
-    noise variance), and its columns' noise powers, × ``scale``; also over MODULATION_OTF."""
+    noise variance), and its columns' noise powers, × ``scale``; also over MODULATION_OTF.
+    """
     fit.grams, fit.modulation_grams = [], []
     for b, hb in enumerate(fit.shifted_otfs, start=1):
         region = (h0 > OTF_FLOOR) & (hb > OTF_FLOOR)
@@ -274,7 +289,8 @@ def _constraint_grams(fit: _AngleFit, h0: np.ndarray, scale: float) -> None:
 def _term(gram: _Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
           dz: np.ndarray) -> tuple[float, np.ndarray, complex]:
     """min_c ‖X a − c Y z‖² less its noise part, from the Gram of [X, Y] and its noise powers;
-    its gradient from the weight derivatives da, dz (params, P); and the minimising c."""
+    its gradient from the weight derivatives da, dz (params, P); and the minimising c.
+    """
     (g, noise), p = gram, len(a)
     g = g - np.diag(noise)
     gxx, gyx, gyy = g[:p, :p], g[p:, :p], g[p:, p:]
@@ -287,7 +303,8 @@ def _term(gram: _Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
 
 def _misfit(x: np.ndarray, fit: _AngleFit, gram0: _Gram | None, n_orders: int) -> tuple[float, np.ndarray]:
     """Σ_b min_c ‖H(f−bk) B_b(f) − c H(f) B_0(f−bk)‖² (+ min_γ ‖B_0 − γ B_0,other‖² with ``gram0``)
-    less noise, and its gradient at x = (phases of frames 1.., [log gains])."""
+    less noise, and its gradient at x = (phases of frames 1.., [log gains]).
+    """
     p = len(fit.phases)
     gains = np.exp(np.concatenate([[0.0], x[p - 1:]])) if gram0 is not None else fit.gains
     unmix, derivs = _unmix(np.concatenate([[0.0], x[:p - 1]]), gains, n_orders, gram0 is not None)
@@ -303,7 +320,8 @@ def _misfit(x: np.ndarray, fit: _AngleFit, gram0: _Gram | None, n_orders: int) -
 
 def _fit(fit: _AngleFit, gram0: _Gram | None, n_orders: int, rounds: int = 1) -> None:
     """Minimise the misfit (L-BFGS-B) over the phases, within PHASE_RANGE × 2π/P of the start, re-centred
-    up to ``rounds`` times while one ends on a bound; with ``gram0`` also the gains (±GAIN_RANGE)."""
+    up to ``rounds`` times while one ends on a bound; with ``gram0`` also the gains (±GAIN_RANGE).
+    """
     p, span = len(fit.phases), PHASE_RANGE * 2.0 * np.pi / len(fit.phases)
     n_gains = p - 1 if gram0 is not None else 0
     x = np.concatenate([fit.phases[1:] - fit.phases[0], np.log(fit.gains[1:] / fit.gains[0])[:n_gains]])
@@ -320,8 +338,9 @@ def _fit(fit: _AngleFit, gram0: _Gram | None, n_orders: int, rounds: int = 1) ->
 
 def _slope_and_offset(fit: _AngleFit, widefield: np.ndarray, h0: np.ndarray, n_orders: int,
                       interior: np.ndarray, grids: tuple[tuple[float, int], ...]) -> tuple[tuple[float, float], float]:
-    """k error δ (Fourier px) and phase at the origin (rad) of band 1 against ``widefield``
-    (real-space band 0), from the peak of u v* (filters weighted as the constraint)."""
+    """K error δ (Fourier px) and phase at the origin (rad) of band 1 against ``widefield``
+    (real-space band 0), from the peak of u v* (filters weighted as the constraint).
+    """
     h1 = fit.shifted_otfs[0]
     weight = 1.0 / np.sqrt(h1**2 + C_GUESS**2 * h0**2 + 1e-6)
     band1 = np.tensordot(_unmix(fit.phases, fit.gains, n_orders)[0][1].astype(np.complex64), fit.spectra, 1)
@@ -334,7 +353,8 @@ def _slope_and_offset(fit: _AngleFit, widefield: np.ndarray, h0: np.ndarray, n_o
 def _first_pass(frames: np.ndarray, n_orders: int, k_px: tuple[float, float], transfer: Transfer,
                 h0: np.ndarray, noise_region: np.ndarray, interior: np.ndarray) -> _AngleFit:
     """Taper and FFT one angle's frames (P, Y, X), refine k within ±1.5 px with equidistant
-    phases, then fit the phase steps to the constraint alone."""
+    phases, then fit the phase steps to the constraint alone.
+    """
     p, ny, nx = frames.shape
     tapered = frames * (edge_window(ny, TAPER_PX)[:, None] * edge_window(nx, TAPER_PX)[None, :])
     spectra = fft2(tapered)
@@ -355,8 +375,8 @@ def _second_pass(fits: list[_AngleFit], n_orders: int, region: np.ndarray) -> No
     """Refit every angle with gains, adding the misfit of its band 0 against the others' mean."""
     spectra = [fit.spectra[:, region] for fit in fits]
     weights = [_unmix(fit.phases, fit.gains, n_orders)[0][0] for fit in fits]
-    bands0 = [w.astype(np.complex64) @ s for w, s in zip(weights, spectra)]
-    noise0 = [np.sum(np.abs(w) ** 2 * fit.noise) for w, fit in zip(weights, fits)]
+    bands0 = [w.astype(np.complex64) @ s for w, s in zip(weights, spectra, strict=False)]
+    noise0 = [np.sum(np.abs(w) ** 2 * fit.noise) for w, fit in zip(weights, fits, strict=False)]
     for d, fit in enumerate(fits):
         others = [i for i in range(len(fits)) if i != d]
         reference = sum(bands0[i] for i in others) / len(others)
@@ -372,7 +392,8 @@ def _second_pass(fits: list[_AngleFit], n_orders: int, region: np.ndarray) -> No
 def _guarded(peaks: list[tuple[tuple[float, float], float]], min_quality: float,
              fn: Callable[..., _T], *args: object) -> _T:
     """Run a fitting step; a numerical failure (it happens on patternless noise) becomes a
-    NoPatternError for the weakest angle, or a SimInputError, never a traceback."""
+    NoPatternError for the weakest angle, or a SimInputError, never a traceback.
+    """
     try:
         with np.errstate(all="ignore"):
             return fn(*args)
@@ -445,7 +466,7 @@ def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF | None, n_orders
     widefield = ifft2(sum(np.tensordot(_unmix(f.phases, f.gains, n_orders)[0][0].astype(np.complex64), f.spectra, 1)
                           for f in fits)).real
     angles, diags, warnings = [], [], []
-    for d, (fit, (peak, quality)) in enumerate(zip(fits, peaks)):
+    for d, (fit, (peak, quality)) in enumerate(zip(fits, peaks, strict=False)):
         (dy, dx), offset = _slope_and_offset(fit, widefield, h0, n_orders, interior, FINAL_GRIDS)
         unmix, none = _unmix(fit.phases, fit.gains, n_orders)[0], np.zeros((0, len(fit.phases)))
         mods = tuple(2.0 * abs(_term(gram, unmix[2 * b - 1], none, unmix[0], none)[2])

@@ -120,7 +120,8 @@ def arrange_frames(frames: np.ndarray, layout: FrameLayout) -> np.ndarray:
 def index_frames(read: Callable[[int, int], np.ndarray], n_frames: int, key: Any) -> np.ndarray:
     """``frames[key]`` for a lazy frame source whose ``read(start, stop)`` returns (n, Y, X):
     an integer or a slice on the frame axis (further keys index each frame); only the frames
-    asked for are read, except for a stepped slice."""
+    asked for are read, except for a stepped slice.
+    """
     key = key if isinstance(key, tuple) else (key,)
     first = key[0] if key else slice(None)
     if isinstance(first, (int, np.integer)):
@@ -257,7 +258,7 @@ class TiffLog:
         self._logger = logging.getLogger("tifffile")
         self._handler = _ListHandler(self.messages)
 
-    def __enter__(self) -> "TiffLog":
+    def __enter__(self) -> TiffLog:
         self._saved = (self._logger.propagate, self._logger.handlers[:])
         self._logger.handlers = [self._handler]
         self._logger.propagate = False
@@ -293,7 +294,8 @@ def read_image_with_pixel_size(path: str | Path) -> tuple[np.ndarray, float | No
 
 def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool = False) -> RawFile:
     """Read a raw SIM file; all leading axes are flattened into frames in file order.
-    Complex data are refused unless ``allow_complex`` (OTF files)."""
+    Complex data are refused unless ``allow_complex`` (OTF files).
+    """
     from .sequence import is_sequence, is_zarr_store  # folders, glob patterns and OME-Zarr stores
 
     if is_sequence(path):
@@ -370,7 +372,8 @@ def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool 
 def save_tiff(target: str | Path, data: np.ndarray, pixel_size_um: float,
               metadata: dict[str, Any] | None = None, z_step_um: float | None = None) -> None:
     """Write ``data`` as an ImageJ TIFF at ``target`` as is (no checks, no renaming): the
-    low-level writer behind :func:`write_tiff` and :class:`outputs.OutputSet` users."""
+    low-level writer behind :func:`write_tiff` and :class:`outputs.OutputSet` users.
+    """
     import tifffile
 
     if not (isinstance(pixel_size_um, (int, float, np.floating)) and math.isfinite(pixel_size_um)
@@ -456,7 +459,8 @@ def write_tiff(
 
 def write_json(path: str | Path, data: dict[str, Any], overwrite: bool = False) -> Path:
     """Write JSON atomically (temporary name, fsync, rename); never over an existing file
-    without ``overwrite``."""
+    without ``overwrite``.
+    """
     from .outputs import OutputSet, check_outputs
 
     path = Path(path)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from .bands import band_orders, separate_bands
+from .bands import band_orders
 from .candidates import deviations, rotation
 from .errors import SimInputError
 from .io import FrameLayout, arrange_frames
@@ -134,18 +134,19 @@ class _Scorer:
 
     def _angle(self, row: tuple[int, ...]) -> tuple[float, tuple[float, float], np.ndarray]:
         """One angle's frames (file indices): its score terms, peak (Fourier px) and mean image; cached
-        (layouts share angles)."""
+        (layouts share angles).
+        """
         if row in self.angles:
             return self.angles[row]
         n_phases = len(row)
         n_orders = 2 if n_phases >= 5 else 1
         top = 1  # first order for every phase count (its peak height compares across layouts)
         unmix = np.linalg.pinv(np.exp(1j * np.outer(equidistant_phases(n_phases), band_orders(n_orders))))
-        crops, spectra = zip(*(self._frame(i) for i in row))
+        crops, spectra = zip(*(self._frame(i) for i in row), strict=False)
         spectra = np.stack(spectra)
         # a plain weighted sum: BLAS (tensordot) spins its threads on these small products
-        b0 = sum(np.complex64(w) * sp for w, sp in zip(unmix[0], spectra))
-        bt = sum(np.complex64(w) * sp for w, sp in zip(unmix[top], spectra))
+        b0 = sum(np.complex64(w) * sp for w, sp in zip(unmix[0], spectra, strict=False))
+        bt = sum(np.complex64(w) * sp for w, sp in zip(unmix[top], spectra, strict=False))
         corr = np.abs(scipy.fft.fft2(scipy.fft.ifft2(bt * self.weight) * np.conj(scipy.fft.ifft2(b0 * self.weight))))
         masked = np.where(self.annulus, corr, 0.0)
         iy, ix = np.unravel_index(np.argmax(masked), masked.shape)
@@ -171,7 +172,7 @@ class _Scorer:
             total, ks, means = total + value, ks + [k], means + [mean]
         if n_angles > 1:
             dk, dev = deviations(ks, self.annulus.shape)
-            total -= 0.5 * sum(min((a / TOL_K) ** 2 + (b / TOL_DEG) ** 2, 20.0) for a, b in zip(dk, dev))
+            total -= 0.5 * sum(min((a / TOL_K) ** 2 + (b / TOL_DEG) ** 2, 20.0) for a, b in zip(dk, dev, strict=False))
             # every angle's mean is the same widefield image
             rho = np.corrcoef(np.array(means))[np.triu_indices(n_angles, 1)]
             total += WIDEFIELD_WEIGHT * n_angles * math.log(max(float(np.mean(rho)), 0.01))
@@ -197,7 +198,8 @@ def detect_layout(frames: np.ndarray, optics: Optics, background: float = 0.0, *
 
 def check_layout(frames: np.ndarray, optics: Optics, layout: FrameLayout, background: float = 0.0) -> str | None:
     """One sentence when ``layout`` (given by flags or metadata) fits the frames clearly worse
-    than another layout of the same frame count, naming the better one; else None."""
+    than another layout of the same frame count, naming the better one; else None.
+    """
     choice = detect_layout(frames, optics, background)
     best = choice.scores[0]
     same = _first_plane_indices(frames.shape[0], layout).tolist()

@@ -363,7 +363,8 @@ def reconstruct_lazy(stack: Any, job: PlaneJob, t0: int = 0) -> Any:
 
 def estimation_plane(stack: Any, time: int | str = 0, z: int | None = None) -> Any:
     """The lazy plane (A, P, Y, X) to estimate the pattern on: time point ``time`` (an
-    index) or the mean over all time points ('mean'), at plane ``z`` (default middle)."""
+    index) or the mean over all time points ('mean'), at plane ``z`` (default middle).
+    """
     n_t, n_z = stack.shape[:2]
     z = n_z // 2 if z is None else z
     if not 0 <= z < n_z:

@@ -18,7 +18,8 @@ FRC_THRESHOLD = 1.0 / 7.0
 @dataclass(frozen=True)
 class FRCResult:
     """freqs: ring centres (cycles/µm); frc: correlation per ring;
-    resolution_um: 1 / first frequency where the smoothed FRC drops below 1/7."""
+    resolution_um: 1 / first frequency where the smoothed FRC drops below 1/7.
+    """
 
     freqs: np.ndarray
     frc: np.ndarray
@@ -139,7 +140,7 @@ def modulation_contrast_map(plane: np.ndarray, params: PatternParameters, smooth
     from scipy.ndimage import gaussian_filter
 
     out = []
-    for frames, pattern in zip(np.asarray(plane, dtype=np.float32) - background, params.angles):
+    for frames, pattern in zip(np.asarray(plane, dtype=np.float32) - background, params.angles, strict=False):
         bands = separate_bands(frames, pattern.phases_rad, pattern.n_orders)
         amp = gaussian_filter(2.0 * np.abs(bands[1]), smooth_px)
         base = gaussian_filter(bands[0].real, smooth_px)
@@ -149,7 +150,8 @@ def modulation_contrast_map(plane: np.ndarray, params: PatternParameters, smooth
 
 def sim_passband_truth(truth: np.ndarray, optics: Optics, params: PatternParameters) -> np.ndarray:
     """The truth (on the 2× grid) seen through the ideal SIM passband: filtered by an
-    ideal OTF whose cutoff is kc + |k_top| (the support reached by the top order)."""
+    ideal OTF whose cutoff is kc + |k_top| (the support reached by the top order).
+    """
     k_top = max(a.k_magnitude for a in params.angles) * params.n_orders
     cutoff = optics.cutoff_cycles_per_um + k_top
     ny, nx = truth.shape
@@ -168,7 +170,8 @@ def _normalise(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def compare_to_truth(image: np.ndarray, truth: np.ndarray, crop: int = 16) -> tuple[float, float]:
     """(PSNR dB, SSIM) of ``image`` against ``truth`` after a least-squares gain/offset
-    match, ignoring ``crop`` pixels at each border; data range = truth's range."""
+    match, ignoring ``crop`` pixels at each border; data range = truth's range.
+    """
     sl = (slice(crop, -crop or None), slice(crop, -crop or None))
     ref = np.asarray(truth, dtype=np.float64)[sl]
     img = _normalise(np.asarray(image, dtype=np.float64)[sl], ref)
@@ -248,7 +251,8 @@ def pattern_imprint(image: np.ndarray, pixel_size_um: float, params: PatternPara
 @dataclass(frozen=True)
 class CrossScore:
     """Border cross of an image: mean |F| along the spectral axes over the mean of the
-    neighbouring lines, dB of magnitude; kx0_db is the column kx = 0, ky0_db the row ky = 0."""
+    neighbouring lines, dB of magnitude; kx0_db is the column kx = 0, ky0_db the row ky = 0.
+    """
 
     kx0_db: float
     ky0_db: float
@@ -334,7 +338,8 @@ def sim_forward_model(image: np.ndarray, optics: Optics, params: PatternParamete
                       otf=None) -> np.ndarray:
     """Frames (A, P, Y, X) that an object ``image`` (2Y, 2X, on the output grid) would give:
     object × illumination, blurred by ``otf`` (ideal if None) and the pixel, sampled on the
-    camera grid (arbitrary intensity scale; the FFT blur is periodic)."""
+    camera grid (arbitrary intensity scale; the FFT blur is periodic).
+    """
     from .otf import ideal_otf
     from .simulate import blur_and_sample, illumination
 
@@ -364,7 +369,7 @@ def normalised_residual_stats(data: np.ndarray, model: np.ndarray, params: Patte
     if fit_gain:
         flat_m, flat_d = m.reshape(-1, m.shape[-2] * m.shape[-1]), d.reshape(-1, d.shape[-2] * d.shape[-1])
         fitted = np.empty_like(flat_m)
-        for i, (mi, di) in enumerate(zip(flat_m, flat_d)):
+        for i, (mi, di) in enumerate(zip(flat_m, flat_d, strict=False)):
             a = np.vstack([mi, np.ones_like(mi)]).T
             coef, *_ = np.linalg.lstsq(a, di, rcond=None)
             fitted[i] = mi * coef[0] + coef[1]
@@ -374,7 +379,7 @@ def normalised_residual_stats(data: np.ndarray, model: np.ndarray, params: Patte
     sl = (Ellipsis, slice(crop, -crop or None), slice(crop, -crop or None))
     inner = r[sl]
     imprint = []
-    for frames, pattern in zip(r, params.angles):
+    for frames, pattern in zip(r, params.angles, strict=False):
         single = PatternParameters((pattern,))
         imprint.append(float(np.mean([pattern_imprint(f, pixel_size_um, single).worst_db for f in frames])))
     return ResidualStats(float(inner.mean()), float(inner.var()), tuple(imprint))

@@ -63,12 +63,12 @@ class Imperfections:
         return any(getattr(self, f.name) for f in fields(self))
 
     @classmethod
-    def typical(cls) -> "Imperfections":
+    def typical(cls) -> Imperfections:
         """All of them at once, at the strengths a real acquisition shows."""
         return cls(**TYPICAL)
 
     @classmethod
-    def only(cls, name: str) -> "Imperfections":
+    def only(cls, name: str) -> Imperfections:
         """One imperfection alone at its typical strength (``name`` is a field name)."""
         if name not in TYPICAL:
             raise SimInputError(f"unknown imperfection '{name}'; choose one of {', '.join(TYPICAL)}")
@@ -90,7 +90,8 @@ def frame_gains(shape: tuple[int, int], strength: float, rng: np.random.Generato
 
 def envelope_map(shape: tuple[int, int], depth: float, rng: np.random.Generator) -> np.ndarray:
     """Smooth intensity envelope (Y, X): a Gaussian beam, off-centre, ≈ 1 at its peak and
-    ≈ 1 − depth at the corners of the field."""
+    ≈ 1 − depth at the corners of the field.
+    """
     ny, nx = shape
     cy, cx = (np.array(shape) / 2) * (1 + rng.uniform(-0.2, 0.2, 2))
     y, x = np.mgrid[:ny, :nx]
@@ -101,7 +102,8 @@ def envelope_map(shape: tuple[int, int], depth: float, rng: np.random.Generator)
 
 def modulation_map(shape: tuple[int, int], variation: float, rng: np.random.Generator) -> np.ndarray:
     """Relative modulation depth (Y, X): falls linearly from 1 to 1 − variation across the field
-    along a random direction."""
+    along a random direction.
+    """
     ny, nx = shape
     t = rng.uniform(0, 2 * np.pi)
     y, x = np.mgrid[:ny, :nx]
@@ -136,7 +138,8 @@ def data_otf(optics: Optics, strength: float) -> RadialOTF:
 def perturbed_parameters(params: PatternParameters, k_error: float, phase_error: float,
                          rng: np.random.Generator) -> PatternParameters:
     """The parameters a reconstruction is given: |k| off by ±k_error (relative), its direction
-    by ±k_error radians, every phase by N(0, phase_error) radians."""
+    by ±k_error radians, every phase by N(0, phase_error) radians.
+    """
     angles = []
     for a in params.angles:
         kx, ky = a.k_cycles_per_um
@@ -167,7 +170,8 @@ def add_border_structure(obj: np.ndarray, inner: tuple[slice, slice], brightness
                          pixel_um: float, rng: np.random.Generator) -> np.ndarray:
     """The object plus bright, thick structures that cross the borders of the field ``inner``
     (two bands entering through different edges, and a bright blob half outside one edge),
-    renormalised to [0, 1]."""
+    renormalised to [0, 1].
+    """
     ny, nx = obj.shape
     y0, y1 = inner[0].start, inner[0].stop
     x0, x1 = inner[1].start, inner[1].stop

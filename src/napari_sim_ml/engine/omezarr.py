@@ -80,7 +80,7 @@ def create_omezarr(path: str | Path, shape: tuple[int, int, int, int], pixel_siz
     if version not in NGFF_VERSIONS:
         raise SimInputError(f"OME-Zarr version {version}: choose one of {', '.join(NGFF_VERSIONS)}")
     dims, scale, units = output_axes(shape, pixel_size_um, z_step_um)
-    kept = tuple(s for s, keep in zip(shape, (shape[0] > 1, shape[1] > 1, True, True)) if keep)
+    kept = tuple(s for s, keep in zip(shape, (shape[0] > 1, shape[1] > 1, True, True), strict=False) if keep)
     chunks = (1,) * (len(kept) - 2) + kept[-2:]
     placeholder = da.empty(kept, dtype=dtype, chunks=chunks)  # never computed (metadata_only)
     image = nz.to_ngff_image(placeholder, dims=dims, scale=scale, translation={d: 0.0 for d in dims},

@@ -15,7 +15,6 @@ import numpy as np
 from .errors import SimInputError
 from .parameters import Optics
 
-
 TABLE_SIZE = 8192
 
 
@@ -151,7 +150,8 @@ def otf_from_file(path: str | Path, pixel_size_um: float) -> RadialOTF:
 
 def looks_like_otf(data: np.ndarray) -> bool:
     """True when a real array is laid out as an OTF, not a PSF: the largest magnitude of
-    its first plane is the first sample (f = 0, about 1) — a PSF peaks inside the image."""
+    its first plane is the first sample (f = 0, about 1) — a PSF peaks inside the image.
+    """
     data = np.asarray(data)
     if data.ndim < 2 or data.size == 0:
         return False

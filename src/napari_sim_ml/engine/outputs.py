@@ -77,7 +77,8 @@ def remove_path(path: Path) -> None:
 def remove_stale_parts(final: str | Path) -> list[Path]:
     """Remove the temporary files of ``final`` left by runs on this host that are no longer
     alive, the fixed ``.<name>.part`` of earlier versions, and other unparseable ones older
-    than an hour; returns what was removed."""
+    than an hour; returns what was removed.
+    """
     final = Path(final)
     prefix, removed = f".{final.name}.", []
     try:
@@ -238,7 +239,8 @@ def commit(tmp: Path, final: Path, overwrite: bool) -> None:
 
 def os_error_message(path: Path | str, exc: OSError) -> str:
     """One sentence for a failed write; a short write without an errno (tifffile's
-    "N requested and M written") on a full file system says so."""
+    "N requested and M written") on a full file system says so.
+    """
     reason = exc.strerror or str(exc)
     if exc.errno is None:
         try:
@@ -310,7 +312,8 @@ class OutputSet:
 def read_output_metadata(path: str | Path) -> dict[str, Any] | None:
     """This plugin's metadata of an output written by it (ImageJ TIFF 'Info', OME-TIFF
     Description, zarr attributes), or None when the file is not readable or not ours.
-    For an OME-TIFF, also None when it holds fewer pages than its OME header says."""
+    For an OME-TIFF, also None when it holds fewer pages than its OME header says.
+    """
     from .io import METADATA_KEY
 
     path = Path(path)
@@ -363,7 +366,8 @@ def _file_fingerprint(path: Path) -> dict[str, Any]:
 def settings_record(options: dict[str, Any], ignore: Iterable[str] = RECORD_IGNORED) -> dict[str, Any]:
     """The options that determine an output (a command's parsed flags without ``ignore``),
     JSON-ready; a flag naming a file (parameters, OTF ...) is recorded by its content hash,
-    so an edited parameters file counts as other settings."""
+    so an edited parameters file counts as other settings.
+    """
     ignore = set(ignore)
     out: dict[str, Any] = {}
     for key, value in sorted(options.items()):

@@ -108,7 +108,7 @@ class AnglePattern:
         """Period of the first-order stripes, µm."""
         return 1.0 / self.k_magnitude
 
-    def canonical(self) -> "AnglePattern":
+    def canonical(self) -> AnglePattern:
         """The same pattern with kx > 0 (or kx == 0, ky > 0)."""
         kx, ky = self.k_cycles_per_um
         if kx < 0 or (kx == 0 and ky < 0):
@@ -165,7 +165,7 @@ class PatternParameters:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PatternParameters":
+    def from_dict(cls, data: dict[str, Any]) -> PatternParameters:
         try:
             angles = tuple(
                 AnglePattern(

@@ -35,8 +35,8 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Generator
 
 import numpy as np
 
@@ -173,7 +173,8 @@ class PinnProgress:
 @dataclass(frozen=True)
 class PinnResult:
     """image/sigma on the fine grid (sY, sX); residual (Y, X): RMS over frames of (y − μ)/√var;
-    params: the fitted pattern parameters (noise-aware mode with ``refine``), else None."""
+    params: the fitted pattern parameters (noise-aware mode with ``refine``), else None.
+    """
 
     image: np.ndarray
     sigma: np.ndarray | None
@@ -201,7 +202,8 @@ def _select_device(name: str):
 def _cpu_threads(requested: int | None) -> int:
     """Torch CPU threads: the requested number, else every core this process may use. Fixed,
     not measured, so that a fit is reproducible for a fixed seed (the thread count changes the
-    order of floating-point sums)."""
+    order of floating-point sums).
+    """
     if requested:
         return int(requested)
     try:
@@ -217,7 +219,7 @@ def _check_memory(device, n_frames: int, fine: tuple[int, int], net_px: int, cfg
     from .pinn_noise import available_memory_bytes
 
     acts = sum(w * (e + d + 1) / 4**i for i, (w, e, d) in
-               enumerate(zip(cfg["widths"], cfg["enc"], (*cfg["dec"], 0))))
+               enumerate(zip(cfg["widths"], cfg["enc"], (*cfg["dec"], 0), strict=False)))
     need = 4 * (3 * net_px * (acts + in_ch) + 14 * n_frames * fine[0] * fine[1]) + 200e6
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]

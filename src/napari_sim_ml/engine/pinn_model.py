@@ -21,8 +21,15 @@ from .errors import SimInputError
 from .otf import RadialOTF
 from .parameters import FilterSettings, Optics, PatternParameters
 from .pinn_net import FAITHFUL_NET, SLIM_NET, Adam, UNet, native_bf16, run_net
-from .pinn_physics import (ForwardModel, gaussian_window, psf_transfer, render_patterns, ssim,
-                           total_variation, transfer_function)
+from .pinn_physics import (
+    ForwardModel,
+    gaussian_window,
+    psf_transfer,
+    render_patterns,
+    ssim,
+    total_variation,
+    transfer_function,
+)
 
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
 EMA_DECAY = 0.9
@@ -113,7 +120,8 @@ def sim_support(ctx: Context, fine_px: float, pats: torch.Tensor) -> float:
 
 def apodizer(cutoff: float, shape: tuple[int, int], fine_px: float):
     """A function that filters fine-grid images by the ideal OTF profile of radius ``cutoff``:
-    the estimate beyond the SIM passband is not determined by the data (as the Wiener's apodization)."""
+    the estimate beyond the SIM passband is not determined by the data (as the Wiener's apodization).
+    """
     from .otf import ideal_profile
 
     fy = np.fft.fftfreq(shape[0], fine_px)[:, None]
@@ -278,7 +286,7 @@ def noise_aware(ctx: Context):
             net.load_state_dict(state[0])
             opt.load_state_dict(state[1])
             with torch.no_grad():
-                for p, p0 in zip([u, *extra], fixed):
+                for p, p0 in zip([u, *extra], fixed, strict=False):
                     p.copy_(p0)
             data = mu + torch.sqrt(v) * torch.randn(mu.shape, generator=gen).to(dev)
             for _ in range(s.uncertainty_steps):

@@ -26,11 +26,11 @@ class UNet(nn.Module):
         super().__init__()
         self.down = nn.ModuleList()
         ch = in_ch
-        for w, n in zip(widths, enc):
+        for w, n in zip(widths, enc, strict=False):
             self.down.append(self._block(ch, w, n))
             ch = w
         self.up = nn.ModuleList()
-        for w, n in zip(reversed(widths[:-1]), dec):
+        for w, n in zip(reversed(widths[:-1]), dec, strict=False):
             self.up.append(self._block(ch + w, w, n))
             ch = w
         self.head = nn.Conv2d(ch, shuffle * shuffle, 1)
@@ -86,8 +86,8 @@ class Adam:
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for g, ms, vs in zip(self.groups, self.m, self.v):
-            for p, m, v in zip(g["params"], ms, vs):
+        for g, ms, vs in zip(self.groups, self.m, self.v, strict=False):
+            for p, m, v in zip(g["params"], ms, vs, strict=False):
                 if p.grad is None:
                     continue
                 m.mul_(b1).add_(p.grad, alpha=1 - b1)
@@ -104,10 +104,10 @@ class Adam:
 
     def load_state_dict(self, state: dict) -> None:
         self.t = state["t"]
-        for ms, vs, sm, sv in zip(self.m, self.v, state["m"], state["v"]):
-            for a, b in zip(ms + vs, sm + sv):
+        for ms, vs, sm, sv in zip(self.m, self.v, state["m"], state["v"], strict=False):
+            for a, b in zip(ms + vs, sm + sv, strict=False):
                 a.copy_(b)
-        for g, lr in zip(self.groups, state["lr"]):
+        for g, lr in zip(self.groups, state["lr"], strict=False):
             g["lr"] = lr
 
 

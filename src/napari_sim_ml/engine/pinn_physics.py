@@ -49,8 +49,9 @@ def transfer_function(otf: RadialOTF, shape: tuple[int, int], fine_px_um: float,
 
 def psf_transfer(psf: np.ndarray, shape: tuple[int, int], fine_px_um: float, camera_px_um: float | None,
                  device: torch.device) -> torch.Tensor:
-    """rfft transfer function of a PSF image on the fine grid (centred, normalised to sum 1),
-    zero-padded to ``shape`` [× camera-pixel sinc]; complex64."""
+    """Rfft transfer function of a PSF image on the fine grid (centred, normalised to sum 1),
+    zero-padded to ``shape`` [× camera-pixel sinc]; complex64.
+    """
     psf = np.asarray(psf, dtype=np.float64)
     psf = psf / psf.sum()
     full = np.zeros(shape)
@@ -98,7 +99,8 @@ class ForwardModel:
         """patterns: (F, H, W) instead of the fixed ones; scale: (full, small) factors on the
         transfer function (e.g. a fitted OTF attenuation) on the full and the small rfft grid;
         modulated: the object seen by the modulated part of the patterns (pattern − 1), when it
-        differs from ``obj`` (seen by the constant part)."""
+        differs from ``obj`` (seen by the constant part).
+        """
         h, w = obj.shape[-2:]
         m, (ny, nx), s = self.margin, self.field, self.factor
         pats = self.patterns if patterns is None else patterns

@@ -167,8 +167,9 @@ class Nuisance:
         return F.interpolate(grid, size=self.field, mode="bicubic", align_corners=True)[:, 0]
 
     def _envelope(self) -> torch.Tensor:
-        """exp of the log-envelope with zero mean over frames (a common envelope is the
-        object's) and over each frame's grid (a frame's mean is its gain)."""
+        """Exp of the log-envelope with zero mean over frames (a common envelope is the
+        object's) and over each frame's grid (a frame's mean is its gain).
+        """
         e = _bounded(self.env, ENVELOPE_BOUND)
         e = e - e.mean(0, keepdim=True)
         return torch.exp(self._up(e - e.mean((-2, -1), keepdim=True)))
@@ -260,7 +261,8 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
 def periodic_border(image: np.ndarray, width: int) -> np.ndarray:
     """``image`` (Y, X) minus the smooth part of its periodic-plus-smooth decomposition,
     faded out over ``width`` px from the borders: the jumps between opposite borders are
-    removed where they are (no cross on the spectral axes), the interior is unchanged."""
+    removed where they are (no cross on the spectral axes), the interior is unchanged.
+    """
     from .bands import periodic_smooth
 
     img = np.asarray(image, dtype=np.float32)

@@ -45,12 +45,13 @@ class SimulatedAcquisition:
     @property
     def reconstruction_params(self) -> PatternParameters:
         """The parameters a reconstruction is given: ``params`` (those of the data) unless
-        k/phase errors were simulated."""
+        k/phase errors were simulated.
+        """
         return self.given_params if self.given_params is not None else self.params
 
 
 def _draw_polyline(img: np.ndarray, pts: np.ndarray, value: float) -> None:
-    for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
+    for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:], strict=False):
         rr, cc, val = line_aa(int(round(y0)), int(round(x0)), int(round(y1)), int(round(x1)))
         ok = (rr >= 0) & (rr < img.shape[0]) & (cc >= 0) & (cc < img.shape[1])
         np.maximum.at(img, (rr[ok], cc[ok]), val[ok] * value)
@@ -111,7 +112,8 @@ def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np
 def sparse_rings(shape: tuple[int, int], pixel_um: float, rng: np.random.Generator,
                  radius_um: tuple[float, float] = (0.05, 0.1), per_um2: float = 0.25) -> np.ndarray:
     """Small, sparse rings like clathrin-coated pits: ``per_um2`` rings per µm² of radius
-    ``radius_um`` (µm) on a dark background; values in [0, 1] (a truth for ``simulate_acquisition``)."""
+    ``radius_um`` (µm) on a dark background; values in [0, 1] (a truth for ``simulate_acquisition``).
+    """
     img = np.zeros(shape, dtype=np.float64)
     n = max(1, int(shape[0] * shape[1] * pixel_um**2 * per_um2))
     for _ in range(n):
@@ -158,7 +160,8 @@ def random_parameters(
     rng: np.random.Generator | None = None,
 ) -> PatternParameters:
     """Realistic pattern parameters: evenly spread angles with a random offset, the
-    top order at ``k_fraction`` × kc, phase steps 2π/P with jitter (radians)."""
+    top order at ``k_fraction`` × kc, phase steps 2π/P with jitter (radians).
+    """
     rng = rng or np.random.default_rng()
     kc = optics.cutoff_cycles_per_um
     k1 = k_fraction * kc / n_orders

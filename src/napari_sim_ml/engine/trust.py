@@ -11,11 +11,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import (
-    CrossScore, ImprintScore, ResidualStats, border_cross, decorrelation_resolution, noise_variance_out_of_band,
-    normalised_residual_stats, pattern_imprint, sim_forward_model, trust_warnings,
-)
 from .errors import SimInputError
+from .metrics import (
+    CrossScore,
+    ImprintScore,
+    ResidualStats,
+    border_cross,
+    decorrelation_resolution,
+    noise_variance_out_of_band,
+    normalised_residual_stats,
+    pattern_imprint,
+    sim_forward_model,
+    trust_warnings,
+)
 from .otf import RadialOTF
 from .parameters import Optics, PatternParameters
 
@@ -23,7 +31,8 @@ from .parameters import Optics, PatternParameters
 @dataclass(frozen=True)
 class TrustReport:
     """imprint, cross: of the output; residual: of the frames (None when the noise cannot be
-    measured); resolution_um: decorrelation; warnings: one sentence per failed check."""
+    measured); resolution_um: decorrelation; warnings: one sentence per failed check.
+    """
 
     imprint: ImprintScore
     cross: CrossScore

@@ -32,8 +32,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.fft
 
-from .bands import (FFT_WORKERS, default_taper_px, edge_window, fft2, periodic_smooth, phase_ramp, preprocess,
-                    separate_positive_bands)
+from .bands import (
+    FFT_WORKERS,
+    default_taper_px,
+    edge_window,
+    fft2,
+    periodic_smooth,
+    phase_ramp,
+    preprocess,
+    separate_positive_bands,
+)
 from .equalize import frame_gains
 from .errors import SimInputError
 from .otf import RadialOTF, ideal_otf, ideal_profile
@@ -65,7 +73,8 @@ class PreparedReconstruction:
     rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
     Fourier coefficient is noise_power · denom(f), measured from the difference of two angles'
     band 0 inside the OTF (one angle: white noise beyond the OTF support; NaN when neither can be
-    measured)."""
+    measured).
+    """
 
     shape: tuple[int, int]
     optics: Optics
@@ -86,7 +95,8 @@ class PreparedReconstruction:
     @property
     def frame_noise_variance(self) -> float:
         """Per-pixel noise variance of one raw frame (counts², after background and equalisation),
-        from ``noise_power`` (equal phase steps assumed)."""
+        from ``noise_power`` (equal phase steps assumed).
+        """
         ny, nx = self.shape
         return self.noise_power * self.params.n_angles * self.params.n_phases / (ny * nx)
 
@@ -125,7 +135,8 @@ def _centre_slice(box_shape: tuple[int, int], ry: int, rx: int) -> tuple[slice, 
 def _support_radius(half_shape: tuple[int, int], ny: int, df: tuple[float, float],
                     centres: np.ndarray, radius: float) -> np.ndarray:
     """|f| / R(θ) on the half grid, R(θ) = distance from 0 to the edge of the union
-    of OTF discs (radius ``radius``) around the band centres, along direction θ."""
+    of OTF discs (radius ``radius``) around the band centres, along direction θ.
+    """
     # R(θ) on a fine table of directions (the half plane fx ≥ 0: θ in [-π/2, π/2]), then looked up
     theta = np.linspace(-np.pi / 2, np.pi / 2, 4096)
     uy, ux = np.sin(theta), np.cos(theta)

@@ -15,7 +15,8 @@ from ._layers import plugin_meta
 
 def export_paths(target: str | Path) -> list[Path]:
     """<name>.tif, <name>_widefield.tif, <name>_params.json (or <name>.ome.zarr, <name>_widefield.ome.zarr
-    for a name ending in .zarr: OME-Zarr); raises when no file name is given."""
+    for a name ending in .zarr: OME-Zarr); raises when no file name is given.
+    """
     target = Path(target)
     if target.suffix.lower() == ".zarr":
         stem = target.name[:-len(".ome.zarr")] if target.name.lower().endswith(".ome.zarr") else target.stem
@@ -59,7 +60,7 @@ def write_export(paths: list[Path], layer: Any, images: list[np.ndarray], diagno
     _, state, _ = layer.as_layer_data_tuple()
     meta = plugin_meta(layer)
     try:
-        for path, data, kind in zip(paths, images, ("reconstruction", "widefield")):
+        for path, data, kind in zip(paths, images, ("reconstruction", "widefield"), strict=False):
             write_layer(path, data, {**state, "metadata": {METADATA_KEY: {**meta, "kind": kind}}}, overwrite=True)
         quality = [{"quality": d.quality, "grade": d.grade} for d in diagnostics]
         write_json(paths[2], {**meta["params"], "filter": meta.get("filter"), "layout": meta.get("layout"),

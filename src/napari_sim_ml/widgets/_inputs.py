@@ -19,7 +19,8 @@ def prefill(c: Any, layer: Any) -> None:
     """Optics, camera offset and frame layout from what the layer's metadata (or scale) says.
 
     A value the file does not state is reset to its default (never kept from the previous
-    layer) and its field is marked as not from the file."""
+    layer) and its field is marked as not from the file.
+    """
     from ._controls import DATASET_DEFAULTS
 
     meta = plugin_meta(layer)
@@ -50,7 +51,8 @@ def prefill(c: Any, layer: Any) -> None:
 
 def offset_warning(frames: np.ndarray, background: float) -> str | None:
     """A sentence when the camera offset is above most pixels (a value kept from another
-    camera, or data already offset-corrected), else None."""
+    camera, or data already offset-corrected), else None.
+    """
     if background <= 0:
         return None
     step = max(1, frames.shape[0] // 9)
@@ -89,7 +91,7 @@ def current_plane(viewer: Any, layer: Any, job: Job) -> int:
         return 0
     lead_shape = layer.data.shape[:-2]
     coords = layer.world_to_data(viewer.dims.point)
-    lead = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords[:-2], lead_shape)]
+    lead = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords[:-2], lead_shape, strict=False)]
     frame = int(np.ravel_multi_index(lead, lead_shape))
     index = arrange_frames(np.arange(job.frames.shape[0]).reshape(-1, 1, 1), job.layout)
     return int(np.nonzero(index.reshape(job.n_planes, -1) == frame)[0][0])

@@ -55,7 +55,8 @@ def contrast_limits(data: np.ndarray) -> tuple[float, float]:
 
 def _on_main_thread() -> None:
     """Layers are changed on the main (GUI) thread only: a texture swapped under a draw can crash
-    the OpenGL driver. Raises RuntimeError when called from another thread."""
+    the OpenGL driver. Raises RuntimeError when called from another thread.
+    """
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -64,7 +65,8 @@ def _on_main_thread() -> None:
 
 def display_ready(data: Any) -> Any:
     """``data`` as a texture-friendly array: C-contiguous, float64 → float32 (vispy uploads
-    float32 anyway); lazy (dask) arrays are left as they are."""
+    float32 anyway); lazy (dask) arrays are left as they are.
+    """
     if not isinstance(data, np.ndarray):
         return data
     if data.dtype == np.float64:
@@ -73,7 +75,7 @@ def display_ready(data: Any) -> Any:
 
 
 def fine_geometry(raw_layer: Any) -> dict[str, Any]:
-    """scale / translate / units of a 2-D layer on the raw layer's 2× grid."""
+    """Scale / translate / units of a 2-D layer on the raw layer's 2× grid."""
     scale = np.asarray(raw_layer.scale, dtype=float)[-2:]
     translate = np.asarray(raw_layer.translate, dtype=float)[-2:]
     units = tuple(str(u) for u in raw_layer.units)[-2:]
@@ -81,7 +83,7 @@ def fine_geometry(raw_layer: Any) -> dict[str, Any]:
 
 
 def raw_geometry(raw_layer: Any) -> dict[str, Any]:
-    """scale / translate / units of a 2-D layer on the raw layer's own grid."""
+    """Scale / translate / units of a 2-D layer on the raw layer's own grid."""
     return {"scale": tuple(np.asarray(raw_layer.scale, dtype=float)[-2:]),
             "translate": tuple(np.asarray(raw_layer.translate, dtype=float)[-2:]),
             "units": tuple(str(u) for u in raw_layer.units)[-2:]}
@@ -89,7 +91,8 @@ def raw_geometry(raw_layer: Any) -> dict[str, Any]:
 
 def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> dict[str, Any]:
     """The same geometry with one leading (plane) axis; scaled by ``z_step_um`` (µm) when the
-    planes are z planes with a known step."""
+    planes are z planes with a known step.
+    """
     if z_step_um:
         return {"scale": (float(z_step_um), *geometry["scale"]), "translate": (0.0, *geometry["translate"]),
                 "units": ("um", *geometry["units"])}
@@ -99,7 +102,8 @@ def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> 
 
 def plane_axes(n_t: int, n_z: int) -> list[tuple[str, int]]:
     """(label, length) of the plane axes of an all-planes result: t and/or z (one axis when only
-    one of them is longer than 1; "SIM plane" for a single plane)."""
+    one of them is longer than 1; "SIM plane" for a single plane).
+    """
     axes = [(label, n) for label, n in (("SIM t", n_t), ("SIM z", n_z)) if n > 1]
     return axes or [("SIM plane", n_t * n_z)]
 
@@ -132,8 +136,8 @@ def plane_stack(images: np.ndarray, raw_layer: Any, geometry: dict[str, Any], n_
     z_axis = labels.index("SIM z") if "SIM z" in labels else None
     p_scale = [float(z_step_um) if (z_step_um and i == z_axis) else 1.0 for i in range(len(planes))]
     p_units = ["um" if (z_step_um and i == z_axis) else "pixel" for i in range(len(planes))]
-    span_scale = [float(s * m) for s, m in zip(r_scale, shape)]
-    span_translate = [float(t + (m - 1) * s / 2.0) for t, s, m in zip(r_translate, r_scale, shape)]
+    span_scale = [float(s * m) for s, m in zip(r_scale, shape, strict=False)]
+    span_translate = [float(t + (m - 1) * s / 2.0) for t, s, m in zip(r_translate, r_scale, shape, strict=False)]
     out = {"scale": (*p_scale, *span_scale, *geometry["scale"]),
            "translate": (*(0.0,) * len(planes), *span_translate, *geometry["translate"]),
            "units": (*p_units, *r_units, *geometry["units"]),
@@ -152,7 +156,8 @@ def upsert_image(viewer: Any, name: str, data: np.ndarray, geometry: dict[str, A
     """Update the image layer ``name`` in place, or add it the first time.
 
     In place: new data of another shape or dtype (another dataset, a different number of
-    planes) also gets contrast limits of its own, never the previous data's range."""
+    planes) also gets contrast limits of its own, never the previous data's range.
+    """
     _on_main_thread()
     data = display_ready(data)
     layer = find_layer(viewer, name)

@@ -59,7 +59,7 @@ def phase_steps_deg(phases: tuple[float, ...]) -> list[float]:
 def table_rows(result: Any) -> list[tuple[list[str], bool]]:
     """(cell texts, warn) per angle of an EstimationResult."""
     rows = []
-    for pattern, diag in zip(result.params.angles, result.diagnostics):
+    for pattern, diag in zip(result.params.angles, result.diagnostics, strict=False):
         cells = [
             f"{pattern.angle_deg:.2f}",
             f"{pattern.period_um * 1e3:.1f}",

@@ -9,7 +9,8 @@ generator and frees the network. Layers are touched only in main-thread callback
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info

@@ -25,8 +25,6 @@ from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 from ..engine.errors import SimInputError
 from . import _layers as L
 from ._controls import Controls
-from .denoiser import DenoiserPanel
-from .learned import LearnedPanel
 from ._export import export_paths, learned_exports, write_export, write_layers
 from ._inputs import current_plane, gather, offset_warning, prefill
 from ._settings import load_settings, write_settings
@@ -41,6 +39,8 @@ from ._workers import (
     run_reconstruct,
     run_spectrum,
 )
+from .denoiser import DenoiserPanel
+from .learned import LearnedPanel
 
 INLINE_FILTER_MS = 25.0  # above this running cost, slider moves filter in a worker
 
@@ -159,7 +159,8 @@ class SimWidget(QWidget):
 
     def context(self) -> tuple[Job, Any, str]:
         """(job, estimated PatternParameters or None, raw layer name) for other panels, e.g. the
-        learned reconstruction; raises SimInputError with a sentence on bad input."""
+        learned reconstruction; raises SimInputError with a sentence on bad input.
+        """
         return self._gather(), (self.result.params if self.result is not None else None), self.controls.layer.value
 
     def _job_or_notify(self) -> Job | None:
@@ -416,14 +417,15 @@ class SimWidget(QWidget):
 
     def _shown_all_plane(self) -> tuple[int, int, int] | None:
         """(flat plane index t·Z + z, Z, number of planes) the all-planes layer shows at the
-        viewer's current point, or None without that layer."""
+        viewer's current point, or None without that layer.
+        """
         stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
         meta = L.plugin_meta(stack)
         planes_shape = (meta.get("display_axes") or {}).get("planes_shape")
         if stack is None or not planes_shape:
             return None
         coords = stack.world_to_data(self.viewer.dims.point)[:len(planes_shape)]
-        index = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords, planes_shape)]
+        index = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords, planes_shape, strict=False)]
         n_z = int((meta.get("layout") or {}).get("n_z", 1))
         return int(np.ravel_multi_index(index, planes_shape)), n_z, int(np.prod(planes_shape))
 
@@ -447,7 +449,8 @@ class SimWidget(QWidget):
 
     def _export_source(self) -> tuple[Any, list[np.ndarray]] | None:
         """What is on screen: the all-planes stack when it is shown above (or instead of) the
-        current-plane result, else the current plane as the sliders left it."""
+        current-plane result, else the current plane as the sliders left it.
+        """
         sr = L.find_layer(self.viewer, f"{self.base} SIM")
         stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
         single = (sr, [np.asarray(sr.data), self.prepared.widefield]) if sr is not None and \
@@ -463,7 +466,8 @@ class SimWidget(QWidget):
 
     def export(self, path: str | Path | None = None) -> list[str] | None:
         """Write what is on screen — the reconstruction (current plane or all planes), the widefield,
-        the parameters (JSON) and the shown PINN image, σ and residual; asks before overwriting."""
+        the parameters (JSON) and the shown PINN image, σ and residual; asks before overwriting.
+        """
         source = self._export_source()
         params_known = self.result is not None or self.all_planes is not None
         if source is None or not params_known:

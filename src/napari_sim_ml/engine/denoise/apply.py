@@ -31,12 +31,12 @@ class Denoiser:
     device: Any
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "Denoiser":
+    def load(cls, path: str | Path, device: str = "auto") -> Denoiser:
         meta, weights, _, _ = load_checkpoint(path)
         return cls.from_weights(meta, weights, device)
 
     @classmethod
-    def from_weights(cls, meta: DenoiserMeta, weights: dict, device: str = "auto") -> "Denoiser":
+    def from_weights(cls, meta: DenoiserMeta, weights: dict, device: str = "auto") -> Denoiser:
         from .model import DenoiseNet, NetConfig
         from .train import select_device
 
@@ -110,7 +110,7 @@ def _run_tiles(x: np.ndarray, out: np.ndarray, weight: np.ndarray, win: np.ndarr
                 chunk = boxes[j:j + batch]
                 t = torch.from_numpy(np.stack([x[i, :, y:y + ty, x0:x0 + tx] for y, x0 in chunk])).to(den.device)
                 pred = den.net(t).cpu().numpy()
-                for (y, x0), p in zip(chunk, pred):
+                for (y, x0), p in zip(chunk, pred, strict=False):
                     out[i, :, y:y + ty, x0:x0 + tx] += p * win
                     if i == 0:
                         weight[y:y + ty, x0:x0 + tx] += win

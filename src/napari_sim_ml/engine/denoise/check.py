@@ -68,7 +68,8 @@ def normalised_residual(measured: np.ndarray, denoised: np.ndarray, gain: float,
 
 def data_noise(measured: np.ndarray, optics: Optics, gain: float, background: float = 0.0) -> tuple[float, float]:
     """(gain, var0) for the residual of measured planes (A, P, Y, X): the given gain (the model's),
-    var0 fitted on the measured frames themselves (photon-transfer fit, slope fixed)."""
+    var0 fitted on the measured frames themselves (photon-transfer fit, slope fixed).
+    """
     from ..pinn_noise import estimate_noise
 
     a, p, ny, nx = measured.shape

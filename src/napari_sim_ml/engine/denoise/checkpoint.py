@@ -58,7 +58,7 @@ class DenoiserMeta:
                 "net": dict(self.net), "training": dict(self.training)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DenoiserMeta":
+    def from_dict(cls, d: dict[str, Any]) -> DenoiserMeta:
         try:
             return cls(optics=Optics(**d["optics"]), params=PatternParameters.from_dict(d["params"]),
                        gain=float(d["noise"]["gain"]), var0=float(d["noise"]["var0"]),
@@ -97,7 +97,7 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
                             f"data have {na} × {nph}")
     if params is None:
         return
-    worst_k = max(abs(a.k_magnitude - b.k_magnitude) / b.k_magnitude for a, b in zip(params.angles, tp.angles))
+    worst_k = max(abs(a.k_magnitude - b.k_magnitude) / b.k_magnitude for a, b in zip(params.angles, tp.angles, strict=False))
     if worst_k > K_TOLERANCE:
         raise SimInputError(f"the pattern period differs from the denoiser's by {worst_k:.1%} "
                             f"(tolerance {K_TOLERANCE:.0%}); train a denoiser for this pattern")
@@ -107,7 +107,7 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
     augmented = bool(meta.training.get("augment", True))
     for mirror in (1, -1) if augmented else (1,):
         for rot in (0, 90) if augmented else (0,):
-            diff = max(abs(((mirror * t + rot) - d + 90.0) % 180.0 - 90.0) for t, d in zip(trained, data))
+            diff = max(abs(((mirror * t + rot) - d + 90.0) % 180.0 - 90.0) for t, d in zip(trained, data, strict=False))
             best = min(best, diff)
     if best > ANGLE_TOLERANCE_DEG:
         raise SimInputError(f"the pattern angles {', '.join(f'{d:.1f}°' for d in data)} differ from the "
@@ -115,9 +115,9 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
                             + (" even after 90° rotations and flips" if augmented else "")
                             + f" (tolerance {ANGLE_TOLERANCE_DEG:g}°)")
     worst_step = 0.0
-    for a, b in zip(params.angles, tp.angles):
+    for a, b in zip(params.angles, tp.angles, strict=False):
         sa, sb = _steps(a.phases_rad), _steps(b.phases_rad)
-        dev = min(max(abs(wrap_phase(x - s * y)) for x, y in zip(sa, sb)) for s in (1, -1))
+        dev = min(max(abs(wrap_phase(x - s * y)) for x, y in zip(sa, sb, strict=False)) for s in (1, -1))
         worst_step = max(worst_step, dev)
     if worst_step > STEP_TOLERANCE_RAD:
         raise SimInputError(f"the phase steps differ from the denoiser's by {worst_step:.2f} rad "

@@ -83,7 +83,7 @@ def make_bundles(shape: tuple[int, int], pixel_um: float, rng: np.random.Generat
             y = c[0] + np.cumsum(np.sin(ang)) * (t[1] - t[0]) - np.sin(theta) * length / 2 + off * np.cos(theta)
             x = c[1] + np.cumsum(np.cos(ang)) * (t[1] - t[0]) - np.cos(theta) * length / 2 - off * np.sin(theta)
             value = rng.uniform(0.4, 1.0)
-            for y0, x0, y1, x1 in zip(y[:-1], x[:-1], y[1:], x[1:]):
+            for y0, x0, y1, x1 in zip(y[:-1], x[:-1], y[1:], x[1:], strict=False):
                 rr, cc, val = line_aa(int(round(y0)), int(round(x0)), int(round(y1)), int(round(x1)))
                 ok = (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
                 np.maximum.at(img, (rr[ok], cc[ok]), val[ok] * value)

@@ -125,7 +125,8 @@ def scaled_mse(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: floa
 
 def scaled_mae(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: float, mean: float) -> torch.Tensor:
     """Mean absolute error in units of the noise σ at the mean signal ``mean`` (counts); the
-    two-step method's loss (Li et al. 2023)."""
+    two-step method's loss (Li et al. 2023).
+    """
     return torch.mean(torch.abs(pred - target)) / (gain * mean + max(var0, 0.0)) ** 0.5
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Generator
 
 import numpy as np
 
@@ -98,7 +98,8 @@ def select_device(name: str):
 def cpu_threads(requested: int | None) -> int:
     """Torch CPU threads: the requested number; else every usable core on an idle machine, one when
     the load average exceeds half the cores (on a shared machine spinning torch workers made a
-    2-thread step 40× slower than a 1-thread step)."""
+    2-thread step 40× slower than a 1-thread step).
+    """
     if requested:
         return int(requested)
     cores = max(1, len(os.sched_getaffinity(0)))
@@ -138,8 +139,16 @@ def train_steps(
     """
     import torch
 
-    from .model import (CPU_DEFAULT, GPU_DEFAULT, DenoiseNet, NetConfig, anscombe_mse, n_parameters, scaled_mae,
-                        scaled_mse)
+    from .model import (
+        CPU_DEFAULT,
+        GPU_DEFAULT,
+        DenoiseNet,
+        NetConfig,
+        anscombe_mse,
+        n_parameters,
+        scaled_mae,
+        scaled_mse,
+    )
 
     if ts.n_frames != params.n_angles * params.n_phases:
         raise SimInputError(f"the training stacks have {ts.n_frames} frames but the pattern has "
