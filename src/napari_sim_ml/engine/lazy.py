@@ -290,11 +290,10 @@ class PlaneJob:
 
         params = self.params_at(t)
         if self.method == "pinn":
-            from .pinn import PinnSettings, fit_pinn  # type: ignore[import-not-found]
+            from .pipeline import fit_pinn_plane
 
-            res = fit_pinn(plane, self.optics, params, PinnSettings(**(self.pinn or {})),
-                           otf=self.otf, background=self.background)
-            return np.asarray(res.image, dtype=np.float32)
+            image = fit_pinn_plane(plane, self.optics, params, self.otf, self.background, self.pinn)[0]
+            return np.asarray(image, dtype=np.float32)
         prepared = prepare_reconstruction(plane, self.optics, params, self.otf, self.background)
         # the apodization depends only on the geometry (parameters, shape, OTF, settings):
         # computed for the first plane, reused for all others in this process

@@ -1,0 +1,449 @@
+"""One reconstruction pipeline under every front end: a request, and the steps that run it.
+
+A :class:`ReconstructionRequest` says everything about one acquisition's reconstruction:
+the frames (a numpy array or a lazy dask stack, in file order) with their
+:class:`~napari_sim_ml.engine.io.FrameLayout` and optics, the background, the OTF
+(:class:`OtfSpec`), the pattern parameters or how to estimate them
+(:class:`EstimationSettings`), the method with its settings (:class:`MethodSettings`) and the
+outputs wanted (:class:`Outputs`). The command line, batch and the dock build one and call:
+
+* :func:`estimate` — the pattern parameters (given, estimated on one plane or the time
+  mean, per time point, or with k kept from known parameters);
+* :func:`iter_planes` — the planes reconstructed one by one, as :class:`PlaneResult` (a
+  generator: a front end reports progress between planes and may stop early);
+* :func:`reconstruction_metadata` — the :class:`~napari_sim_ml.engine.metadata.SimMetadata`
+  every output records;
+* :func:`run` — all three, the outputs stacked (scripts, notebooks);
+* :func:`plane_job` — the picklable per-plane job the batch runs in dask tasks.
+
+The shape check of parameters against a stack, the filter settings, the PINN settings and
+the OTF choice are made here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import SimInputError
+from .io import FrameLayout, arrange_frames, validate_plane
+from .metadata import ImageOptics, SimMetadata
+from .otf import RadialOTF, ideal_otf, otf_from_file
+from .parameters import FilterSettings, Optics, PatternParameters
+
+METHODS = ("wiener", "pinn")
+FILTER_FORMS = ("wiener", "hifi")
+
+
+# ---------------------------------------------------------------- the request
+@dataclass(frozen=True)
+class OtfSpec:
+    """Which detection OTF to use.
+
+    A measured one (``path``: a radial OTF MRC or a PSF image), else the ideal OTF of the
+    optics, attenuated as fairSIM's ideal(ρ)·a^ρ when ``attenuation`` (a in (0, 1]) is given.
+    """
+
+    path: str | None = None
+    attenuation: float | None = None
+
+    @classmethod
+    def from_choice(cls, kind: str, attenuation: float | None = None, path: str | None = None) -> OtfSpec:
+        """Build the dock's choice: 'ideal', 'attenuated' (``attenuation``) or 'from file' (``path``)."""
+        if kind == "from file":
+            if not path or str(path).strip() in ("", "."):
+                raise SimInputError("choose an OTF or PSF file, or switch the OTF to 'ideal'")
+            return cls(path=str(path))
+        return cls(attenuation=attenuation if kind == "attenuated" else None)
+
+    def make(self, optics: Optics) -> RadialOTF:
+        """Return the OTF for ``optics`` (a file's OTF is resampled to its camera pixel size)."""
+        if self.path:
+            return otf_from_file(self.path, optics.pixel_size_um)
+        return ideal_otf(optics, attenuation=self.attenuation)
+
+
+@dataclass(frozen=True)
+class EstimationSettings:
+    """How to find the pattern when no parameters are given.
+
+    time: time point index to estimate on, or 'mean' (the mean over all time points).
+    z: plane to estimate on (None: the middle one). n_orders: 1 (2-beam), 2 (3-beam) or
+    None (from the phase count). consistency_prior: prefer equal |k| and angles 180°/n apart.
+    per_time_point: estimate every time point again (a drifting pattern).
+    keep_k: parameters whose k (cycles/µm) are kept; only phases and modulation are refitted
+    (a calibration reused, ``--k-from``).
+    """
+
+    time: int | str = 0
+    z: int | None = None
+    n_orders: int | None = None
+    consistency_prior: bool = True
+    per_time_point: bool = False
+    keep_k: PatternParameters | None = None
+
+    def __post_init__(self) -> None:
+        if self.time != "mean" and not isinstance(self.time, (int, np.integer)):
+            raise SimInputError(f"the estimation time point is an index or 'mean', not {self.time!r}")
+
+
+def pinn_settings(mode: str | None = None, seed: int | None = None, iterations: int | None = None,
+                  uncertainty_samples: int = 0) -> dict[str, Any]:
+    """Return a front end's PINN settings as ``PinnSettings`` keyword arguments.
+
+    The one place they are built; None: the PINN's default.
+    """
+    return {"mode": mode or "noise-aware", "seed": 0 if seed is None else seed, "iterations": iterations,
+            "uncertainty_samples": uncertainty_samples}
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """The reconstruction method and its settings.
+
+    name: 'wiener' or 'pinn'. form: the classical filter, 'wiener' (generalised Wiener) or
+    'hifi' (the spectrum-optimised two-step filter). filter: its settings. auto_wiener: w not
+    given: chosen from each plane's noise (Wiener), HIFI_W2 (hifi). pinn: PINN settings as
+    :func:`pinn_settings` gives them.
+    """
+
+    name: str = "wiener"
+    form: str = "wiener"
+    filter: FilterSettings = field(default_factory=FilterSettings)
+    auto_wiener: bool = False
+    pinn: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise SimInputError(f"unknown method '{self.name}'; choose one of {', '.join(METHODS)}")
+        if self.form not in FILTER_FORMS:
+            raise SimInputError(f"unknown filter '{self.form}'; choose one of {', '.join(FILTER_FORMS)}")
+        if self.name == "pinn" and self.pinn is None:
+            object.__setattr__(self, "pinn", pinn_settings())
+
+    @classmethod
+    def from_flags(cls, method: str = "wiener", form: str = "wiener", wiener: float | None = None,
+                   apo_cutoff: float | None = None, apo_bend: float | None = None,
+                   attenuation: float | None = None, attenuation_fwhm: float | None = None,
+                   pinn: dict[str, Any] | None = None) -> MethodSettings:
+        """From flag values (None: the default); ``wiener`` None means chosen automatically."""
+        base = FilterSettings()
+        given = {"wiener": wiener, "apo_cutoff": apo_cutoff, "apo_bend": apo_bend, "attenuation": attenuation,
+                 "attenuation_fwhm": attenuation_fwhm}
+        settings = replace(base, **{k: v for k, v in given.items() if v is not None})
+        return cls(method, form, settings, auto_wiener=wiener is None, pinn=pinn)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The outputs wanted.
+
+    Besides the image: widefield (2× grid), σ (PINN), data residual (PINN, camera grid), log
+    spectrum of the image.
+    """
+
+    image: bool = True
+    widefield: bool = False
+    sigma: bool = False
+    residual: bool = False
+    spectra: bool = False
+
+
+@dataclass(frozen=True)
+class ReconstructionRequest:
+    """Everything about one acquisition's reconstruction.
+
+    frames: (F, Y, X) raw frames in file order (numpy, or a lazy dask array), arranged by
+    ``layout`` into (T, Z, A, P, Y, X). optics: camera pixel size, NA, wavelength.
+    background: camera offset, counts. params: given parameters (one, or one per time point),
+    else None and ``estimation`` says how they are found. source: the raw file (recorded).
+    z_step_um: distance between z planes, µm (recorded for z-stacks).
+    """
+
+    frames: Any
+    layout: FrameLayout
+    optics: Optics
+    background: float = 0.0
+    otf: OtfSpec = field(default_factory=OtfSpec)
+    params: PatternParameters | tuple[PatternParameters, ...] | None = None
+    estimation: EstimationSettings = field(default_factory=EstimationSettings)
+    method: MethodSettings = field(default_factory=MethodSettings)
+    outputs: Outputs = field(default_factory=Outputs)
+    source: str | None = None
+    z_step_um: float | None = None
+
+    def planes(self) -> Any:
+        """Return the frames arranged as (T, Z, A, P, Y, X) (lazy when the frames are)."""
+        if hasattr(self.frames, "dask"):
+            from .lazy import arrange_lazy
+
+            return arrange_lazy(self.frames, self.layout)
+        return arrange_frames(np.asarray(self.frames), self.layout)
+
+
+# ---------------------------------------------------------------- shape check, estimation
+def check_params_shape(params: PatternParameters | tuple[PatternParameters, ...] | list[PatternParameters],
+                       n_angles: int, n_phases: int) -> None:
+    """Parameters must describe the stack's angles × phases (the one copy of this check)."""
+    for p in [params] if isinstance(params, PatternParameters) else params:
+        if (p.n_angles, p.n_phases) != (n_angles, n_phases):
+            raise SimInputError(f"the parameters describe {p.n_angles} angles × {p.n_phases} phases "
+                                f"but the stack has {n_angles} × {n_phases}")
+
+
+@dataclass
+class Estimate:
+    """Parameters for every plane (one, or one per time point).
+
+    With the estimation results (``EstimationResult``, empty when the parameters were given)
+    and where they came from.
+    """
+
+    params: PatternParameters | tuple[PatternParameters, ...]
+    results: list[Any]
+    estimated_on: str
+
+
+def estimate_plane(plane: np.ndarray, optics: Optics, otf: RadialOTF, background: float,
+                   settings: EstimationSettings) -> Any:
+    """Estimate the pattern of one plane (A, P, Y, X); return the ``EstimationResult``.
+
+    With ``settings.keep_k``: refit phases and modulation at the known k.
+    """
+    if settings.keep_k is not None:
+        import importlib
+
+        refit = importlib.import_module(".refit", __package__)
+        return refit.refit_with_known_k(np.asarray(plane), optics, settings.keep_k, otf=otf,
+                                        n_orders=settings.n_orders, background=background)
+    from .estimate import estimate_pattern
+
+    return estimate_pattern(np.asarray(plane), optics, otf=otf, n_orders=settings.n_orders, background=background,
+                            consistency_prior=settings.consistency_prior)
+
+
+def estimate(request: ReconstructionRequest, otf: RadialOTF | None = None,
+             compute: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]] | None = None,
+             progress: Callable[[int, int], None] | None = None, chunk: int = 4,
+             name_errors: bool = False) -> Estimate:
+    """Return the parameters of ``request``: as given, else estimated as ``estimation`` says.
+
+    ``compute(fn, [args, ...])`` returns ``[fn(*args), ...]`` with lazy arguments evaluated (a
+    batch runs it in its dask executor; default: in this thread); ``chunk`` time points go to it
+    at a time when every time point is estimated, and ``progress(done, total)`` is called after
+    each chunk. Errors name the time point when ``name_errors`` or when it is not the only one.
+    """
+    planes = request.planes()
+    n_t = planes.shape[0]
+    if request.params is not None:
+        check_params_shape(request.params, *planes.shape[2:4])
+        return Estimate(request.params, [], "parameters file")
+    otf = otf or request.otf.make(request.optics)
+    s = request.estimation
+    compute = compute or (lambda fn, calls: [fn(*args) for args in calls])
+    from .lazy import estimation_plane
+
+    if s.per_time_point:
+        results: list[Any] = []
+        for t0 in range(0, n_t, max(1, chunk)):
+            calls = [(f"time point {t}", estimate_plane, estimation_plane(planes, t, s.z), request.optics, otf,
+                      request.background, s) for t in range(t0, min(n_t, t0 + max(1, chunk)))]
+            results += compute(_named, calls)
+            if progress:
+                progress(len(results), n_t)
+        return Estimate(tuple(r.params for r in results), results, "every time point")
+    plane = np.asarray(compute(np.asarray, [(estimation_plane(planes, s.time, s.z),)])[0])
+    where = "mean of the time points" if s.time == "mean" else f"time point {s.time}"
+    if name_errors or n_t > 1 or s.time == "mean":
+        result = _named(where, estimate_plane, plane, request.optics, otf, request.background, s)
+    else:
+        result = estimate_plane(plane, request.optics, otf, request.background, s)
+    on = "mean of all time points" if s.time == "mean" else f"time point {int(s.time)}"
+    return Estimate(result.params, [result], on)
+
+
+def _named(where: str, fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except SimInputError as exc:
+        raise SimInputError(f"{where}: {exc}") from None
+
+
+# ---------------------------------------------------------------- one plane
+@dataclass
+class PlaneResult:
+    """One reconstructed plane.
+
+    index (flat t·Z + z), t, z; image (2Y, 2X); widefield (2Y, 2X), sigma (2Y, 2X, PINN),
+    residual (Y, X, PINN) and spectrum (2Y, 2X, log |FFT| of the image) when wanted; the filter
+    settings used (w as chosen); the frame noise variance (Wiener, counts²); pinn: the PINN's
+    run facts (iterations_run, device, seconds); prepared: the Wiener's
+    ``PreparedReconstruction`` (for live filter changes).
+    """
+
+    index: int
+    t: int
+    z: int
+    image: np.ndarray
+    settings: FilterSettings
+    widefield: np.ndarray | None = None
+    sigma: np.ndarray | None = None
+    residual: np.ndarray | None = None
+    spectrum: np.ndarray | None = None
+    noise_variance: float | None = None
+    pinn: dict[str, Any] | None = None
+    prepared: Any = None
+
+
+def fit_pinn_plane(plane: np.ndarray, optics: Optics, params: PatternParameters, otf: RadialOTF,
+                   background: float, settings: dict[str, Any] | None) -> tuple[np.ndarray, Any, Any, dict[str, Any]]:
+    """Fit the PINN to one plane: image, σ, residual and run facts (the one place it is called)."""
+    from .pinn import PinnSettings, fit_pinn
+
+    res = fit_pinn(plane, optics, params, PinnSettings(**(settings or {})), otf=otf, background=background)
+    return res.image, res.sigma, res.residual, {"iterations_run": res.iterations, "device": res.device,
+                                                "seconds": res.seconds}
+
+
+def reconstruct_plane(plane: np.ndarray, optics: Optics, params: PatternParameters, otf: RadialOTF,
+                      background: float, method: MethodSettings, outputs: Outputs = Outputs(),
+                      index: int = 0, t: int = 0, z: int = 0) -> PlaneResult:
+    """Reconstruct one plane (A, P, Y, X) as ``method`` says; the outputs as ``outputs`` asks."""
+    from .wiener import log_spectrum, prepare_reconstruction, wiener_filter
+
+    settings, prepared, noise, pinn_info = method.filter, None, None, None
+    sigma = residual = None
+    if method.name == "wiener":
+        prepared = prepare_reconstruction(plane, optics, params, otf, background)
+        if method.form == "hifi":
+            from .filters import HIFI_W2, hifi_filter
+
+            settings = replace(settings, wiener=HIFI_W2) if method.auto_wiener else settings
+            image = hifi_filter(prepared, settings)
+        else:
+            if method.auto_wiener:
+                from .filters import auto_wiener
+
+                settings = replace(settings, wiener=auto_wiener(prepared, settings))
+            image = wiener_filter(prepared, settings)
+        noise = prepared.frame_noise_variance
+    else:
+        image, sigma, residual, pinn_info = fit_pinn_plane(plane, optics, params, otf, background, method.pinn)
+        if outputs.widefield:
+            prepared = prepare_reconstruction(plane, optics, params, otf, background)
+    return PlaneResult(index, t, z, image, settings,
+                       widefield=prepared.widefield if outputs.widefield and prepared is not None else None,
+                       sigma=sigma if outputs.sigma else None, residual=residual if outputs.residual else None,
+                       spectrum=log_spectrum(image) if outputs.spectra else None, noise_variance=noise,
+                       pinn=pinn_info, prepared=prepared)
+
+
+def validate_planes(flat: np.ndarray, n_z: int) -> None:
+    """Check every plane (N, A, P, Y, X) of a multi-plane stack first; a bad one is named."""
+    if len(flat) < 2:
+        return
+    for n, plane in enumerate(flat):
+        try:
+            validate_plane(plane)
+        except SimInputError as exc:
+            t, z = divmod(n, n_z)
+            raise SimInputError(f"time point {t}, z plane {z}: {exc}") from None
+
+
+def iter_planes(request: ReconstructionRequest, params: PatternParameters | tuple[PatternParameters, ...],
+                otf: RadialOTF | None = None, planes: np.ndarray | None = None,
+                validate: bool = True) -> Iterator[PlaneResult]:
+    """Reconstruct every plane of ``request`` in (t, z) order, one :class:`PlaneResult` at a time.
+
+    ``params``: one set, or one per time point; ``planes``: (T·Z, A, P, Y, X) to use instead of
+    the request's frames (e.g. denoised). All planes are checked before the first is computed
+    (``validate``: a caller that checked them with :func:`validate_planes` passes False).
+    """
+    arranged = request.planes()
+    n_z = arranged.shape[1]
+    flat = np.asarray(planes if planes is not None else arranged.reshape(-1, *arranged.shape[2:]))
+    check_params_shape(params, *flat.shape[1:3])
+    if validate:
+        validate_planes(flat, n_z)
+    otf = otf or request.otf.make(request.optics)
+    for n, plane in enumerate(flat):
+        t, z = divmod(n, n_z)
+        p = params[t] if isinstance(params, tuple) else params
+        yield reconstruct_plane(plane, request.optics, p, otf, request.background, request.method,
+                                request.outputs, n, t, z)
+
+
+# ---------------------------------------------------------------- metadata, batch job
+def reconstruction_metadata(request: ReconstructionRequest, params: Any, settings: FilterSettings | None = None,
+                            pinn_run: dict[str, Any] | None = None, **extra: Any) -> SimMetadata:
+    """Build the metadata of a reconstruction of ``request`` (the one place it is built).
+
+    ``settings``: the filter settings used (default the request's); ``pinn_run``: the PINN's
+    run facts; ``extra``: further schema fields (name, estimated_on, channel, denoiser, ...).
+    """
+    optics, method = request.optics, request.method
+    plist = params if isinstance(params, PatternParameters) else list(params)
+    filt = {**vars(settings or method.filter), "form": method.form, "auto": method.auto_wiener}
+    pinn = {**(method.pinn or {}), **(pinn_run or {})} if method.name == "pinn" else None
+    z_step = request.z_step_um if request.z_step_um and request.layout.n_z > 1 else None
+    return SimMetadata(kind="reconstruction", method=method.name, source=request.source,
+                       optics=ImageOptics.from_optics(optics, optics.pixel_size_um / 2),
+                       raw_pixel_size_um=optics.pixel_size_um,
+                       params=plist.to_dict(optics) if isinstance(plist, PatternParameters)
+                       else [p.to_dict(optics) for p in plist],
+                       filter=filt, layout=vars(request.layout).copy(), background=request.background,
+                       pinn=pinn, z_step_um=z_step, **extra)
+
+
+def plane_job(request: ReconstructionRequest, params: PatternParameters | tuple[PatternParameters, ...],
+              otf: RadialOTF | None = None) -> Any:
+    """Build the picklable per-plane job (``lazy.PlaneJob``) that a batch runs in dask tasks."""
+    from .lazy import make_job
+
+    m = request.method
+    pinn = None if m.name != "pinn" else {**(m.pinn or {}), "uncertainty_samples": 0}
+    return make_job(request.optics, params, otf or request.otf.make(request.optics), m.filter, request.background,
+                    m.name, pinn, auto_wiener=m.auto_wiener)
+
+
+# ---------------------------------------------------------------- all of it
+@dataclass
+class RunResult:
+    """Every plane's outputs stacked (N, ...) in (t, z) order, the parameters and the metadata."""
+
+    images: np.ndarray
+    params: PatternParameters | tuple[PatternParameters, ...]
+    metadata: SimMetadata
+    planes: list[PlaneResult]
+    estimate: Estimate
+
+    def stacked(self, name: str) -> np.ndarray | None:
+        """One output ('widefield', 'sigma', 'residual', 'spectrum') stacked, None when not made."""
+        values = [getattr(p, name) for p in self.planes]
+        return None if any(v is None for v in values) else np.stack(values)
+
+
+def run(request: ReconstructionRequest, progress: Callable[[PlaneResult], None] | None = None) -> RunResult:
+    """Estimate (when needed), reconstruct every plane and build the metadata.
+
+    ``progress`` is called with each plane's result as it is made.
+    """
+    otf = request.otf.make(request.optics)
+    est = estimate(request, otf)
+    results = []
+    for res in iter_planes(request, est.params, otf):
+        results.append(res)
+        if progress:
+            progress(res)
+    meta = reconstruction_metadata(request, est.params, results[-1].settings, results[-1].pinn,
+                                   estimated_on=est.estimated_on)
+    return RunResult(np.stack([r.image for r in results]), est.params, meta, results, est)
+
+
+__all__ = ["ReconstructionRequest", "OtfSpec", "EstimationSettings", "MethodSettings", "Outputs", "PlaneResult",
+           "Estimate", "RunResult", "pinn_settings", "check_params_shape", "estimate", "estimate_plane",
+           "reconstruct_plane", "fit_pinn_plane", "iter_planes", "validate_planes", "reconstruction_metadata",
+           "plane_job", "run"]
