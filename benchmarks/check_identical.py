@@ -120,8 +120,15 @@ def image_data(path: Path) -> list[np.ndarray]:
     if path.suffix == ".zarr" or path.is_dir():
         import zarr
 
-        group = zarr.open_group(str(path), mode="r")
-        return [np.asarray(group[k]) for k in sorted(group.array_keys())]
+        out: list[np.ndarray] = []
+
+        def walk(group: Any) -> None:
+            out.extend(np.asarray(group[k]) for k in sorted(group.array_keys()))
+            for k in sorted(group.group_keys()):
+                walk(group[k])
+
+        walk(zarr.open_group(str(path), mode="r"))
+        return out
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -150,9 +157,12 @@ def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def outputs(d: Path) -> list[Path]:
-    found = [p for p in d.rglob("*") if p.suffix in (".tif", ".json") and "/in/" not in str(p)
+    made_here = ("in/time2.tif", "in/folder")  # inputs this script wrote, not the command line
+    found = [p for p in d.rglob("*") if p.suffix in (".tif", ".json")
+             and not str(p.relative_to(d)).startswith(made_here)
              and not any(part.endswith(".zarr") for part in p.relative_to(d).parts)]
-    found += [p for p in d.rglob("*.zarr") if p.is_dir()]
+    found += [p for p in d.rglob("*.zarr") if p.is_dir()
+              and not any(part.endswith(".zarr") for part in p.relative_to(d).parts[:-1])]
     return sorted(p.relative_to(d) for p in found)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine.io import METADATA_KEY, FrameLayout
+from .engine.io import FrameLayout
+from .engine.metadata import METADATA_KEY, ImageOptics, SimMetadata
 
 SIZE = 256
 SEED = 7
@@ -30,14 +31,10 @@ def make_sample(n_phases: int = 3, size: int = SIZE, seed: int = SEED) -> list[t
     layout = FrameLayout(n_angles, n_phases, 1, "PAZ")
     frames = np.clip(np.rint(sim.raw), 0, 65535).astype(np.uint16).reshape(-1, size, size)
     kind = "3-beam" if n_phases >= 5 else "2-beam"
-    meta = {
-        "kind": "raw",
-        "optics": {"na": optics.na, "wavelength_nm": optics.wavelength_nm, "pixel_size_um": px},
-        "layout": asdict(layout),
-        "camera_offset": sim.offset,
-        "params": sim.params.to_dict(optics),
-        "simulation": {"structure": "filaments", "photons": sim.photons, "seed": seed, "beams": kind},
-    }
+    meta = SimMetadata(kind="raw", optics=ImageOptics.from_optics(optics), layout=asdict(layout),
+                       background=sim.offset, params=sim.params.to_dict(optics),
+                       simulation={"structure": "filaments", "photons": sim.photons, "seed": seed,
+                                   "beams": kind}).to_dict()
     raw_kwargs = {
         "name": f"SIM raw {n_angles}x{n_phases}",
         "scale": (1.0, px, px),
@@ -50,7 +47,8 @@ def make_sample(n_phases: int = 3, size: int = SIZE, seed: int = SEED) -> list[t
         "translate": (0.0, 0.0),
         "units": ("um", "um"),
         "visible": False,
-        "metadata": {METADATA_KEY: {"kind": "truth", "optics": {**meta["optics"], "pixel_size_um": px / 2}}},
+        "metadata": {METADATA_KEY: SimMetadata(kind="truth",
+                                               optics=ImageOptics.from_optics(optics, px / 2)).to_dict()},
     }
     return [(frames, raw_kwargs, "image"), (sim.truth.copy(), truth_kwargs, "image")]
 

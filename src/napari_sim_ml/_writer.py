@@ -1,7 +1,10 @@
-"""npe2 writer: an image layer to an ImageJ TIFF with pixel size (µm) and this plugin's
-metadata (reconstruction parameters, optics) as JSON in the file's 'Info' tag, or, for a
-path ending in ``.zarr``, to an OME-Zarr image (see ``engine.omezarr``). A z step (the
-layer's z scale in a length unit, else ``metadata["z_step_um"]``) is written too.
+"""npe2 writer: an image layer to an ImageJ TIFF or an OME-Zarr image.
+
+The TIFF gets the pixel size (µm) and this plugin's metadata (reconstruction parameters,
+optics) as JSON in its 'Info' tag; a path ending in ``.zarr`` becomes an OME-Zarr image (see
+``engine.omezarr``). A z step (the layer's z scale in a length unit, else
+``metadata["z_step_um"]``) is written too. What is written is the layer's record in the
+schema of ``engine.metadata`` (old keys read, unknown keys kept).
 
 Read back by ``_reader`` (or ``engine.io.read_raw``): pixel size and parameters survive
 the round trip.
@@ -9,28 +12,20 @@ the round trip.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .engine.errors import SimInputError
-from .engine.io import METADATA_KEY, tiff_ready, write_tiff
-
-_UNIT_TO_UM = {"um": 1.0, "micrometer": 1.0, "micron": 1.0, "µm": 1.0, "nm": 1e-3, "nanometer": 1e-3,
-               "mm": 1e3, "millimeter": 1e3}
-
-
-def _unit_factor(unit: Any) -> float | None:
-    """µm per unit for a napari/pint unit or a string, None when not a length."""
-    if unit is None:
-        return None
-    text = str(unit).strip().lower()
-    return _UNIT_TO_UM.get(text)
+from .engine.io import tiff_ready, write_tiff
+from .engine.metadata import METADATA_KEY, ImageOptics, SimMetadata
+from .engine.metadata import unit_to_um as _unit_factor
 
 
 def pixel_size_from_meta(meta: dict[str, Any]) -> float:
-    """Pixel size in µm of a layer's state: scale × unit, else the stored optics, else 1."""
+    """Return the pixel size in µm of a layer's state: scale × unit, else the stored optics, else 1."""
     scale = meta.get("scale")
     units = meta.get("units")
     if scale is not None and units is not None:
@@ -64,14 +59,14 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
     ours = dict((meta.get("metadata") or {}).get(METADATA_KEY, {}))
     if ours.pop("display_axes", None) is not None:  # the dock's all-planes layout (_layers.plane_stack)
         data = np.asarray(data).reshape(-1, *np.shape(data)[-2:])  # back to (N, Y, X)
-    optics = {k: v for k, v in (ours.get("optics") or {}).items() if v is not None}
-    optics["pixel_size_um"] = pixel
-    ours["optics"] = optics
-    if meta.get("name"):
-        ours.setdefault("layer_name", str(meta["name"]))
+    record = SimMetadata.from_dict(ours)
+    record.optics = replace(record.optics or ImageOptics(), pixel_size_um=pixel)
+    if meta.get("name") and record.layer_name is None:
+        record.layer_name = str(meta["name"])
     z_step = _z_step_from_meta(meta, np.ndim(data))
     if z_step:
-        ours["z_step_um"] = z_step
+        record.z_step_um = z_step
+    ours = record.to_dict()
     array = tiff_ready(data)
     if zarr_out:
         _write_zarr(path, array, pixel, ours, overwrite)
@@ -81,7 +76,7 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
 
 
 def _z_step_from_meta(meta: dict[str, Any], ndim: int) -> float | None:
-    """µm between planes: the layer's z scale when its unit is a length, else the stored z step."""
+    """Return the µm between planes: the layer's z scale when its unit is a length, else the stored z step."""
     scale, units = meta.get("scale"), meta.get("units")
     if ndim >= 3 and scale is not None and units is not None and len(list(units)) >= 3:
         factor = _unit_factor(list(units)[-3])
@@ -92,7 +87,7 @@ def _z_step_from_meta(meta: dict[str, Any], ndim: int) -> float | None:
 
 
 def _write_zarr(path: Path, array: np.ndarray, pixel: float, ours: dict[str, Any], overwrite: bool) -> None:
-    """An OME-Zarr image, written under a temporary name and renamed (replaces only with ``overwrite``)."""
+    """Write an OME-Zarr image under a temporary name and rename it (replaces only with ``overwrite``)."""
     import os
     import shutil
 

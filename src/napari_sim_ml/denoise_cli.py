@@ -15,12 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from .cli_options import (
+    add_apply_flags,
+    add_layout,
+    add_optics,
+    background_of,
+    estimate_with_warnings,
+    resolve_layout,
+    resolve_optics,
+    resolve_otf,
+)
 from .engine.errors import SimInputError
 from .engine.parameters import Optics, PatternParameters, load_parameters_json, optics_from_dict
 
 
 def add_train_parser(sub: Any) -> argparse.ArgumentParser:
-    from .cli import _add_layout, _add_optics
+    """Add the ``train-denoiser`` sub-command to ``sub``."""
     from .engine.denoise.data import STRUCTURES
 
     t = sub.add_parser("train-denoiser", help="train a raw-frame denoiser from simulation or bright stacks")
@@ -39,8 +49,8 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
                         "default: the high stacks' fitted var0 (give the low-light camera's if it differs)")
     t.add_argument("--gain", type=float, help="camera gain (counts per photon); --from-high: fitted when omitted")
     t.add_argument("--thin", type=float, default=20.0, help="--from-high: thinning factor S (low = high / S)")
-    _add_optics(t)
-    _add_layout(t)
+    add_optics(t)
+    add_layout(t)
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--steps-per-epoch", type=int, default=25)
     t.add_argument("--batch", type=int, default=8)
@@ -60,19 +70,11 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     return t
 
 
-def add_apply_flags(p: argparse.ArgumentParser) -> None:
-    """``--denoiser`` for reconstruct and batch."""
-    p.add_argument("--denoiser", metavar="MODEL.pt", help="denoise the raw frames with this trained model first")
-    p.add_argument("--denoiser-device", default="auto", choices=("auto", "cpu", "cuda"))
-
-
 def _optics(args: argparse.Namespace, base: dict[str, Any], raw: Any = None) -> Optics:
-    from .cli import resolve_optics
-
     if raw is not None:
         return resolve_optics(raw, args, base)
     given = optics_from_dict(base)
-    vals = {k: getattr(args, k) or (getattr(given, k) if given else None)
+    vals: dict[str, Any] = {k: getattr(args, k) or (getattr(given, k) if given else None)
             for k in ("na", "wavelength_nm", "pixel_size_um")}
     missing = [k for k, v in vals.items() if v is None]
     if missing:
@@ -81,7 +83,6 @@ def _optics(args: argparse.Namespace, base: dict[str, Any], raw: Any = None) -> 
 
 
 def _training_set(args: argparse.Namespace):
-    from .cli import _background, _estimate, resolve_layout, resolve_otf
     from .engine.denoise.data import simulated_set, thinned_set
     from .engine.io import arrange_frames, read_raw
     from .engine.pinn_noise import NoiseModel
@@ -94,22 +95,25 @@ def _training_set(args: argparse.Namespace):
     if args.simulate is not None:
         if params is None:
             raise SimInputError("--simulate needs --params (the pattern to simulate)")
-        optics = _optics(args, base)
+        sim_optics = _optics(args, base)
         structures = tuple(s.strip() for s in args.structures.split(",") if s.strip())
         if len(args.photons) > 2:
             raise SimInputError("--photons takes one value or a range LOW HIGH")
         lo, hi = args.photons[0], args.photons[-1]
-        ts = simulated_set(optics, params, args.simulate, args.size or 2 * patch, (lo, hi), structures,
-                           read_noise=1.0 if args.read_noise is None else args.read_noise, gain=args.gain or 1.0, otf=resolve_otf(args, optics),
-                           seed=args.seed)
-        return ts, optics, params
-    stacks, names, optics, background, first_plane = [], [], None, 0.0, None
+        ts = simulated_set(sim_optics, params, args.simulate, args.size or 2 * patch, (lo, hi), structures,
+                           read_noise=1.0 if args.read_noise is None else args.read_noise, gain=args.gain or 1.0,
+                           otf=resolve_otf(args, sim_optics), seed=args.seed)
+        return ts, sim_optics, params
+    stacks: list[np.ndarray] = []
+    names: list[str] = []
+    optics: Optics | None = None
+    background, first_plane = 0.0, None
     for path in args.from_high:
         raw = read_raw(path)
         layout = resolve_layout(raw, args)
         planes = arrange_frames(raw.frames, layout)
         optics = optics or _optics(args, base, raw)
-        background = _background(args, raw)
+        background = background_of(args, raw)
         for plane in planes.reshape(-1, *planes.shape[2:]):
             first_plane = plane if first_plane is None else first_plane
             stacks.append(plane.reshape(-1, *plane.shape[-2:]))
@@ -117,7 +121,7 @@ def _training_set(args: argparse.Namespace):
     assert optics is not None and first_plane is not None
     otf = resolve_otf(args, optics)
     if params is None:
-        params = _estimate(first_plane, optics, otf, args, background).params
+        params = estimate_with_warnings(first_plane, optics, otf, args, background).params
     noise = None
     if args.gain:
         from .engine.pinn_noise import estimate_noise
@@ -133,6 +137,7 @@ def _training_set(args: argparse.Namespace):
 
 
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
+    """Train a raw-frame denoiser (``train-denoiser``)."""
     from .engine.denoise.train import TrainSettings, train_steps
 
     out = Path(args.output)

@@ -71,6 +71,7 @@ def test_wrong_types_are_named_or_refused():
     assert rec.background is None and rec.z_step_um is None and rec.channel is None
     assert rec.optics == ImageOptics()
     assert len(rec.problems) == 4 and any("background" in p for p in rec.problems)
+    assert rec.extra["background"] == "a lot" and rec.to_dict()["background"] == "a lot"  # kept, not lost
     with pytest.raises(SimInputError, match="background"):
         SimMetadata.from_dict(bad, strict=True)
     assert read_metadata({"optics": [1, 2]}).problems

@@ -11,7 +11,6 @@ Arranged stacks have the shape (T, Z, A, P, Y, X).
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +20,18 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
+from .metadata import METADATA_KEY, MRC_SUFFIXES, SimMetadata, length_to_um, read_metadata
+from .metadata import positive_or_none as _float_or_none
+from .writers import (  # noqa: F401  (the writers' public home was this module)
+    FLOAT32_EXACT,
+    _json_default,
+    save_json,
+    save_tiff,
+    tiff_ready,
+    write_json,
+    write_tiff,
+)
 
-METADATA_KEY = "napari_sim_ml"
 # refractive index of the OME immersion media (Objective/@Immersion) at ~550 nm
 IMMERSION_INDEX = {"oil": 1.518, "water": 1.333, "waterdipping": 1.333, "glycerol": 1.474, "air": 1.0}
 ORDER_ALIASES = {"angle-major": "PAZ", "phase-major": "APZ"}
@@ -57,6 +66,7 @@ class FrameLayout:
 
     @property
     def frames_per_set(self) -> int:
+        """Frames of one time point: angles × phases × planes."""
         return self.n_angles * self.n_phases * self.n_z
 
 
@@ -80,9 +90,14 @@ class RawFile:
     immersion_index: float | None = None
     z_step_um: float | None = None
 
+    @property
+    def metadata(self) -> SimMetadata:
+        """Return this plugin's metadata of the file, typed (:mod:`.metadata`; old keys read too)."""
+        return read_metadata(self.extra)
+
 
 def guess_layout(n_frames: int, n_z: int | None = None) -> FrameLayout:
-    """A sensible layout for a frame count: 9 → 3×3, 15 → 3×5, 135 → 3×5×9 (PZA) ..."""
+    """Guess a sensible layout for a frame count: 9 → 3×3, 15 → 3×5, 135 → 3×5×9 (PZA) ..."""
     candidates = [(3, 3), (3, 5), (5, 5), (2, 3), (4, 3)]
     for a, p in candidates:
         if n_frames == a * p * (n_z or 1):
@@ -118,9 +133,11 @@ def arrange_frames(frames: np.ndarray, layout: FrameLayout) -> np.ndarray:
 
 
 def index_frames(read: Callable[[int, int], np.ndarray], n_frames: int, key: Any) -> np.ndarray:
-    """``frames[key]`` for a lazy frame source whose ``read(start, stop)`` returns (n, Y, X):
-    an integer or a slice on the frame axis (further keys index each frame); only the frames
-    asked for are read, except for a stepped slice.
+    """Index a lazy frame source: ``frames[key]``.
+
+    ``read(start, stop)`` returns (n, Y, X); ``key``: an integer or a slice on the frame axis
+    (further keys index each frame); only the frames asked for are read, except for a
+    stepped slice.
     """
     key = key if isinstance(key, tuple) else (key,)
     first = key[0] if key else slice(None)
@@ -130,9 +147,10 @@ def index_frames(read: Callable[[int, int], np.ndarray], n_frames: int, key: Any
     if not isinstance(first, slice):
         raise TypeError(f"unsupported index {first!r}")
     start, stop, step = first.indices(n_frames)
+    rest = (slice(None), *key[1:])
     if step != 1:
-        return read(0, n_frames)[first][(slice(None), *key[1:])]
-    return read(start, max(start, stop))[(slice(None), *key[1:])]
+        return read(0, n_frames)[first][rest]
+    return read(start, max(start, stop))[rest]
 
 
 def validate_plane(stack: np.ndarray) -> None:
@@ -150,21 +168,7 @@ def validate_plane(stack: np.ndarray) -> None:
         raise SimInputError("the stack is constant: there is no image to reconstruct")
 
 
-def _float_or_none(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) and out > 0 else None
-
-
-def _length_to_um(value: float | None, unit: str | None) -> float | None:
-    if value is None:
-        return None
-    unit = (unit or "um").strip().lower().replace("µ", "u").replace("μ", "u")
-    scale = {"um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "nm": 1e-3,
-             "nanometer": 1e-3, "mm": 1e3, "a": 1e-4, "angstrom": 1e-4, "m": 1e6}.get(unit)
-    return value * scale if scale else None
+_length_to_um = length_to_um  # the name engine.omezarr imports
 
 
 def _tiff_metadata(tif: Any) -> dict[str, Any]:
@@ -260,7 +264,7 @@ class TiffLog:
 
     def __enter__(self) -> TiffLog:
         self._saved = (self._logger.propagate, self._logger.handlers[:])
-        self._logger.handlers = [self._handler]
+        self._logger.handlers = [self._handler]  # type: ignore[list-item]  # duck-typed: only handle() is called
         self._logger.propagate = False
         return self
 
@@ -268,6 +272,7 @@ class TiffLog:
         self._logger.propagate, self._logger.handlers = self._saved
 
     def check(self) -> None:
+        """Raise one SimInputError when tifffile reported the file as damaged."""
         bad = [m for m in self.messages if any(w in m.lower() for w in self.DAMAGED)]
         if bad:
             text = re.sub(r"^<[^>]*>\s*", "", bad[0])
@@ -294,6 +299,7 @@ def read_image_with_pixel_size(path: str | Path) -> tuple[np.ndarray, float | No
 
 def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool = False) -> RawFile:
     """Read a raw SIM file; all leading axes are flattened into frames in file order.
+
     Complex data are refused unless ``allow_complex`` (OTF files).
     """
     from .sequence import is_sequence, is_zarr_store  # folders, glob patterns and OME-Zarr stores
@@ -314,7 +320,7 @@ def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool 
     suffix = path.suffix.lower()
     meta: dict[str, Any] = {}
     try:
-        if suffix in (".mrc", ".dv", ".st", ".map"):
+        if suffix in MRC_SUFFIXES:
             import warnings
 
             import mrcfile
@@ -367,115 +373,3 @@ def read_raw(path: str | Path, require_frames: bool = True, allow_complex: bool 
         immersion_index=optics.get("immersion_index") or meta.get("immersion_index"),
         z_step_um=extra.get("z_step_um") or meta.get("z_step_um"),
     )
-
-
-def save_tiff(target: str | Path, data: np.ndarray, pixel_size_um: float,
-              metadata: dict[str, Any] | None = None, z_step_um: float | None = None) -> None:
-    """Write ``data`` as an ImageJ TIFF at ``target`` as is (no checks, no renaming): the
-    low-level writer behind :func:`write_tiff` and :class:`outputs.OutputSet` users.
-    """
-    import tifffile
-
-    if not (isinstance(pixel_size_um, (int, float, np.floating)) and math.isfinite(pixel_size_um)
-            and pixel_size_um > 0):
-        raise SimInputError(f"the pixel size must be a positive number of µm, not {pixel_size_um!r}")
-    data = tiff_ready(data)
-    axes = {2: "YX", 3: "ZYX", 4: "TZYX"}.get(data.ndim)
-    if axes is None:
-        raise SimInputError(f"cannot write an array of {data.ndim} dimensions as ImageJ TIFF")
-    info = json.dumps({METADATA_KEY: metadata or {}}, default=_json_default)
-    z_step_um = _float_or_none(z_step_um if z_step_um is not None else (metadata or {}).get("z_step_um"))
-    ij_meta: dict[str, Any] = {"unit": "um", "axes": axes, "Info": info}
-    if z_step_um and "Z" in axes:
-        ij_meta["spacing"] = z_step_um
-    tifffile.imwrite(
-        target, data, imagej=True, resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
-        metadata=ij_meta,
-    )
-
-
-FLOAT32_EXACT = 2**24  # integers up to this are exact in float32
-
-
-def tiff_ready(data: Any) -> np.ndarray:
-    """``data`` in a type an ImageJ TIFF stores (uint8, uint16, float32), without a silent loss.
-
-    Complex data are refused; integers are kept exact (uint16 when they fit, float32 up to
-    2²⁴) and refused beyond that; bool becomes uint8; other floats become float32.
-    """
-    data = np.asarray(data)
-    if np.iscomplexobj(data):
-        raise SimInputError("the data are complex; write their magnitude or real part explicitly, "
-                            "a TIFF of intensities cannot hold both")
-    if data.dtype in (np.uint8, np.uint16, np.float32):
-        return data
-    if data.dtype == np.bool_:
-        return data.astype(np.uint8)
-    if data.dtype.kind in "iu":
-        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
-        if 0 <= lo and hi <= 65535:
-            return data.astype(np.uint16)
-        if max(abs(lo), abs(hi)) <= FLOAT32_EXACT:
-            return data.astype(np.float32)
-        raise SimInputError(f"the data hold integers up to {max(abs(lo), abs(hi))}, beyond what float32 stores "
-                            f"exactly (2^24 = {FLOAT32_EXACT}); convert them to float or rescale them first")
-    if data.dtype.kind == "f":
-        return data.astype(np.float32)
-    raise SimInputError(f"data of type {data.dtype} cannot be written as an image")
-
-
-def save_json(target: str | Path, data: dict[str, Any]) -> None:
-    """Write JSON at ``target`` as is (the low-level writer behind :func:`write_json`)."""
-    with open(target, "w") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
-
-
-def write_tiff(
-    path: str | Path,
-    data: np.ndarray,
-    pixel_size_um: float,
-    metadata: dict[str, Any] | None = None,
-    overwrite: bool = False,
-    z_step_um: float | None = None,
-) -> Path:
-    """Write an ImageJ TIFF with pixel size (µm) and our metadata as JSON in 'Info'.
-
-    ``z_step_um`` (µm between planes; default: ``metadata["z_step_um"]``) is written as
-    ImageJ ``spacing`` for stacks with a z axis.
-
-    The file is written to a temporary name unique to this process in the same folder,
-    flushed to disk and renamed (:mod:`outputs`), so a failed write never leaves a
-    half-written file; an existing file is only replaced when ``overwrite`` is true.
-    """
-    from .outputs import OutputSet, check_outputs
-
-    path = Path(path)
-    check_outputs([(path, "tiff")], overwrite=overwrite)
-    with OutputSet(overwrite) as outs:
-        save_tiff(outs.stage(path), data, pixel_size_um, metadata, z_step_um)
-        outs.commit()
-    return path
-
-
-def write_json(path: str | Path, data: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write JSON atomically (temporary name, fsync, rename); never over an existing file
-    without ``overwrite``.
-    """
-    from .outputs import OutputSet, check_outputs
-
-    path = Path(path)
-    check_outputs([(path, "json")], overwrite=overwrite)
-    with OutputSet(overwrite) as outs:
-        save_json(outs.stage(path), data)
-        outs.commit()
-    return path
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

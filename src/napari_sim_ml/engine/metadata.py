@@ -17,8 +17,8 @@ Schema versions (``schema`` key):
 
 Reading (:meth:`SimMetadata.from_dict`) is explicit about what it does not know:
 missing keys are None; keys outside the schema are kept in ``extra`` (and written back
-unchanged); a known key with a value of the wrong type is left out and named in
-``problems`` (``strict=True`` raises instead); a schema newer than this version is read
+unchanged); a known key with a value of the wrong type is not read (its field is None),
+named in ``problems`` and kept in ``extra`` as it was (``strict=True`` raises instead); a schema newer than this version is read
 as far as its keys are known and named in ``problems``.
 """
 
@@ -48,6 +48,15 @@ UNIT_TO_UM = {"um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micr
 
 # kinds of image (``kind``); readers may meet others (kept as given)
 KINDS = ("raw", "truth", "reconstruction", "widefield", "uncertainty", "residual", "spectrum", "denoised")
+
+
+def positive_or_none(value: Any) -> float | None:
+    """Return ``value`` as a finite positive float, None when it is not one."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) and out > 0 else None
 
 
 def unit_to_um(unit: Any) -> float | None:
@@ -188,8 +197,8 @@ class SimMetadata:
         data : dict or None
             The object stored under ``napari_sim_ml`` (None or {} gives an empty record).
         strict : bool
-            Raise :class:`SimInputError` for a value of the wrong type instead of leaving it
-            out and naming it in ``problems``.
+            Raise :class:`SimInputError` for a value of the wrong type instead of naming it
+            in ``problems`` (and keeping it in ``extra``).
         """
         data = dict(data or {})
         problems: list[str] = []
@@ -220,6 +229,7 @@ class SimMetadata:
                 if strict:
                     raise SimInputError(f"metadata: {message}")
                 problems.append(message)
+                data[key] = value  # kept unread, written back as it was
                 continue
             values[key] = float(value) if types is _NUM else value
         optics = data.pop("optics", None)
@@ -240,6 +250,7 @@ class SimMetadata:
             if strict:
                 raise SimInputError(f"metadata: 'optics' is {optics!r}, not an object")
             problems.append(f"'optics' holds {type(optics).__name__}, not an object")
+            data["optics"] = optics
         return cls(**values, schema=version, extra=data, problems=tuple(problems))
 
     @property

@@ -156,7 +156,8 @@ class Outputs:
 class ReconstructionRequest:
     """Everything about one acquisition's reconstruction.
 
-    frames: (F, Y, X) raw frames in file order (numpy, or a lazy dask array), arranged by
+    frames: (F, Y, X) raw frames in file order (numpy, or lazy: a dask array or the
+    ``lazy.FrameSource`` of a file), arranged by
     ``layout`` into (T, Z, A, P, Y, X). optics: camera pixel size, NA, wavelength.
     background: camera offset, counts. params: given parameters (one, or one per time point),
     else None and ``estimation`` says how they are found. source: the raw file (recorded).
@@ -177,7 +178,7 @@ class ReconstructionRequest:
 
     def planes(self) -> Any:
         """Return the frames arranged as (T, Z, A, P, Y, X) (lazy when the frames are)."""
-        if hasattr(self.frames, "dask"):
+        if not isinstance(self.frames, np.ndarray):
             from .lazy import arrange_lazy
 
             return arrange_lazy(self.frames, self.layout)
@@ -234,7 +235,7 @@ def estimate(request: ReconstructionRequest, otf: RadialOTF | None = None,
     ``compute(fn, [args, ...])`` returns ``[fn(*args), ...]`` with lazy arguments evaluated (a
     batch runs it in its dask executor; default: in this thread); ``chunk`` time points go to it
     at a time when every time point is estimated, and ``progress(done, total)`` is called after
-    each chunk. Errors name the time point when ``name_errors`` or when it is not the only one.
+    each chunk. Errors name the time point when every one is estimated, or with ``name_errors``.
     """
     planes = request.planes()
     n_t = planes.shape[0]
@@ -257,7 +258,7 @@ def estimate(request: ReconstructionRequest, otf: RadialOTF | None = None,
         return Estimate(tuple(r.params for r in results), results, "every time point")
     plane = np.asarray(compute(np.asarray, [(estimation_plane(planes, s.time, s.z),)])[0])
     where = "mean of the time points" if s.time == "mean" else f"time point {s.time}"
-    if name_errors or n_t > 1 or s.time == "mean":
+    if name_errors:
         result = _named(where, estimate_plane, plane, request.optics, otf, request.background, s)
     else:
         result = estimate_plane(plane, request.optics, otf, request.background, s)
@@ -378,7 +379,7 @@ def iter_planes(request: ReconstructionRequest, params: PatternParameters | tupl
 
 # ---------------------------------------------------------------- metadata, batch job
 def reconstruction_metadata(request: ReconstructionRequest, params: Any, settings: FilterSettings | None = None,
-                            pinn_run: dict[str, Any] | None = None, **extra: Any) -> SimMetadata:
+                            pinn_run: dict[str, Any] | None = None, /, **extra: Any) -> SimMetadata:
     """Build the metadata of a reconstruction of ``request`` (the one place it is built).
 
     ``settings``: the filter settings used (default the request's); ``pinn_run``: the PINN's
