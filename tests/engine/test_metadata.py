@@ -84,14 +84,6 @@ def test_newer_schema_is_read_and_noted():
     assert read_metadata({"schema": "x"}).problems
 
 
-def test_frame_layout():
-    rec = read_metadata({"layout": {"n_angles": 3, "n_phases": 5, "n_z": 1, "order": "PAZ"}})
-    assert rec.frame_layout().n_phases == 5
-    assert read_metadata({}).frame_layout() is None
-    with pytest.raises(SimInputError):
-        read_metadata({"layout": {"angles": 3}}).frame_layout()
-
-
 def test_units_table():
     assert unit_to_um("µm") == unit_to_um("micrometer") == 1.0
     assert unit_to_um("nm") == 1e-3 and unit_to_um("pixel") is None and unit_to_um(None) is None

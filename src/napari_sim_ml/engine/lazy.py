@@ -290,7 +290,7 @@ class PlaneJob:
 
         params = self.params_at(t)
         if self.method == "pinn":
-            from .pipeline import fit_pinn_plane
+            from .methods import fit_pinn_plane
 
             image = fit_pinn_plane(plane, self.optics, params, self.otf, self.background, self.pinn)[0]
             return np.asarray(image, dtype=np.float32)

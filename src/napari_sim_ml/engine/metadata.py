@@ -18,8 +18,9 @@ Schema versions (``schema`` key):
 Reading (:meth:`SimMetadata.from_dict`) is explicit about what it does not know:
 missing keys are None; keys outside the schema are kept in ``extra`` (and written back
 unchanged); a known key with a value of the wrong type is not read (its field is None),
-named in ``problems`` and kept in ``extra`` as it was (``strict=True`` raises instead); a schema newer than this version is read
-as far as its keys are known and named in ``problems``.
+named in ``problems`` and kept in ``extra`` as it was (``strict=True`` raises instead); a
+schema newer than this version is read as far as its keys are known and named in
+``problems``.
 """
 
 from __future__ import annotations
@@ -258,16 +259,6 @@ class SimMetadata:
         """Keys read that the schema does not define (kept in ``extra``)."""
         return tuple(sorted(self.extra))
 
-    def frame_layout(self) -> Any:
-        """Return the stored layout as a :class:`~napari_sim_ml.engine.io.FrameLayout` (None if absent)."""
-        if not self.layout:
-            return None
-        from .io import FrameLayout
-
-        try:
-            return FrameLayout(**self.layout)
-        except TypeError:
-            raise SimInputError(f"the stored frame layout {self.layout} has unknown keys") from None
 
 
 def _is(value: Any, types: tuple[type, ...]) -> bool:

@@ -314,7 +314,7 @@ def read_output_metadata(path: str | Path) -> dict[str, Any] | None:
     Description, zarr attributes), or None when the file is not readable or not ours.
     For an OME-TIFF, also None when it holds fewer pages than its OME header says.
     """
-    from .io import METADATA_KEY
+    from .metadata import METADATA_KEY
 
     path = Path(path)
     try:
