@@ -41,3 +41,37 @@ def test_engine_pipeline_modules_do_not_import_each_other_back():
 @pytest.mark.parametrize("name", MINE)
 def test_module_size(name):
     assert len((PKG / name).read_text().splitlines()) <= 400
+
+
+def test_old_and_new_raw_metadata_give_the_same_reconstruction(tmp_path):
+    """A raw file of schema 0 (camera_offset) and one of schema 1 (background): same offset, same pixels."""
+    import numpy as np
+    import tifffile
+
+    from napari_sim_ml import cli
+    from napari_sim_ml.engine.io import read_raw, write_tiff
+    from napari_sim_ml.engine.metadata import SCHEMA_VERSION
+    from napari_sim_ml.engine.simulate import simulate_acquisition
+
+    sim = simulate_acquisition("filaments", size=64, photons=300.0, seed=2)
+    frames = np.clip(np.rint(sim.raw), 0, 65535).astype(np.uint16).reshape(-1, 64, 64)
+    optics = {"na": sim.optics.na, "wavelength_nm": sim.optics.wavelength_nm, "pixel_size_um": sim.optics.pixel_size_um}
+    layout = {"n_angles": 3, "n_phases": 3, "n_z": 1, "order": "PAZ"}
+    write_tiff(tmp_path / "old.tif", frames, sim.optics.pixel_size_um,
+               {"kind": "raw", "optics": optics, "layout": layout, "camera_offset": 100.0})
+    write_tiff(tmp_path / "new.tif", frames, sim.optics.pixel_size_um,
+               {"schema": SCHEMA_VERSION, "kind": "raw", "optics": optics, "layout": layout, "background": 100.0})
+    for name in ("old", "new"):
+        assert cli.main(["reconstruct", str(tmp_path / f"{name}.tif"), "-o", str(tmp_path / f"{name}_sr.tif"),
+                         "--wiener", "0.05"]) == 0
+    old, new = (tifffile.imread(tmp_path / f"{n}_sr.tif") for n in ("old", "new"))
+    assert np.array_equal(old, new)
+    meta = read_raw(tmp_path / "old_sr.tif", require_frames=False).extra
+    assert meta["schema"] == SCHEMA_VERSION and meta["background"] == 100.0 and "camera_offset" not in meta
+    assert meta["optics"]["pixel_size_um"] == sim.optics.pixel_size_um / 2
+    # without any offset in the file the result differs: the offset was really read
+    write_tiff(tmp_path / "none.tif", frames, sim.optics.pixel_size_um, {"kind": "raw", "optics": optics,
+                                                                         "layout": layout})
+    assert cli.main(["reconstruct", str(tmp_path / "none.tif"), "-o", str(tmp_path / "none_sr.tif"),
+                     "--wiener", "0.05"]) == 0
+    assert not np.array_equal(tifffile.imread(tmp_path / "none_sr.tif"), old)
