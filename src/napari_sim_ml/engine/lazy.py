@@ -28,10 +28,9 @@ import numpy as np
 
 from .errors import SimInputError
 from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames, index_frames
+from .metadata import MRC_SUFFIXES
 from .otf import RadialOTF
 from .parameters import FilterSettings, Optics, PatternParameters
-
-MRC_SUFFIXES = (".mrc", ".dv", ".st", ".map")
 
 # Open files per process: key -> (lock, TiffFile or MRC data, closer)
 _HANDLES: dict[tuple, tuple[threading.Lock, Any, Any]] = {}

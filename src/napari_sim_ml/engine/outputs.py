@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SimInputError
+from .metadata import TIFF_SUFFIXES
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 PART_SUFFIX = ".part"
 LEGACY_PART_AGE_S = 3600.0  # unparseable temporary files older than this are removed
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from .errors import SimInputError
 from .io import RawFile, index_frames, read_raw
+from .metadata import MRC_SUFFIXES, RAW_SUFFIXES
 
-SEQUENCE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dv", ".st", ".map")
-MRC_SUFFIXES = (".mrc", ".dv", ".st", ".map")
+SEQUENCE_SUFFIXES = RAW_SUFFIXES  # the one list (engine.metadata)
 USUAL_SET_SIZES = (9, 15, 25, 6, 12)  # angles × phases of the layouts guess_layout knows
 AVERAGE_CHECK_MAX_FRAMES = 256  # larger sequences are not scanned for an average frame
 AVERAGE_TOLERANCE = 0.01  # |last − mean(others)| / mean(others), on a subsample
