@@ -170,3 +170,17 @@ def _relative_k(k_px: tuple[float, float], delta: tuple[float, float]) -> float:
     k = math.hypot(*k_px)
     return (math.hypot(k_px[0] + delta[0], k_px[1] + delta[1]) - k) / k
 
+
+
+def estimate_or_refit(plane: np.ndarray, optics: Optics, known: PatternParameters | None = None,
+                      otf: RadialOTF | None = None, n_orders: int | None = None, background: float = 0.0,
+                      consistency_prior: bool = True) -> EstimationResult:
+    """What the front ends call: ``refit_with_known_k`` when ``known`` is given (``--k-from``),
+    else ``estimate_pattern``; the same arguments and result either way.
+    """
+    if known is not None:
+        return refit_with_known_k(plane, optics, known, otf=otf, n_orders=n_orders, background=background)
+    from .estimate import estimate_pattern
+
+    return estimate_pattern(plane, optics, otf=otf, n_orders=n_orders, background=background,
+                            consistency_prior=consistency_prior)
