@@ -65,6 +65,7 @@ def test_noise_is_refitted_but_graded_inadequate():
     res = refit_with_known_k(noise, sim.optics, sim.params)
     assert all(d.grade == "inadequate" for d in res.diagnostics)
     assert len(res.warnings) == 3 and "barely visible" in res.warnings[0]
+    assert all(a.modulation == t.modulation for a, t in zip(res.params.angles, sim.params.angles, strict=True))
 
 
 def test_mismatched_parameters_are_refused_in_one_sentence():

@@ -10,6 +10,10 @@ reconstruction with that k needs). This works where the pattern is too faint to 
 (a search for k would take a noise or specimen peak), but the grade still says how faint:
 the correlation height at the given k, graded as in estimation, and a warning where the
 data's own peak lies clearly off the given k (a calibration that does not fit the data).
+Where the pattern is that faint (quality < MIN_QUALITY) the given modulation is kept: measured
+there it is noise-dominated and, on resampled data whose noise is not white (the out-of-band
+noise estimate is then too low), biased low — on the real 3-beam low-light set 0.28 against
+0.87 at high light, which halves the side bands' weight.
 """
 
 from __future__ import annotations
@@ -70,7 +74,9 @@ def refit_with_known_k(
 
     Returns
     -------
-    EstimationResult with k from ``known`` and the refitted phases (rad) and modulation;
+    EstimationResult with k from ``known`` and the refitted phases (rad) and modulation (the
+    given modulation for an angle whose quality is below MIN_QUALITY; ``modulation_measured``
+    still holds what was measured);
     per angle the quality (correlation height at the given k) and its grade, margin ∞ (k
     was not chosen among candidates), and a note where the data's peak lies off the given k.
 
@@ -146,8 +152,9 @@ def _refit(plane: np.ndarray, optics: Optics, known: PatternParameters, otf: Rad
         if not all(math.isfinite(v) for v in (offset, *mods, *fit.phases)):
             raise SimInputError(f"angle {d}: the phase fit at the given k failed numerically; check the frame "
                                 "order and that the parameters belong to this instrument")
-        pattern = angle_pattern(fit, grid, fit.k_px, offset, mods)  # k exactly as given, not via Fourier px:
-        pattern = replace(pattern, k_cycles_per_um=known.angles[d].canonical().k_cycles_per_um)
+        faint = quality < MIN_QUALITY  # a modulation measured where the pattern cannot be seen is not one
+        pattern = angle_pattern(fit, grid, fit.k_px, offset, known.angles[d].modulation if faint else mods)
+        pattern = replace(pattern, k_cycles_per_um=known.angles[d].canonical().k_cycles_per_um)  # exactly as given
         angles.append(pattern)
         grade, note = quality_grade(quality), ""
         if quality >= MIN_QUALITY and math.hypot(dy, dx) > K_OFFSET_WARN_PX:
@@ -157,7 +164,7 @@ def _refit(plane: np.ndarray, optics: Optics, known: PatternParameters, otf: Rad
             grade = "low" if grade in ("good", "excellent") else grade
         elif quality < MIN_QUALITY:
             note = (f"the pattern is barely visible at the given k (quality {quality:.1f} < {MIN_QUALITY:g}); "
-                    "the refitted phases are uncertain")
+                    "the refitted phases are uncertain and the given modulation is kept")
         if note:
             warnings.append(f"angle {d}: {note}")
         diags.append(AngleDiagnostics(quality=quality, grade=grade, peak_px=k_top, modulation_measured=mods,
