@@ -118,7 +118,8 @@ def main() -> None:
     t0 = time.perf_counter()
     refit = refit_with_known_k(low, OPTICS, est_high.params, background=BACKGROUND)
     print(f"low-light refit at the high-light k ({time.perf_counter() - t0:.2f} s): " + ", ".join(
-        f"{d.grade} ({d.quality:.1f})" for d in refit.diagnostics) + "".join(f"\n  warning: {w}" for w in refit.warnings))
+        f"{d.grade} ({d.quality:.1f})" for d in refit.diagnostics)
+          + "".join(f"\n  warning: {w}" for w in refit.warnings))
     for d, (h, r) in enumerate(zip(est_high.params.angles, refit.params.angles, strict=True)):
         steps_h = [wrap_phase(p - h.phases_rad[0]) for p in h.phases_rad]
         steps_r = [wrap_phase(p - r.phases_rad[0]) for p in r.phases_rad]

@@ -120,7 +120,9 @@ def _wrap_signed(idx: np.ndarray, n: int) -> np.ndarray:
 
 def band_correlation(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndarray,
                      kc: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Bands of one angle's frames (P, Y, X) for equidistant phases, the top band's spectrum, the
+    """Correlate one angle's top band with its band 0.
+
+    Bands of one angle's frames (P, Y, X) for equidistant phases, the top band's spectrum, the
     product p = x_top x_0* of the OTF-weighted top band and band 0 (real space), and |FFT(p)|:
     the top order's correlation with band 0, peaked at the top-order k (Fourier px).
     """
@@ -138,7 +140,9 @@ def band_correlation(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid
 def _find_candidates(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid: np.ndarray, kc: float,
                      k_range: tuple[float, float], transfer: Transfer, h0: np.ndarray, noise_region: np.ndarray,
                      min_quality: float) -> list[Candidate]:
-    """Top-order correlation peaks (ky, kx) in Fourier px of the raw grid, highest first, each with
+    """Find one angle's candidate pattern peaks.
+
+    Top-order correlation peaks (ky, kx) in Fourier px of the raw grid, highest first, each with
     its quality (height), rotation and, when within CANDIDATE_HEIGHT of the highest peak that
     moves with the phase steps, its object-constraint coherence (see candidates.py).
     """
@@ -180,7 +184,9 @@ def _find_candidates(frames: np.ndarray, n_orders: int, kr: np.ndarray, otf_grid
 
 def _coherence(band0: np.ndarray, top_spectrum: np.ndarray, k_px: tuple[float, float], transfer: Transfer,
                h0: np.ndarray, noise: tuple[float, float]) -> float:
-    """Object-constraint coherence of H(f − s) B_top(f) with H(f) B_0(f − s), s = ``k_px``, over
+    """Score a candidate shift by the object constraint.
+
+    Object-constraint coherence of H(f − s) B_top(f) with H(f) B_0(f − s), s = ``k_px``, over
     the overlap (both OTFs > OTF_FLOOR), weighted as the constraint; noise per coefficient given.
     """
     hs = transfer(*k_px)
@@ -194,7 +200,9 @@ def _coherence(band0: np.ndarray, top_spectrum: np.ndarray, k_px: tuple[float, f
 
 def _guarded(peaks: list[tuple[tuple[float, float], float]], min_quality: float,
              fn: Callable[..., _T], *args: object) -> _T:
-    """Run a fitting step; a numerical failure (it happens on patternless noise) becomes a
+    """Run a fitting step, turning numerical failures into one-sentence errors.
+
+    Run a fitting step; a numerical failure (it happens on patternless noise) becomes a
     NoPatternError for the weakest angle, or a SimInputError, never a traceback.
     """
     try:

@@ -49,6 +49,8 @@ SIMPLICITY = 0.3  # score given up per departure from the common layout (order P
 
 @dataclass(frozen=True)
 class LayoutScore:
+    """A layout and its score (log units; higher fits better)."""
+
     layout: FrameLayout
     score: float
 
@@ -82,6 +84,7 @@ class LayoutChoice:
 
 
 def describe_layout(layout: FrameLayout) -> str:
+    """Describe a layout in words: angles × phases [× planes], order."""
     z = f" × {layout.n_z} planes" if layout.n_z > 1 else ""
     return f"{layout.n_angles} angles × {layout.n_phases} phases{z}, order {layout.order}"
 
@@ -111,7 +114,7 @@ def candidate_layouts(n_frames: int, n_angles: int | None = None, n_phases: int 
 
 
 def _reading(n_frames: int, layout: FrameLayout) -> tuple[int, int, list[int]]:
-    """What a layout makes of the first plane: angles, phases and the frames in that order."""
+    """Return what a layout makes of the first plane: angles, phases and the frames in that order."""
     return layout.n_angles, layout.n_phases, _first_plane_indices(n_frames, layout).tolist()
 
 
@@ -151,7 +154,9 @@ class _Scorer:
         return self.cache[i]
 
     def _angle(self, row: tuple[int, ...]) -> tuple[float, tuple[float, float], np.ndarray]:
-        """One angle's frames (file indices): its score terms, peak (Fourier px) and mean image; cached
+        """Score one angle's frames.
+
+        One angle's frames (file indices): its score terms, peak (Fourier px) and mean image; cached
         (layouts share angles).
         """
         if row in self.angles:
@@ -182,9 +187,12 @@ class _Scorer:
         return self.angles[row]
 
     def score(self, layout: FrameLayout) -> float:
+        """Score a layout by the first plane it implies (log units, higher fits better)."""
         idx = _first_plane_indices(self.frames.shape[0], layout).reshape(layout.n_angles, layout.n_phases)
         n_angles = idx.shape[0]
-        total, ks, means = 0.0, [], []
+        total = 0.0
+        ks: list[tuple[float, float]] = []
+        means: list[np.ndarray] = []
         for row in idx:
             value, k, mean = self._angle(tuple(int(i) for i in row))
             total, ks, means = total + value, ks + [k], means + [mean]
@@ -199,7 +207,7 @@ class _Scorer:
 
 
 def detect_layout(frames: np.ndarray, optics: Optics, background: float = 0.0, **given: object) -> LayoutChoice:
-    """The layout (among candidate_layouts(len(frames), **given)) whose first plane scores best.
+    """Find the layout (among candidate_layouts(len(frames), **given)) whose first plane scores best.
 
     frames: (F, Y, X) in file order; given: n_angles, n_phases, n_z, order when known.
     Raises SimInputError when no layout fits the frame count.
@@ -213,7 +221,9 @@ def detect_layout(frames: np.ndarray, optics: Optics, background: float = 0.0, *
 
 def _detect(frames: np.ndarray, optics: Optics, background: float, layouts: list[FrameLayout],
             extra: FrameLayout | None = None) -> LayoutChoice:
-    """Score ``layouts`` (and ``extra``, kept out of the choice) on the central crop, again on a larger
+    """Score layouts and choose the best.
+
+    Score ``layouts`` (and ``extra``, kept out of the choice) on the central crop, again on a larger
     one when the best is weak; the choice and every score (``extra``'s last).
     """
     for crop in (CROP_PX, WEAK_CROP_PX):
@@ -227,7 +237,9 @@ def _detect(frames: np.ndarray, optics: Optics, background: float, layouts: list
 
 
 def check_layout(frames: np.ndarray, optics: Optics, layout: FrameLayout, background: float = 0.0) -> str | None:
-    """One sentence when ``layout`` (given by flags or metadata) fits the frames clearly worse
+    """Say in one sentence when a given layout fits clearly worse than another.
+
+    One sentence when ``layout`` (given by flags or metadata) fits the frames clearly worse
     than another layout of the same frame count, naming the better one; else None.
     """
     layouts = candidate_layouts(frames.shape[0])

@@ -40,7 +40,9 @@ Gram = tuple[np.ndarray, np.ndarray]  # a Gram matrix (2P, 2P) and its columns' 
 
 @dataclass
 class AngleFit:
-    """One angle: tapered frames (P, Y, X), FFTs, noise power per Fourier coefficient (P,),
+    """The fit of one angle, updated in place.
+
+    One angle: tapered frames (P, Y, X), FFTs, noise power per Fourier coefficient (P,),
     k (Fourier px), H(f − bk) per order, Gram matrices, fit (phases rad, frame 0 at 0; gains).
     """
 
@@ -65,7 +67,9 @@ def dft_at(p: np.ndarray, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
 
 def refine_peak(p: np.ndarray, start: tuple[float, float],
                  grids: tuple[tuple[float, int], ...] = REFINE_GRIDS) -> tuple[float, float, complex]:
-    """|DFT(p)|'s peak searched on successive (step, points) grids around ``start``
+    """Refine a DFT peak on successive zoomed grids.
+
+    |DFT(p)|'s peak searched on successive (step, points) grids around ``start``
     (Fourier px); returns (ky, kx, the DFT value there).
     """
     ky, kx = start
@@ -78,7 +82,9 @@ def refine_peak(p: np.ndarray, start: tuple[float, float],
 
 
 def make_transfer(otf: RadialOTF, shape: tuple[int, int], pixel_um: float, pixel_sinc: bool) -> Transfer:
-    """H(f − s) on the FFT grid for a shift s (Fourier px): the OTF, times the camera pixel's
+    """Make the shifted transfer function H(f − s) of a grid.
+
+    H(f − s) on the FFT grid for a shift s (Fourier px): the OTF, times the camera pixel's
     sinc per axis when ``pixel_sinc`` (a theoretical OTF lacks the pixel; a measured one has it).
     """
     def transfer(sy: float, sx: float) -> np.ndarray:
@@ -99,7 +105,9 @@ def ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> np.ndarray:
 
 def unmix_weights(phases: np.ndarray, gains: np.ndarray, n_orders: int,
            fit_gains: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Unmixing weights W (bands, P) for ``phases`` (rad) and ``gains``, and dW (params, bands, P)
+    """Compute unmixing weights and their derivatives.
+
+    Unmixing weights W (bands, P) for ``phases`` (rad) and ``gains``, and dW (params, bands, P)
     over the phases of frames 1.. and, with ``fit_gains``, their log gains.
     """
     orders = np.array(band_orders(n_orders))
@@ -119,7 +127,9 @@ def unmix_weights(phases: np.ndarray, gains: np.ndarray, n_orders: int,
 
 
 def constraint_grams(fit: AngleFit, h0: np.ndarray, scale: float) -> None:
-    """Per order b, the (2P, 2P) Gram matrix of [H(f−bk) D_n(f), H(f) D_n(f−bk)] where both OTFs
+    """Build the object constraint's Gram matrices of one angle.
+
+    Per order b, the (2P, 2P) Gram matrix of [H(f−bk) D_n(f), H(f) D_n(f−bk)] where both OTFs
     exceed OTF_FLOOR, weighted by 1 / (H(f−bk)² + C_GUESS² H(f)²) (the constraint's inverse
     noise variance), and its columns' noise powers, × ``scale``; also over MODULATION_OTF.
     """
@@ -140,7 +150,9 @@ def constraint_grams(fit: AngleFit, h0: np.ndarray, scale: float) -> None:
 
 def term(gram: Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
           dz: np.ndarray) -> tuple[float, np.ndarray, complex]:
-    """min_c ‖X a − c Y z‖² less its noise part, from the Gram of [X, Y] and its noise powers;
+    """Evaluate one constraint term, its gradient and its best scale.
+
+    min_c ‖X a − c Y z‖² less its noise part, from the Gram of [X, Y] and its noise powers;
     its gradient from the weight derivatives da, dz (params, P); and the minimising c.
     """
     (g, noise), p = gram, len(a)
@@ -154,7 +166,9 @@ def term(gram: Gram, a: np.ndarray, da: np.ndarray, z: np.ndarray,
 
 
 def misfit(x: np.ndarray, fit: AngleFit, gram0: Gram | None, n_orders: int) -> tuple[float, np.ndarray]:
-    """Σ_b min_c ‖H(f−bk) B_b(f) − c H(f) B_0(f−bk)‖² (+ min_γ ‖B_0 − γ B_0,other‖² with ``gram0``)
+    """Evaluate the object-constraint misfit and its gradient.
+
+    Σ_b min_c ‖H(f−bk) B_b(f) − c H(f) B_0(f−bk)‖² (+ min_γ ‖B_0 − γ B_0,other‖² with ``gram0``)
     less noise, and its gradient at x = (phases of frames 1.., [log gains]).
     """
     p = len(fit.phases)
@@ -171,7 +185,9 @@ def misfit(x: np.ndarray, fit: AngleFit, gram0: Gram | None, n_orders: int) -> t
 
 
 def fit_steps(fit: AngleFit, gram0: Gram | None, n_orders: int, rounds: int = 1) -> None:
-    """Minimise the misfit (L-BFGS-B) over the phases, within PHASE_RANGE × 2π/P of the start, re-centred
+    """Fit the phase steps (and gains) of one angle.
+
+    Minimise the misfit (L-BFGS-B) over the phases, within PHASE_RANGE × 2π/P of the start, re-centred
     up to ``rounds`` times while one ends on a bound; with ``gram0`` also the gains (±GAIN_RANGE).
     """
     p, span = len(fit.phases), PHASE_RANGE * 2.0 * np.pi / len(fit.phases)
@@ -190,7 +206,9 @@ def fit_steps(fit: AngleFit, gram0: Gram | None, n_orders: int, rounds: int = 1)
 
 def slope_and_offset(fit: AngleFit, widefield: np.ndarray, h0: np.ndarray, n_orders: int,
                       interior: np.ndarray, grids: tuple[tuple[float, int], ...]) -> tuple[tuple[float, float], float]:
-    """K error δ (Fourier px) and phase at the origin (rad) of band 1 against ``widefield``
+    """Measure the k error and the absolute phase of one angle.
+
+    K error δ (Fourier px) and phase at the origin (rad) of band 1 against ``widefield``
     (real-space band 0), from the peak of u v* (filters weighted as the constraint).
     """
     h1 = fit.shifted_otfs[0]
@@ -204,7 +222,9 @@ def slope_and_offset(fit: AngleFit, widefield: np.ndarray, h0: np.ndarray, n_ord
 
 def angle_spectra(frames: np.ndarray, k_px: tuple[float, float], transfer: Transfer, noise_region: np.ndarray,
                   phases: np.ndarray | None = None) -> AngleFit:
-    """An AngleFit of one angle's frames (P, Y, X): tapered, transformed, noise power per frame
+    """Prepare one angle's frames for the fit.
+
+    An AngleFit of one angle's frames (P, Y, X): tapered, transformed, noise power per frame
     (beyond the OTF support), k (Fourier px) with H(f − k), ``phases`` (default equidistant), gains 1.
     """
     p, ny, nx = frames.shape
@@ -226,7 +246,9 @@ def set_k(fit: AngleFit, k_px: tuple[float, float], transfer: Transfer, h0: np.n
 
 def first_pass(frames: np.ndarray, n_orders: int, k_px: tuple[float, float], transfer: Transfer,
                h0: np.ndarray, noise_region: np.ndarray, interior: np.ndarray) -> AngleFit:
-    """Taper and FFT one angle's frames (P, Y, X), refine k within ±1.5 px with equidistant
+    """Fit one angle's k and phase steps, without the other angles.
+
+    Taper and FFT one angle's frames (P, Y, X), refine k within ±1.5 px with equidistant
     phases, then fit the phase steps to the constraint alone.
     """
     fit = angle_spectra(frames, k_px, transfer, noise_region)
@@ -284,7 +306,7 @@ class FitGrid:
 
 
 def fit_grid(shape: tuple[int, int], optics: Optics, otf: RadialOTF | None) -> FitGrid:
-    """The FitGrid of (Y, X) frames; ``otf`` None is the ideal OTF of ``optics``."""
+    """Build the FitGrid of (Y, X) frames; ``otf`` None is the ideal OTF of ``optics``."""
     ny, nx = shape
     pixel_sinc = otf is None or not otf.source.startswith("measured")
     otf = otf or ideal_otf(optics)
@@ -313,7 +335,9 @@ def modulations(fit: AngleFit, n_orders: int) -> tuple[float, ...]:
 
 def angle_pattern(fit: AngleFit, grid: FitGrid, k_px: tuple[float, float], offset: float,
                   mods: tuple[float, ...]) -> AnglePattern:
-    """The canonical AnglePattern of a fit: k (Fourier px), the phases shifted by ``offset`` (rad),
+    """Turn a fit into its AnglePattern.
+
+    The canonical AnglePattern of a fit: k (Fourier px), the phases shifted by ``offset`` (rad),
     the modulation clipped to [0.05, 1].
     """
     return AnglePattern(k_cycles_per_um=grid.cycles_per_um(k_px),

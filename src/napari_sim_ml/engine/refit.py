@@ -107,7 +107,9 @@ def refit_with_known_k(
 
 
 def _quality_at(frames: np.ndarray, n_orders: int, grid: FitGrid, k_top: tuple[float, float]) -> float:
-    """Correlation height of the top band with band 0 at ±the top-order k (Fourier px), over the
+    """Grade the pattern's visibility at a given k.
+
+    Correlation height of the top band with band 0 at ±the top-order k (Fourier px), over the
     median of the search annulus away from ±k: estimation's quality, at a given k.
     """
     ny, nx = grid.shape
@@ -182,7 +184,9 @@ def _relative_k(k_px: tuple[float, float], delta: tuple[float, float]) -> float:
 def estimate_or_refit(plane: np.ndarray, optics: Optics, known: PatternParameters | None = None,
                       otf: RadialOTF | None = None, n_orders: int | None = None, background: float = 0.0,
                       consistency_prior: bool = True) -> EstimationResult:
-    """What the front ends call: ``refit_with_known_k`` when ``known`` is given (``--k-from``),
+    """Estimate, or refit at known k when parameters are given.
+
+    What the front ends call: ``refit_with_known_k`` when ``known`` is given (``--k-from``),
     else ``estimate_pattern``; the same arguments and result either way.
     """
     if known is not None:
