@@ -33,10 +33,12 @@ def check(sim, known, bound):
     return res
 
 
-@pytest.mark.parametrize("photons", [100, 1000])
-def test_two_beam_phases_with_exact_and_slightly_wrong_k(photons):
-    """Measured: ≤ 0.034 rad at 100 photons, ≤ 0.010 rad at 1000 (k exact or 0.05 % off)."""
-    sim = simulate_acquisition("filaments", 256, photons=photons, seed=0)
+@pytest.mark.parametrize("phases, photons", [(3, 100), (3, 1000), (5, 1000)],
+                         ids=["2beam-100", "2beam-1000", "3beam-1000"])
+def test_phases_with_exact_and_slightly_wrong_k(phases, photons):
+    """Measured: 2-beam ≤ 0.034 rad at 100 photons, ≤ 0.010 rad at 1000; 3-beam ≤ 0.014 rad at 1000 (k exact
+    or 0.05 % off)."""
+    sim = simulate_acquisition("filaments", 256, n_phases=phases, photons=photons, seed=0)
     bound = 0.05 if photons == 100 else 0.02
     for k_scale in (1.0, 1.0005):
         res = check(sim, calibration(sim.params, k_scale), bound)
