@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 
 from .cli_options import (
+    add_estimation,
     add_layout,
     add_method_flags,
     add_optics,
     check_flag_values,
     check_method_flags,
+    k_from,
     method_settings,
     request_from_args,
     resolve_layout,
@@ -69,6 +71,7 @@ def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     add_layout(p)
     p.add_argument("--channel", type=int, help="channel to reconstruct in files with several channels")
     p.add_argument("--params", help="parameters JSON used for every plane of every input (skips estimation)")
+    add_estimation(p)
     p.add_argument("--estimate-on", default="0",
                    help="time point to estimate the pattern on (index, default 0) or 'mean' (average of "
                         "all time points); the middle z plane is used")
@@ -181,10 +184,11 @@ def _on_executor(executor: Executor) -> Any:
 
 def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Executor,
                  given: PatternParameters | None, given_base: dict[str, Any],
-                 record: dict[str, Any] | None = None) -> str:
+                 record: dict[str, Any] | None = None, known: PatternParameters | None = None) -> str:
     """Reconstruct one input into ``final`` (written under a temporary name); return a summary line.
 
-    ``record``: the settings recorded in the output (compared on a rerun).
+    ``record``: the settings recorded in the output (compared on a rerun); ``known``: parameters
+    whose k is kept while phases and modulation are refitted (``--k-from``).
     """
     import time
 
@@ -214,7 +218,8 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         optics = resolve_optics(raw, args, given_base)
         if given is not None:
             check_pattern_optics(given, optics)
-        request = request_from_args(args, raw, layout, optics, given, method_settings(args), frames=source)
+        request = request_from_args(args, raw, layout, optics, given, method_settings(args), keep_k=known,
+                                    frames=source)
         stack = request.planes()  # lazy (T, Z, A, P, Y, X), one plane per chunk
         otf = request.otf.make(optics)
         n_t, n_z, n_a, n_p, ny, nx = stack.shape
@@ -225,6 +230,9 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                        progress=lambda done, total: bar.update(done - bar.done), name_errors=True)
         bar.close()
         params = est.params
+        estimated_on = est.estimated_on
+        if known is not None and given is None:
+            estimated_on = f"{estimated_on} (phases; k from {args.k_from})"
         if getattr(args, "denoiser", None):  # raw frames denoised in dask tasks before the reconstruction
             from .denoise_cli import denoise_lazy
 
@@ -232,7 +240,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
                                  request.background, args.denoiser_device)
         job = plane_job(request, params, otf)
         out_px = optics.pixel_size_um / 2
-        meta = reconstruction_metadata(request, params, name=final.name, estimated_on=est.estimated_on,
+        meta = reconstruction_metadata(request, params, name=final.name, estimated_on=estimated_on,
                                        channel=args.channel, request=record,
                                        denoiser={"model": str(args.denoiser)} if getattr(args, "denoiser", None)
                                        else None).to_dict()
@@ -251,7 +259,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         close_files(raw.path.resolve())
     seconds = time.perf_counter() - t_start
     return (f"{path.name}: {n_t * n_z} plane(s) ({n_t} time point(s) × {n_z} z) in {seconds:.2f} s "
-            f"({n_t * n_z / max(seconds, 1e-9):.2f} planes/s), pattern from {est.estimated_on} → {final}")
+            f"({n_t * n_z / max(seconds, 1e-9):.2f} planes/s), pattern from {estimated_on} → {final}")
 
 
 # ---------------------------------------------------------------- command
@@ -339,6 +347,7 @@ def _run(args: argparse.Namespace) -> int:
             raise SimInputError(f"{clash[0]} and {path} would both be written to {final}; batch them separately")
         finals[path] = final
     given, base = (load_parameters_json(args.params) if args.params else (None, {}))
+    known, known_base = k_from(args)  # with --params: one line; a bad file: one line before any input is read
 
     request = settings_record(vars(args))
     failed: list[str] = []
@@ -361,7 +370,8 @@ def _run(args: argparse.Namespace) -> int:
         with Executor(args.scheduler, args.workers) as executor:
             for n, path in enumerate(todo, 1):
                 try:
-                    line = process_file(path, finals[path], args, executor, given, base, request)
+                    line = process_file(path, finals[path], args, executor, given, base or known_base, request,
+                                        known=known)
                     print(f"[{n}/{len(todo)}] {line}", flush=True)
                     done += 1
                 except KeyboardInterrupt:

@@ -32,6 +32,7 @@ from .cli_options import (
     check_flag_values,
     check_method_flags,
     estimate_request,
+    k_from,
     load_planes,
     method_settings,
     request_from_args,
@@ -143,10 +144,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Estimate the pattern parameters and print or write them as JSON."""
     check_flag_values(args)
-    check_outputs([(args.json, "json")], inputs=(args.raw, args.otf), overwrite=args.overwrite)
+    check_outputs([(args.json, "json")], inputs=(args.raw, args.otf, args.k_from), overwrite=args.overwrite)
+    known, known_base = k_from(args)
     raw, planes, layout = load_planes(args)
-    optics = resolve_optics(raw, args)
-    request = request_from_args(args, raw, layout, optics)
+    optics = resolve_optics(raw, args, known_base)
+    request = request_from_args(args, raw, layout, optics, keep_k=known)
     result = estimate_request(request, request.otf.make(optics), args).results[0]
     out = result.params.to_dict(optics)
     out["quality"] = [{"quality": d.quality, "grade": d.grade, "modulation_measured": list(d.modulation_measured),
@@ -165,7 +167,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     check_flag_values(args)
     check_outputs([(args.output, "tiff"), (args.widefield, "tiff"), (args.uncertainty, "tiff"),
                    (args.residual, "tiff"), (args.denoised, "tiff")],
-                  inputs=(args.raw, args.params, args.otf, args.denoiser), overwrite=args.overwrite)
+                  inputs=(args.raw, args.params, args.k_from, args.otf, args.denoiser), overwrite=args.overwrite)
+    known, known_base = k_from(args)  # --k-from with --params: one line before anything is read
     method = method_settings(args, uncertainty=bool(args.uncertainty))
     if method.name == "pinn":
         from .engine.pinn import PinnSettings
@@ -176,18 +179,19 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     params: PatternParameters | None = None
     if args.params:
         params, base = load_parameters_json(args.params)
-    optics = resolve_optics(raw, args, base)
+    optics = resolve_optics(raw, args, base or known_base)
     if params is not None:
         check_pattern_optics(params, optics)
     outputs = Outputs(widefield=bool(args.widefield), sigma=bool(args.uncertainty), residual=bool(args.residual))
-    request = request_from_args(args, raw, layout, optics, params, method, outputs)
+    request = request_from_args(args, raw, layout, optics, params, method, outputs, keep_k=known)
     otf = request.otf.make(optics)
     t0 = time.perf_counter()
     est = estimate_request(request, otf, args)
     if params is None:
         params = est.results[0].params
         grades = ", ".join(f"{d.grade} ({d.quality:.0f})" for d in est.results[0].diagnostics)
-        print(f"estimated {params.n_angles} angles: " + ", ".join(
+        how = f"phases refitted at the k of {args.k_from}:" if args.k_from else "estimated"
+        print(f"{how} {params.n_angles} angles: " + ", ".join(
             f"{a.angle_deg:.2f}° / {a.period_um * 1e3:.1f} nm / m={a.modulation[0]:.2f}" for a in params.angles)
             + f"; pattern quality {grades}")
     flat = planes.reshape(-1, *planes.shape[2:])

@@ -71,6 +71,9 @@ def add_estimation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relax-consistency", action="store_true",
                    help="judge each angle's peak alone, without preferring equal |k| and angles 180°/n apart "
                         "(inconsistent angles are still reported and graded at most 'low')")
+    p.add_argument("--k-from", metavar="PARAMS.json",
+                   help="keep k (and the angles) of this parameters JSON, e.g. estimated on a bright acquisition "
+                        "or a bead slide, and refit only the phases and modulation on these frames")
 
 
 def add_method_flags(p: argparse.ArgumentParser) -> None:
@@ -180,8 +183,8 @@ def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:
 
 
 def params_layout(args: argparse.Namespace) -> dict[str, int]:
-    """Return the angles and phases of a given parameters JSON (``--params``): they state the layout."""
-    path = getattr(args, "params", None)
+    """Return the angles and phases of a given parameters JSON (``--params``, ``--k-from``): they state the layout."""
+    path = getattr(args, "params", None) or getattr(args, "k_from", None)
     if not path:
         return {}
     try:
@@ -305,6 +308,14 @@ def request_from_args(args: argparse.Namespace, raw: RawFile, layout: FrameLayou
     return ReconstructionRequest(raw.frames if frames is None else frames, layout, optics, background_of(args, raw),
                                  otf_spec(args), params, estimation_settings(args, keep_k), method or MethodSettings(),
                                  outputs or Outputs(), source=str(raw.path), z_step_um=raw.z_step_um)
+
+
+def k_from(args: argparse.Namespace) -> tuple[PatternParameters | None, dict[str, Any]]:
+    """Return the parameters of ``--k-from`` (their k is kept) and the JSON's optics, or (None, {})."""
+    if getattr(args, "k_from", None) and getattr(args, "params", None):
+        raise SimInputError("--k-from and --params exclude each other: --params uses a JSON exactly, "
+                            "--k-from keeps only its k and refits the phases")
+    return load_parameters_json(args.k_from) if getattr(args, "k_from", None) else (None, {})
 
 
 def estimate_request(request: ReconstructionRequest, otf: RadialOTF, args: argparse.Namespace) -> Estimate:

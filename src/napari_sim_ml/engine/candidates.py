@@ -35,8 +35,8 @@ CONSISTENCY_K = 0.01  # relative |k| tolerance of the prior
 CONSISTENCY_DEG = 2.0  # angle tolerance of the prior, degrees
 INCONSISTENT_K = 0.02  # reported as inconsistent beyond these
 INCONSISTENT_DEG = 5.0
-MIN_MARGIN = 2.0
-MAX_MARGIN = 1e6  # margins are reported up to this  # best over runner-up (likelihood ratio) below which a grade is at most 'low'
+MIN_MARGIN = 2.0  # best over runner-up (likelihood ratio) below which a grade is at most 'low'
+MAX_MARGIN = 1e6  # margins are reported up to this
 COHERENCE_FLOOR = 1e-3
 
 
@@ -57,17 +57,21 @@ class Candidate:
 
     @property
     def moves_with_phase(self) -> bool:
+        """Whether the peak moves with the phase steps (a pattern, not fixed structure)."""
         return not self.rotation < MIN_ROTATION
 
     @property
     def log_score(self) -> float:
+        """Log of the coherence (floored at COHERENCE_FLOOR; the floor when not judged)."""
         c = self.coherence if math.isfinite(self.coherence) else COHERENCE_FLOOR
         return math.log(max(c, COHERENCE_FLOOR))
 
 
 @dataclass(frozen=True)
 class Choice:
-    """Chosen candidate index per angle, its margin over the runner-up (a likelihood ratio ≥ 1)
+    """The candidate chosen per angle, with margins and notes.
+
+    Chosen candidate index per angle, its margin over the runner-up (a likelihood ratio ≥ 1)
     and a note per angle ('' when consistent) naming what is wrong.
     """
 
@@ -77,7 +81,9 @@ class Choice:
 
 
 def local_maxima(masked: np.ndarray, n: int, radius: int = 3, pool: int = 2048) -> list[tuple[int, int]]:
-    """(row, col) of up to ``n`` peaks of ``masked`` > 0, highest first, each more than ``radius`` px
+    """Find the highest separated local maxima of a masked map.
+
+    (row, col) of up to ``n`` peaks of ``masked`` > 0, highest first, each more than ``radius`` px
     (periodic) from every higher one: greedy suppression among the ``pool`` highest values.
     """
     flat = masked.ravel()
@@ -97,7 +103,9 @@ def local_maxima(masked: np.ndarray, n: int, radius: int = 3, pool: int = 2048) 
 
 
 def rotation(plus: float, minus: float) -> float:
-    """plus² / (plus² + minus²) of the correlations of bands +b and −b with band 0 at one shift:
+    """Measure how much a correlation peak moves with the phase steps.
+
+    plus² / (plus² + minus²) of the correlations of bands +b and −b with band 0 at one shift:
     ≈ 1 for a peak that moves with the phase steps, ≈ 0.5 for a fixed one.
     """
     p, m = abs(plus) ** 2, abs(minus) ** 2
@@ -120,7 +128,9 @@ def _polar(k_px: tuple[float, float], shape: tuple[int, int]) -> tuple[float, fl
 
 
 def deviations(ks: list[tuple[float, float]], shape: tuple[int, int]) -> tuple[list[float], list[float]]:
-    """Per angle: relative |k| deviation from the median, and angle deviation (°) from the
+    """Measure each angle's departure from a consistent set of angles.
+
+    Per angle: relative |k| deviation from the median, and angle deviation (°) from the
     nearest equally spaced set (180°/n apart); two angles on one slot get 90° (no such set).
     """
     polar = [_polar(k, shape) for k in ks]
@@ -152,7 +162,9 @@ def _prior(ks: list[tuple[float, float]], shape: tuple[int, int]) -> float:
 
 
 def choose(candidates: list[list[Candidate]], shape: tuple[int, int], use_prior: bool = True) -> Choice:
-    """One candidate per angle: the best joint score (log coherence, + the consistency prior
+    """Choose one candidate peak per angle.
+
+    One candidate per angle: the best joint score (log coherence, + the consistency prior
     when ``use_prior``), among candidates that move with the phase steps (all, if none does).
     """
     usable = []
@@ -194,11 +206,13 @@ def choose(candidates: list[list[Candidate]], shape: tuple[int, int], use_prior:
 
 def _hypotheses(candidates: list[list[Candidate]], usable: list[list[int]], shape: tuple[int, int],
                 use_prior: bool) -> list[tuple[int, ...]]:
-    """Combinations worth scoring: each angle's best alone, and, with the prior, for every usable
+    """List the combinations of candidates worth scoring.
+
+    Combinations worth scoring: each angle's best alone, and, with the prior, for every usable
     candidate taken as the truth (its |k| and direction fix where the others must lie), the
     others' best under the prior given it. O(n² C²) instead of C^n.
     """
-    best_alone = tuple(max(u, key=lambda i, d=d: candidates[d][i].log_score) for d, u in enumerate(usable))
+    best_alone = tuple(max(u, key=lambda i: candidates[d][i].log_score) for d, u in enumerate(usable))
     combos = [best_alone]
     n = len(candidates)
     if not use_prior or n < 2:
@@ -214,7 +228,7 @@ def _hypotheses(candidates: list[list[Candidate]], usable: list[list[int]], shap
                     combo.append(i)
                     continue
 
-                def given(j: int, e: int = e) -> float:
+                def given(j: int, e: int = e, mag: float = mag, angle: float = angle) -> float:
                     m, a = polar[e][j]
                     off = (a - angle) % spacing
                     off = min(off, spacing - off)

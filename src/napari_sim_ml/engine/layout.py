@@ -34,6 +34,10 @@ from .parameters import Optics, equidistant_phases
 LAYOUT_SHAPES = ((3, 3), (3, 5), (5, 3), (5, 5), (4, 3), (2, 3), (3, 4), (4, 5), (5, 4), (2, 5))
 ORDERS = ("PAZ", "APZ", "PZA", "ZAP")
 CROP_PX = 128
+WEAK_SCORE = 0.0  # a best score below this: the pattern is too faint on the crop to tell layouts apart
+WEAK_CROP_PX = 256  # ... then the layouts are scored again on this larger crop (4× the pixels), and a best
+# score still below WEAK_SCORE is reported 'uncertain' whatever the margin (on the real 3-beam low-light set,
+# upsampled 2×, the 128² crop's best was a wrong 5 × 3 APZ at −8.0, 'clear' by 6.4; on 256² 3 × 5 PAZ at +1.0)
 TOL_K, TOL_DEG = 0.05, 4.0  # consistency tolerances on the cropped grid (1 px of k ≈ 2 %)
 CLEAR_MARGIN = 1.0  # score difference (log units) above which a choice is 'clear'
 MAX_PLANES = 64
@@ -45,6 +49,8 @@ SIMPLICITY = 0.3  # score given up per departure from the common layout (order P
 
 @dataclass(frozen=True)
 class LayoutScore:
+    """A layout and its score (log units; higher fits better)."""
+
     layout: FrameLayout
     score: float
 
@@ -58,17 +64,27 @@ class LayoutChoice:
     scores: tuple[LayoutScore, ...]
 
     @property
+    def weak(self) -> bool:
+        """Whether even the best layout shows the pattern too faintly to be told from the others."""
+        return self.scores[0].score < WEAK_SCORE
+
+    @property
     def confidence(self) -> str:
-        return "clear" if self.margin >= CLEAR_MARGIN else "uncertain"
+        """'clear' (margin ≥ CLEAR_MARGIN and not weak) or 'uncertain'."""
+        return "clear" if self.margin >= CLEAR_MARGIN and not self.weak else "uncertain"
 
     def describe(self) -> str:
+        """One line: the layout, how sure, the margin and the runner-up."""
         lay = self.layout
         runner = f"; runner-up {describe_layout(self.scores[1].layout)}" if len(self.scores) > 1 else ""
-        return (f"layout {describe_layout(lay)} found from the frames ({self.confidence}, "
+        faint = (f": the pattern is too faint to tell layouts apart (best score {self.scores[0].score:.1f}); "
+                 "give --angles, --phases and --order") if self.weak else ""
+        return (f"layout {describe_layout(lay)} found from the frames ({self.confidence}{faint}, "
                 f"margin {self.margin:.1f}{runner})")
 
 
 def describe_layout(layout: FrameLayout) -> str:
+    """Describe a layout in words: angles × phases [× planes], order."""
     z = f" × {layout.n_z} planes" if layout.n_z > 1 else ""
     return f"{layout.n_angles} angles × {layout.n_phases} phases{z}, order {layout.order}"
 
@@ -97,24 +113,29 @@ def candidate_layouts(n_frames: int, n_angles: int | None = None, n_phases: int 
     return list(out.values())
 
 
+def _reading(n_frames: int, layout: FrameLayout) -> tuple[int, int, list[int]]:
+    """Return what a layout makes of the first plane: angles, phases and the frames in that order."""
+    return layout.n_angles, layout.n_phases, _first_plane_indices(n_frames, layout).tolist()
+
+
 def _first_plane_indices(n_frames: int, layout: FrameLayout) -> np.ndarray:
     idx = np.arange(layout.frames_per_set * (n_frames // layout.frames_per_set))[:, None, None]
     return arrange_frames(idx, layout)[0, 0].ravel()
 
 
-def _crop(frames: np.ndarray) -> np.ndarray:
+def _crop(frames: np.ndarray, size: int = CROP_PX) -> np.ndarray:
     ny, nx = frames.shape[-2:]
-    cy, cx = max(0, (ny - CROP_PX) // 2), max(0, (nx - CROP_PX) // 2)
-    return np.asarray(frames[..., cy:cy + CROP_PX, cx:cx + CROP_PX], dtype=np.float32)
+    cy, cx = max(0, (ny - size) // 2), max(0, (nx - size) // 2)
+    return np.asarray(frames[..., cy:cy + size, cx:cx + size], dtype=np.float32)
 
 
 class _Scorer:
     """Scores layouts on the cropped, windowed frames; each frame's FFT is computed once."""
 
     def __init__(self, frames: np.ndarray, optics: Optics, background: float,
-                 k_range: tuple[float, float] = (0.3, 1.1)) -> None:
-        self.frames, self.background = frames, background
-        ny, nx = _crop(frames[:1]).shape[-2:]
+                 k_range: tuple[float, float] = (0.3, 1.1), crop: int = CROP_PX) -> None:
+        self.frames, self.background, self.crop = frames, background, crop
+        ny, nx = _crop(frames[:1], crop).shape[-2:]
         kc = optics.cutoff_cycles_per_um
         kr = np.hypot(np.fft.fftfreq(ny, optics.pixel_size_um)[:, None],
                       np.fft.fftfreq(nx, optics.pixel_size_um)[None, :])
@@ -127,13 +148,15 @@ class _Scorer:
     def _frame(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(cropped frame − its mean) and its windowed spectrum."""
         if i not in self.cache:
-            f = _crop(self.frames[i]) - np.float32(self.background)
+            f = _crop(self.frames[i], self.crop) - np.float32(self.background)
             f = f - f.mean()
             self.cache[i] = (f, scipy.fft.fft2(f * self.window).astype(np.complex64))
         return self.cache[i]
 
     def _angle(self, row: tuple[int, ...]) -> tuple[float, tuple[float, float], np.ndarray]:
-        """One angle's frames (file indices): its score terms, peak (Fourier px) and mean image; cached
+        """Score one angle's frames.
+
+        One angle's frames (file indices): its score terms, peak (Fourier px) and mean image; cached
         (layouts share angles).
         """
         if row in self.angles:
@@ -164,9 +187,12 @@ class _Scorer:
         return self.angles[row]
 
     def score(self, layout: FrameLayout) -> float:
+        """Score a layout by the first plane it implies (log units, higher fits better)."""
         idx = _first_plane_indices(self.frames.shape[0], layout).reshape(layout.n_angles, layout.n_phases)
         n_angles = idx.shape[0]
-        total, ks, means = 0.0, [], []
+        total = 0.0
+        ks: list[tuple[float, float]] = []
+        means: list[np.ndarray] = []
         for row in idx:
             value, k, mean = self._angle(tuple(int(i) for i in row))
             total, ks, means = total + value, ks + [k], means + [mean]
@@ -181,7 +207,7 @@ class _Scorer:
 
 
 def detect_layout(frames: np.ndarray, optics: Optics, background: float = 0.0, **given: object) -> LayoutChoice:
-    """The layout (among candidate_layouts(len(frames), **given)) whose first plane scores best.
+    """Find the layout (among candidate_layouts(len(frames), **given)) whose first plane scores best.
 
     frames: (F, Y, X) in file order; given: n_angles, n_phases, n_z, order when known.
     Raises SimInputError when no layout fits the frame count.
@@ -190,26 +216,40 @@ def detect_layout(frames: np.ndarray, optics: Optics, background: float = 0.0, *
     if not layouts:
         raise SimInputError(f"{frames.shape[0]} frames do not match any usual angles × phases layout; "
                             "give --angles and --phases")
-    scorer = _Scorer(frames, optics, background)
-    scores = sorted((LayoutScore(lay, scorer.score(lay)) for lay in layouts), key=lambda s: -s.score)
+    return _detect(frames, optics, background, layouts)
+
+
+def _detect(frames: np.ndarray, optics: Optics, background: float, layouts: list[FrameLayout],
+            extra: FrameLayout | None = None) -> LayoutChoice:
+    """Score layouts and choose the best.
+
+    Score ``layouts`` (and ``extra``, kept out of the choice) on the central crop, again on a larger
+    one when the best is weak; the choice and every score (``extra``'s last).
+    """
+    for crop in (CROP_PX, WEAK_CROP_PX):
+        scorer = _Scorer(frames, optics, background, crop=crop)
+        scores = sorted((LayoutScore(lay, scorer.score(lay)) for lay in layouts), key=lambda s: -s.score)
+        if scores[0].score >= WEAK_SCORE or min(frames.shape[-2:]) <= crop:
+            break
     margin = scores[0].score - scores[1].score if len(scores) > 1 else math.inf
-    return LayoutChoice(scores[0].layout, margin, tuple(scores))
+    tail = (LayoutScore(extra, scorer.score(extra)),) if extra is not None else ()
+    return LayoutChoice(scores[0].layout, margin, tuple(scores) + tail)
 
 
 def check_layout(frames: np.ndarray, optics: Optics, layout: FrameLayout, background: float = 0.0) -> str | None:
-    """One sentence when ``layout`` (given by flags or metadata) fits the frames clearly worse
+    """Say in one sentence when a given layout fits clearly worse than another.
+
+    One sentence when ``layout`` (given by flags or metadata) fits the frames clearly worse
     than another layout of the same frame count, naming the better one; else None.
     """
-    choice = detect_layout(frames, optics, background)
-    best = choice.scores[0]
-    same = _first_plane_indices(frames.shape[0], layout).tolist()
-    if same == _first_plane_indices(frames.shape[0], best.layout).tolist():
+    layouts = candidate_layouts(frames.shape[0])
+    if not layouts:
         return None
-    mine = next((s.score for s in choice.scores
-                 if _first_plane_indices(frames.shape[0], s.layout).tolist() == same), None)
-    if mine is None:
-        mine = _Scorer(frames, optics, background).score(layout)
-    if best.score - mine < CLEAR_MARGIN:
+    choice = _detect(frames, optics, background, layouts, extra=layout)
+    best, mine = choice.scores[0], choice.scores[-1].score
+    if _reading(frames.shape[0], layout) == _reading(frames.shape[0], best.layout):
+        return None
+    if best.score - mine < CLEAR_MARGIN or choice.weak:  # a faint pattern cannot show a layout wrong
         return None
     return (f"the frames fit {describe_layout(best.layout)} clearly better than the given "
             f"{describe_layout(layout)} (layout score {best.score:.1f} vs {mine:.1f}); check --order/--angles/--phases")

@@ -109,7 +109,7 @@ class AnglePattern:
         return 1.0 / self.k_magnitude
 
     def canonical(self) -> AnglePattern:
-        """The same pattern with kx > 0 (or kx == 0, ky > 0)."""
+        """Return the same pattern with kx > 0 (or kx == 0, ky > 0)."""
         kx, ky = self.k_cycles_per_um
         if kx < 0 or (kx == 0 and ky < 0):
             return replace(self, k_cycles_per_um=(-kx, -ky),
@@ -134,18 +134,21 @@ class PatternParameters:
 
     @property
     def n_angles(self) -> int:
+        """Number of pattern angles."""
         return len(self.angles)
 
     @property
     def n_phases(self) -> int:
+        """Number of phases (frames) per angle."""
         return len(self.angles[0].phases_rad)
 
     @property
     def n_orders(self) -> int:
+        """Highest harmonic order (1 for 2-beam, 2 for 3-beam)."""
         return self.angles[0].n_orders
 
     def to_dict(self, optics: Optics | None = None) -> dict[str, Any]:
-        """The README's parameters-JSON schema."""
+        """Return the parameters as the README's parameters-JSON schema (with the optics when given)."""
         out: dict[str, Any] = {}
         if optics is not None:
             out.update(na=optics.na, wavelength_nm=optics.wavelength_nm,
@@ -166,6 +169,7 @@ class PatternParameters:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PatternParameters:
+        """Read parameters from the README's parameters-JSON schema (``check_parameters_dict`` checks it)."""
         try:
             angles = tuple(
                 AnglePattern(

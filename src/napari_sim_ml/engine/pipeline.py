@@ -159,16 +159,10 @@ def estimate_plane(plane: np.ndarray, optics: Optics, otf: RadialOTF, background
 
     With ``settings.keep_k``: refit phases and modulation at the known k.
     """
-    if settings.keep_k is not None:
-        import importlib
+    from .refit import estimate_or_refit
 
-        refit = importlib.import_module(".refit", __package__)
-        return refit.refit_with_known_k(np.asarray(plane), optics, settings.keep_k, otf=otf,
-                                        n_orders=settings.n_orders, background=background)
-    from .estimate import estimate_pattern
-
-    return estimate_pattern(np.asarray(plane), optics, otf=otf, n_orders=settings.n_orders, background=background,
-                            consistency_prior=settings.consistency_prior)
+    return estimate_or_refit(np.asarray(plane), optics, settings.keep_k, otf=otf, n_orders=settings.n_orders,
+                             background=background, consistency_prior=settings.consistency_prior)
 
 
 def estimate(request: ReconstructionRequest, otf: RadialOTF | None = None,
