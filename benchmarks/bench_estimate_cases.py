@@ -36,7 +36,8 @@ def row(name, sim, raw, **kw):
         res = estimate_pattern(raw, sim.optics, background=sim.offset, **kw)
     except NoPatternError:
         return f"{name:<38} refused"
-    err = [abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude * 100 for a, e in zip(sim.params.angles, res.params.angles, strict=False)]
+    err = [abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude * 100
+           for a, e in zip(sim.params.angles, res.params.angles, strict=False)]
     grades = [d.grade for d in res.diagnostics]
     bad = any(e > 0.2 and g in ("good", "excellent") for e, g in zip(err, grades, strict=False))
     return f"{name:<38} {max(err):8.3f} %  {','.join(grades):<32} {'BAD' if bad else ''}"

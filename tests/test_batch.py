@@ -58,7 +58,8 @@ def engine_reference(path: Path, estimate_t: int = 0, per_time_point: bool = Fal
         params = (estimate_pattern(planes[t, 0], optics, otf=otf, background=OFFSET).params
                   if per_time_point else fixed)
         for z in range(planes.shape[1]):
-            out[t, z] = wiener_filter(prepare_reconstruction(planes[t, z], optics, params, otf, OFFSET))  # w from the noise
+            # w from the noise
+            out[t, z] = wiener_filter(prepare_reconstruction(planes[t, z], optics, params, otf, OFFSET))
     return out
 
 

@@ -136,7 +136,8 @@ def test_the_classical_path_never_imports_torch_dask_or_qt(tmp_path):
 
 def test_reconstruct_with_the_spectrum_optimised_filter(simulated, tmp_path):
     out = tmp_path / "hifi.tif"
-    res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"), "--filter", "hifi")
+    res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"),
+              "--filter", "hifi")
     assert res.returncode == 0, res.stderr
     sr = read_raw(out, require_frames=False)
     assert sr.extra["filter"]["form"] == "hifi" and sr.extra["filter"]["wiener"] == pytest.approx(0.1)

@@ -56,9 +56,11 @@ def test_batch_takes_a_folder_of_frames_as_one_input(two_points, tmp_path):
     assert expand_inputs([str(stacked.parent)]).count(stacked) == 1  # a folder of stacks: each file
     assert batch(folder, "-o", tmp_path, "--z", 1) == 0  # 18 frames alone would guess 2 planes, as for one file
     assert batch(stacked, "-o", tmp_path) == 0
-    np.testing.assert_array_equal(read_output(tmp_path / "acq1_sim.ome.tif"), read_output(tmp_path / "stack_sim.ome.tif"))
+    np.testing.assert_array_equal(read_output(tmp_path / "acq1_sim.ome.tif"),
+                                  read_output(tmp_path / "stack_sim.ome.tif"))
     pattern = str(folder / "img_*.tif")
-    assert batch(pattern, "-o", tmp_path / "glob", "--z", 1) == 0  # a quoted glob pattern: one input named by its prefix
+    # a quoted glob pattern: one input named by its prefix
+    assert batch(pattern, "-o", tmp_path / "glob", "--z", 1) == 0
     np.testing.assert_array_equal(read_output(tmp_path / "glob" / "img_sim.ome.tif"),
                                   read_output(tmp_path / "stack_sim.ome.tif"))
 

@@ -9,7 +9,8 @@ def test_separation_inverts_the_mixing_for_unequal_phases(n_phases, n_orders):
     rng = np.random.default_rng(n_phases)
     phases = np.sort(rng.uniform(-np.pi, np.pi, n_phases))
     orders = band_orders(n_orders)
-    base = rng.standard_normal((len(orders) // 2 + 1, 16, 16)) + 1j * rng.standard_normal((len(orders) // 2 + 1, 16, 16))
+    n_bands = len(orders) // 2 + 1
+    base = rng.standard_normal((n_bands, 16, 16)) + 1j * rng.standard_normal((n_bands, 16, 16))
     base[0] = base[0].real
     true = {0: base[0]}
     for b in range(1, n_orders + 1):

@@ -10,7 +10,8 @@ from napari_sim_ml.engine.simulate import simulate_acquisition
 
 
 def k_errors(truth, estimate):
-    return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude for a, e in zip(truth.angles, estimate.angles, strict=False)])
+    return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude
+                     for a, e in zip(truth.angles, estimate.angles, strict=False)])
 
 
 def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
@@ -37,7 +38,8 @@ def test_periodic_targets_give_the_pattern_not_a_specimen_harmonic(structure, ph
             continue
         err = k_errors(sim.params, res.params)
         grades = [d.grade for d in res.diagnostics]
-        assert not any(e > 0.002 and g in ("good", "excellent") for e, g in zip(err, grades, strict=False)), (err, grades)
+        assert not any(e > 0.002 and g in ("good", "excellent")
+                       for e, g in zip(err, grades, strict=False)), (err, grades)
         if photons >= 200:
             assert err.max() < 0.002, f"{structure} {photons} ph seed {seed}: |k| errors {err}"
         else:

@@ -200,8 +200,12 @@ def phase_ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> tuple[n
 
 
 def fft2(a: np.ndarray) -> np.ndarray:
+    """Return the 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
+    """Return the 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
     return scipy.fft.fft2(a, workers=FFT_WORKERS)
 
 
 def ifft2(a: np.ndarray) -> np.ndarray:
+    """Return the inverse 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
+    """Return the inverse 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
     return scipy.fft.ifft2(a, workers=FFT_WORKERS)

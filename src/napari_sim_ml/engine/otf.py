@@ -149,8 +149,10 @@ def otf_from_file(path: str | Path, pixel_size_um: float) -> RadialOTF:
 
 
 def looks_like_otf(data: np.ndarray) -> bool:
-    """True when a real array is laid out as an OTF, not a PSF: the largest magnitude of
-    its first plane is the first sample (f = 0, about 1) — a PSF peaks inside the image.
+    """Tell whether a real array is laid out as an OTF, not a PSF.
+
+    True when the largest magnitude of its first plane is the first sample (f = 0, about 1);
+    a PSF peaks inside the image.
     """
     data = np.asarray(data)
     if data.ndim < 2 or data.size == 0:

@@ -44,8 +44,9 @@ class SimulatedAcquisition:
 
     @property
     def reconstruction_params(self) -> PatternParameters:
-        """The parameters a reconstruction is given: ``params`` (those of the data) unless
-        k/phase errors were simulated.
+        """The parameters a reconstruction is given.
+
+        ``params`` (those of the data) unless k/phase errors were simulated.
         """
         return self.given_params if self.given_params is not None else self.params
 
@@ -58,7 +59,7 @@ def _draw_polyline(img: np.ndarray, pts: np.ndarray, value: float) -> None:
 
 
 def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np.random.Generator) -> np.ndarray:
-    """A test object on a grid of ``shape`` with pixel ``pixel_um`` µm, values in [0, 1]."""
+    """Draw a test object on a grid of ``shape`` with pixel ``pixel_um`` µm, values in [0, 1]."""
     ny, nx = shape
     img = np.zeros(shape, dtype=np.float64)
     if structure == "filaments":
@@ -111,8 +112,10 @@ def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np
 
 def sparse_rings(shape: tuple[int, int], pixel_um: float, rng: np.random.Generator,
                  radius_um: tuple[float, float] = (0.05, 0.1), per_um2: float = 0.25) -> np.ndarray:
-    """Small, sparse rings like clathrin-coated pits: ``per_um2`` rings per µm² of radius
-    ``radius_um`` (µm) on a dark background; values in [0, 1] (a truth for ``simulate_acquisition``).
+    """Draw small, sparse rings like clathrin-coated pits.
+
+    ``per_um2`` rings per µm² of radius ``radius_um`` (µm) on a dark background; values in [0, 1]
+    (a truth for ``simulate_acquisition``).
     """
     img = np.zeros(shape, dtype=np.float64)
     n = max(1, int(shape[0] * shape[1] * pixel_um**2 * per_um2))
@@ -159,8 +162,10 @@ def random_parameters(
     phase_jitter: float = 0.25,
     rng: np.random.Generator | None = None,
 ) -> PatternParameters:
-    """Realistic pattern parameters: evenly spread angles with a random offset, the
-    top order at ``k_fraction`` × kc, phase steps 2π/P with jitter (radians).
+    """Draw realistic pattern parameters.
+
+    Evenly spread angles with a random offset, the top order at ``k_fraction`` × kc (cycles/µm),
+    phase steps 2π/P with uniform jitter ±``phase_jitter`` (radians).
     """
     rng = rng or np.random.default_rng()
     kc = optics.cutoff_cycles_per_um

@@ -30,7 +30,9 @@ from .parameters import Optics, PatternParameters
 
 @dataclass(frozen=True)
 class TrustReport:
-    """imprint, cross: of the output; residual: of the frames (None when the noise cannot be
+    """The truth-free checks of one reconstruction.
+
+    imprint, cross: of the output; residual: of the frames (None when the noise cannot be
     measured); resolution_um: decorrelation; warnings: one sentence per failed check.
     """
 
@@ -41,6 +43,7 @@ class TrustReport:
     warnings: tuple[str, ...]
 
     def lines(self) -> list[str]:
+        """Return the report as lines for a terminal or a status bar."""
         res = self.residual
         out = [f"pattern imprint {self.imprint.worst_db:.1f} dB (worst of ±k"
                f"{', ±2k' if len(self.imprint.peaks_db) > 3 else ''}; clean ≲ 6), border cross "
