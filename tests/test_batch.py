@@ -124,6 +124,7 @@ def test_lazy_reader_matches_full_read_for_tiff_ome_and_mrc(tmp_path):
 
 
 # ---------------------------------------------------------------- equality with the engine
+@pytest.mark.slow
 def test_batch_equals_plane_by_plane_engine(series, tmp_path):
     path, reference = series
     assert batch(path, "-o", tmp_path, "--workers", 2) == 0
@@ -140,6 +141,7 @@ def test_batch_equals_plane_by_plane_engine(series, tmp_path):
     assert not list(tmp_path.glob(".*.part"))
 
 
+@pytest.mark.slow
 def test_distributed_local_cluster_gives_the_same_output(series, tmp_path):
     distributed = pytest.importorskip("distributed")
     path, reference = series
@@ -161,6 +163,7 @@ def _optics(path: Path) -> Optics:
     return Optics(raw.na, raw.wavelength_nm, raw.pixel_size_um)
 
 
+@pytest.mark.slow
 def test_per_time_point_estimation_follows_a_drifting_pattern(tmp_path):
     frames, optics = timelapse(3, seed=5, drift=0.8)
     path = write_raw(tmp_path / "drift.tif", frames, optics)
@@ -175,6 +178,7 @@ def test_per_time_point_estimation_follows_a_drifting_pattern(tmp_path):
 
 
 # ---------------------------------------------------------------- resuming and bad input
+@pytest.mark.slow
 def test_killed_batch_resumes_without_redoing_finished_files(series, tmp_path):
     path, _ = series
     frames = read_raw(path).frames
@@ -205,6 +209,7 @@ def test_killed_batch_resumes_without_redoing_finished_files(series, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_reported_by_name_and_skipped(series, tmp_path):
     path, reference = series
     (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + os.urandom(2000))
@@ -223,6 +228,7 @@ def test_bad_inputs_are_reported_by_name_and_skipped(series, tmp_path):
     np.testing.assert_array_equal(read_output(tmp_path / "out" / "good_sim.ome.tif"), reference[:2])
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_and_a_missing_input_is_one_failure(series, tmp_path, capsys):
     path, _ = series
     assert batch(path, "-o", tmp_path, "--estimate-on", "first") == 2

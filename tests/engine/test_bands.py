@@ -4,6 +4,7 @@ import pytest
 from napari_sim_ml.engine.bands import band_orders, preprocess, separate_bands, separate_positive_bands
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_phases, n_orders", [(3, 1), (5, 2), (7, 2)])
 def test_separation_inverts_the_mixing_for_unequal_phases(n_phases, n_orders):
     rng = np.random.default_rng(n_phases)
@@ -25,6 +26,7 @@ def test_separation_inverts_the_mixing_for_unequal_phases(n_phases, n_orders):
         np.testing.assert_allclose(positive[b - 1], true[b], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_preprocess_subtracts_equalises_and_tapers_without_touching_the_input():
     rng = np.random.default_rng(0)
     plane = rng.uniform(100, 200, (2, 3, 64, 64)).astype(np.float32)

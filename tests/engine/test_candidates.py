@@ -25,6 +25,7 @@ def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
     return out.reshape(raw.shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("structure", ["grating", "linepairs"])
 @pytest.mark.parametrize("photons", [60, 200, 1000])
 def test_periodic_targets_give_the_pattern_not_a_specimen_harmonic(structure, photons):
@@ -57,6 +58,7 @@ def test_without_the_prior_a_harmonic_is_never_graded_good_and_the_angle_is_name
             assert any(w.startswith(f"angle {d}:") for w in res.warnings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames", [None, (0, 1, 3, 4, 6, 7)], ids=["every-frame", "some-frames"])
 @pytest.mark.parametrize("period_px, seed", [(4.0, 1), (5.9, 0)])
 def test_a_camera_stripe_is_never_taken_for_the_pattern(frames, period_px, seed):

@@ -66,6 +66,7 @@ def test_thinning_matches_the_noise_model():
         thinned_set(high, 0.5, 0.08, 5.0)
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_tiny_model_beats_no_model(trained):
     from napari_sim_ml.engine.denoise.apply import Denoiser, denoise_plane
 
@@ -82,6 +83,7 @@ def test_loss_falls_and_the_tiny_model_beats_no_model(trained):
     assert np.mean(rmse_den) < 0.85 * np.mean(rmse_noisy)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trips(trained, tmp_path):
     import torch
 
@@ -105,6 +107,7 @@ def test_checkpoint_round_trips(trained, tmp_path):
         Denoiser.load(bad)
 
 
+@pytest.mark.slow
 def test_tiles_agree_with_the_whole_plane(trained):
     from napari_sim_ml.engine.denoise.apply import Denoiser, denoise_frames
 

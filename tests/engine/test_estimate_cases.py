@@ -74,6 +74,7 @@ def test_grades_of_real_estimates_follow_the_signal():
 
 
 # ---------------------------------------------------------------- 2, 4 and 5 angles
+@pytest.mark.slow
 @pytest.mark.parametrize("n_angles", [2, 4, 5])
 def test_estimation_with_2_4_and_5_angles(n_angles):
     """k within 0.2 %, direction within 0.1°, phases at the centre within 0.1 rad, modulation within 0.06
@@ -104,6 +105,7 @@ def bleached(seed: int, loss_per_frame: float) -> tuple[np.ndarray, object]:
     return frames.astype(np.float32), sim
 
 
+@pytest.mark.slow
 def test_phase_steps_survive_strong_bleaching():
     """A 10 % loss per frame (60 % over the 9 frames): the fitted per-frame gains keep the phase steps
     right. Measured on seeds 0-5: worst step error 0.045-0.09 rad, mean 0.067; the same estimator

@@ -42,6 +42,7 @@ def test_natural_sort_puts_frame_2_before_frame_10(tmp_path):
     assert raw.frames[:, 0, 0].tolist() == [1, 2, 10, 11]
 
 
+@pytest.mark.slow
 def test_a_folder_of_nine_frames_gives_the_same_estimate_as_the_stacked_file(sim_stack):
     sim, counts, stacked, folder = sim_stack
     one, seq = read_raw(stacked), read_raw(folder)
@@ -111,6 +112,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_refuses_the_average_frame_clearly_and_takes_frames(data_dir, tmp_path):
     folder = data_dir / "3beam-microtubules-x2" / "high"
     optics = ["--na", "1.49", "--wavelength-nm", "525", "--pixel-size-um", "0.03"]
@@ -125,6 +127,7 @@ def test_cli_refuses_the_average_frame_clearly_and_takes_frames(data_dir, tmp_pa
     assert periods[0] == pytest.approx(256 * 0.03 / 15.5, rel=0.03)
 
 
+@pytest.mark.slow
 def test_cli_estimate_on_a_folder_equals_the_stacked_file(sim_stack):
     _, _, stacked, folder = sim_stack
     optics = ["--na", "1.4", "--wavelength-nm", "525"]
