@@ -242,6 +242,7 @@ def test_usage_errors_exit_2_and_a_missing_input_is_one_failure(series, tmp_path
     assert "would both be written" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_estimate_on_mean_and_output_names(series, tmp_path):
     path, reference = series
     short = write_raw(tmp_path / "s.ome.tif", read_raw(path).frames[:4 * 9], _optics(path))

@@ -79,3 +79,11 @@ def test_train_denoiser_help_quotes_the_training_defaults(capsys):
     low, high = (float(v) for v in re.search(r"range LOW HIGH \(default ([\d.]+) ([\d.]+)\)", text).groups())
     assert (low, high) == tuple(signature["photons"].default)
     assert float(re.search(r"simulation default ([\d.]+),", text)[1]) == signature["read_noise"].default
+
+
+def test_simulate_defaults_are_the_simulators():
+    from napari_sim_ml.engine.simulate import DEFAULT_OPTICS
+
+    args = cli.build_parser().parse_args(["simulate", "-o", "raw.tif"])
+    assert (args.na, args.wavelength_nm, args.pixel_size_um) == (
+        DEFAULT_OPTICS.na, DEFAULT_OPTICS.wavelength_nm, DEFAULT_OPTICS.pixel_size_um)

@@ -39,6 +39,7 @@ def test_preprocess_subtracts_equalises_and_tapers_without_touching_the_input():
     np.testing.assert_allclose(out[..., 0, :], means.mean(), rtol=0.05)  # border fades to the mean
 
 
+@pytest.mark.slow
 def test_serial_blas_limits_while_inside_and_restores_after_overlapping_threads():
     import threading
 

@@ -149,6 +149,7 @@ def test_mismatched_data_are_refused():
         check_compatible(meta, OPTICS, None, 3, 5)
 
 
+@pytest.mark.slow
 def test_training_resumes_and_cancels_with_a_checkpoint(tmp_path):
     from napari_sim_ml.engine.denoise.checkpoint import load_checkpoint
     from napari_sim_ml.engine.denoise.train import TrainSettings, train_denoiser, train_steps

@@ -78,6 +78,7 @@ def test_hard_edged_image_shows_the_cross_and_its_periodic_part_does_not():
     assert trust_warnings(cross=score)
 
 
+@pytest.mark.slow
 def test_decorrelation_depends_on_the_image_not_the_grid(sim):
     px = sim.optics.pixel_size_um
     wide = (sim.raw - sim.offset).mean(axis=(0, 1))

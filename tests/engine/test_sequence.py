@@ -60,6 +60,7 @@ def test_a_folder_of_nine_frames_gives_the_same_estimate_as_the_stacked_file(sim
     np.testing.assert_array_equal(np.asarray(arrange_lazy(lazy.frames, layout)), arrange_frames(counts, layout))
 
 
+@pytest.mark.slow
 def test_a_glob_of_multi_frame_files_is_one_stack(sim_stack, tmp_path):
     _, counts, _, _ = sim_stack
     for a in range(3):  # one file per angle, 3 phases each

@@ -94,6 +94,7 @@ def test_filter_stage_responds_to_every_slider_and_keeps_intensity(prepared):
     np.testing.assert_array_equal(wiener_filter(prepared, FilterSettings()), base)  # caches do not leak
 
 
+@pytest.mark.slow
 def test_larger_w_smooths(prepared):
     sharp = wiener_filter(prepared, FilterSettings(wiener=0.01))
     smooth = wiener_filter(prepared, FilterSettings(wiener=1.0))

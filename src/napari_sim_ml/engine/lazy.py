@@ -241,12 +241,27 @@ def _token(*objs: Any) -> str:
 
 
 def arrange_lazy(frames: Any, layout: FrameLayout) -> Any:
-    """(F, Y, X) frames in file order → (T, Z, A, P, Y, X) dask array, one plane per chunk.
+    """Arrange (F, Y, X) frames in file order as a (T, Z, A, P, Y, X) dask array, one plane per chunk.
 
-    ``frames``: a dask array, or (faster: one read per time point) the file's
-    :class:`FrameSource`. The frames are grouped into chunks of one time point
-    (A·P·Z frames), reordered with :func:`io.arrange_frames` (a lazy
-    reshape/transpose) and split into planes.
+    The frames are grouped into chunks of one time point (A·P·Z frames), reordered with
+    :func:`io.arrange_frames` (a lazy reshape/transpose) and split into planes.
+
+    Parameters
+    ----------
+    frames : dask.array.Array or FrameSource
+        (F, Y, X) frames; the file's :class:`FrameSource` is faster (one read per time point).
+    layout : FrameLayout
+        Angles, phases, z planes and frame order.
+
+    Returns
+    -------
+    dask.array.Array
+        (T, Z, A, P, Y, X), chunks of one plane (1, 1, A, P, Y, X).
+
+    Raises
+    ------
+    SimInputError
+        The frame count is not a multiple of A·P·Z.
     """
     import dask.array as da
 
