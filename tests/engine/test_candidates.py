@@ -47,6 +47,7 @@ def test_periodic_targets_give_the_pattern_not_a_specimen_harmonic(structure, ph
             assert all(e < 0.002 or g in ("low", "inadequate") for e, g in zip(err, grades, strict=False))
 
 
+@pytest.mark.slow
 def test_without_the_prior_a_harmonic_is_never_graded_good_and_the_angle_is_named():
     sim = simulate_acquisition("grating", 256, photons=200, seed=0)
     res = estimate_pattern(sim.raw, sim.optics, background=sim.offset, consistency_prior=False)

@@ -108,6 +108,7 @@ def test_three_beam_reconstruction_beats_widefield():
     assert compare_to_truth(wiener_filter(p), ref)[0] > compare_to_truth(p.widefield, ref)[0] + 4
 
 
+@pytest.mark.slow
 def test_mismatched_parameters_are_an_input_error(sim):
     with pytest.raises(SimInputError, match="phases but the parameters"):
         prepare_reconstruction(sim.raw[:, :2], sim.optics, sim.params)
