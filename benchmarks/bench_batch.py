@@ -160,7 +160,8 @@ def main() -> None:
             results["throughput"].append(row)
             if not args.json:
                 print(f"{scheduler:>9} × {workers}: {row['planes_per_s']:.2f} planes/s "
-                      f"({args.throughput_t} planes in {info['seconds']:.1f} s), peak RSS {info['peak_total_rss_mb']:.0f} MB"
+                      f"({args.throughput_t} planes in {info['seconds']:.1f} s), "
+                      f"peak RSS {info['peak_total_rss_mb']:.0f} MB"
                       + (" (batch + worker processes)" if scheduler == "processes" else ""),
                       flush=True)
             for p in out.iterdir():

@@ -84,7 +84,8 @@ def main() -> None:
           f"worst frame {r[:, 2].max():.4f} rad, corr(mean error, lever) {np.corrcoef(r[:, 0], r[:, 3])[0, 1]:.2f}")
     for name, errs in oracle.items():
         e = np.abs(errs)
-        print(f"oracle (true steps, {name}): origin-phase error rms {np.sqrt(np.mean(e ** 2)):.4f}, max {e.max():.4f} rad")
+        print(f"oracle (true steps, {name}): origin-phase error rms {np.sqrt(np.mean(e ** 2)):.4f}, "
+              f"max {e.max():.4f} rad")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,14 @@
-"""Shared test setup: torch before Qt, and widget settings kept out of the user's home."""
+"""Shared test setup: torch before Qt, widget settings kept out of the user's home, the real data
+(skipped visibly when absent), the ``gui`` marker set from the fixtures a test uses, and a
+warning for tests that are slow but not marked so.
+
+Fast loop (no viewer, nothing slow): ``pytest -m "not slow and not gui"``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 try:  # torch must be imported before the QApplication exists (importing it later can crash)
     import torch  # noqa: F401
@@ -7,7 +17,47 @@ except ImportError:  # the classical parts run without torch
 
 import pytest
 
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data beside the checkout
+MISSING_DATA = "../shared/data not found — real-data tests skipped"
+# a test that uses one of these needs a napari viewer (or a QApplication) and is marked ``gui``
+GUI_FIXTURES = frozenset({"make_napari_viewer", "make_napari_viewer_proxy", "qtbot", "qapp", "sim_viewer"})
+UNMARKED_SLOW_S = float(os.environ.get("NAPARI_SIM_ML_SLOW_S", "10"))  # wall seconds (a loaded machine)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_widget_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SIM_ML_SETTINGS", str(tmp_path / "sim_widget_settings.json"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data sets (../shared/data); the test is skipped, with a reason and a summary line, without them."""
+    if not DATA.is_dir():
+        pytest.skip(MISSING_DATA)
+    return DATA
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if GUI_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if DATA.is_dir():
+        return f"real data: {DATA}"
+    return f"real data: {DATA} NOT FOUND — the real-data tests will be skipped"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if MISSING_DATA in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("=", f"{len(skipped)} real-data test(s) skipped: {MISSING_DATA.split(' — ')[0]}",
+                                   yellow=True, bold=True)
+    slow = [r for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+            if r.when == "call" and r.duration > UNMARKED_SLOW_S and "slow" not in r.keywords]
+    if slow:
+        terminalreporter.write_sep("-", f"{len(slow)} test(s) took over {UNMARKED_SLOW_S:g} s but are not marked "
+                                        "slow (mark them @pytest.mark.slow)", yellow=True)
+        for r in sorted(slow, key=lambda r: -r.duration):
+            terminalreporter.write_line(f"  {r.duration:6.1f} s  {r.nodeid}")

@@ -58,7 +58,8 @@ def engine_reference(path: Path, estimate_t: int = 0, per_time_point: bool = Fal
         params = (estimate_pattern(planes[t, 0], optics, otf=otf, background=OFFSET).params
                   if per_time_point else fixed)
         for z in range(planes.shape[1]):
-            out[t, z] = wiener_filter(prepare_reconstruction(planes[t, z], optics, params, otf, OFFSET))  # w from the noise
+            # w from the noise
+            out[t, z] = wiener_filter(prepare_reconstruction(planes[t, z], optics, params, otf, OFFSET))
     return out
 
 
@@ -123,6 +124,7 @@ def test_lazy_reader_matches_full_read_for_tiff_ome_and_mrc(tmp_path):
 
 
 # ---------------------------------------------------------------- equality with the engine
+@pytest.mark.slow
 def test_batch_equals_plane_by_plane_engine(series, tmp_path):
     path, reference = series
     assert batch(path, "-o", tmp_path, "--workers", 2) == 0
@@ -139,6 +141,7 @@ def test_batch_equals_plane_by_plane_engine(series, tmp_path):
     assert not list(tmp_path.glob(".*.part"))
 
 
+@pytest.mark.slow
 def test_distributed_local_cluster_gives_the_same_output(series, tmp_path):
     distributed = pytest.importorskip("distributed")
     path, reference = series
@@ -160,6 +163,7 @@ def _optics(path: Path) -> Optics:
     return Optics(raw.na, raw.wavelength_nm, raw.pixel_size_um)
 
 
+@pytest.mark.slow
 def test_per_time_point_estimation_follows_a_drifting_pattern(tmp_path):
     frames, optics = timelapse(3, seed=5, drift=0.8)
     path = write_raw(tmp_path / "drift.tif", frames, optics)
@@ -174,6 +178,7 @@ def test_per_time_point_estimation_follows_a_drifting_pattern(tmp_path):
 
 
 # ---------------------------------------------------------------- resuming and bad input
+@pytest.mark.slow
 def test_killed_batch_resumes_without_redoing_finished_files(series, tmp_path):
     path, _ = series
     frames = read_raw(path).frames
@@ -204,6 +209,7 @@ def test_killed_batch_resumes_without_redoing_finished_files(series, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_reported_by_name_and_skipped(series, tmp_path):
     path, reference = series
     (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + os.urandom(2000))
@@ -222,6 +228,7 @@ def test_bad_inputs_are_reported_by_name_and_skipped(series, tmp_path):
     np.testing.assert_array_equal(read_output(tmp_path / "out" / "good_sim.ome.tif"), reference[:2])
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_and_a_missing_input_is_one_failure(series, tmp_path, capsys):
     path, _ = series
     assert batch(path, "-o", tmp_path, "--estimate-on", "first") == 2
@@ -235,6 +242,7 @@ def test_usage_errors_exit_2_and_a_missing_input_is_one_failure(series, tmp_path
     assert "would both be written" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_estimate_on_mean_and_output_names(series, tmp_path):
     path, reference = series
     short = write_raw(tmp_path / "s.ome.tif", read_raw(path).frames[:4 * 9], _optics(path))

@@ -28,6 +28,7 @@ def simulated(tmp_path_factory):
     return raw
 
 
+@pytest.mark.slow
 def test_simulate_writes_stack_truth_and_parameters(simulated):
     raw = read_raw(simulated)
     assert raw.frames.shape == (9, 128, 128) and raw.frames.dtype == np.uint16
@@ -38,6 +39,7 @@ def test_simulate_writes_stack_truth_and_parameters(simulated):
     assert len(params["angles"]) == 3 and len(params["angles"][0]["phases_rad"]) == 3
 
 
+@pytest.mark.slow
 def test_estimate_prints_json_close_to_the_truth(simulated):
     res = run("estimate", simulated)
     assert res.returncode == 0, res.stderr
@@ -49,6 +51,7 @@ def test_estimate_prints_json_close_to_the_truth(simulated):
     assert est["quality"][0]["grade"] in ("good", "excellent")
 
 
+@pytest.mark.slow
 def test_reconstruct_with_params_is_exact_and_scaled(simulated, tmp_path):
     out, wf = tmp_path / "sr.tif", tmp_path / "wf.tif"
     res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"),
@@ -68,6 +71,7 @@ def test_reconstruct_with_params_is_exact_and_scaled(simulated, tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
 
+@pytest.mark.slow
 def test_reconstruct_warns_when_the_pattern_is_in_the_result(simulated, tmp_path):
     params = json.loads(simulated.with_name("raw_params.json").read_text())
     for angle in params["angles"]:  # wrong phase steps: the bands mix and the stripes stay in the image
@@ -80,6 +84,7 @@ def test_reconstruct_warns_when_the_pattern_is_in_the_result(simulated, tmp_path
     assert "WARNING: do not trust this result: the illumination pattern shows" in res.stderr
 
 
+@pytest.mark.slow
 def test_sample_data_reconstructs(tmp_path):
     res = run("reconstruct", SAMPLE, "-o", tmp_path / "sr.tif", "--wiener", 0.1)
     assert res.returncode == 0, res.stderr
@@ -91,6 +96,7 @@ def write(path, data):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, flags, message", [
     (lambda p: p / "missing.tif", [], "file not found"),
     (lambda p: (p / "junk.tif").write_bytes(b"\x00garbage" * 50) and p / "junk.tif", [], "cannot read"),
@@ -119,12 +125,14 @@ def test_missing_optics_are_asked_for(tmp_path):
     assert res.returncode == 2 and "give --na" in res.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     res = run("demo", SAMPLE, "--out", tmp_path / "demo")
     assert res.returncode == 0, res.stderr
     assert "SIM vs truth" in res.stdout and (tmp_path / "demo" / "reconstruction.tif").exists()
 
 
+@pytest.mark.slow
 def test_the_classical_path_never_imports_torch_dask_or_qt(tmp_path):
     code = ("import sys; from napari_sim_ml.cli import main; "
             f"rc = main(['reconstruct', r'{SAMPLE}', '-o', r'{tmp_path / 'sr.tif'}']); "
@@ -134,15 +142,18 @@ def test_the_classical_path_never_imports_torch_dask_or_qt(tmp_path):
     assert res.stdout.strip().splitlines()[-1] == "0 []", res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_reconstruct_with_the_spectrum_optimised_filter(simulated, tmp_path):
     out = tmp_path / "hifi.tif"
-    res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"), "--filter", "hifi")
+    res = run("reconstruct", simulated, "-o", out, "--params", simulated.with_name("raw_params.json"),
+              "--filter", "hifi")
     assert res.returncode == 0, res.stderr
     sr = read_raw(out, require_frames=False)
     assert sr.extra["filter"]["form"] == "hifi" and sr.extra["filter"]["wiener"] == pytest.approx(0.1)
     assert "pattern imprint" in res.stdout
 
 
+@pytest.mark.slow
 def test_a_parameters_file_states_the_layout_of_bare_frames(tmp_path):
     """Frames without layout metadata and a --params file: the file's angles × phases are used,
     not a layout detected from the frames (3 × 5 and 5 × 3 have the same frame count)."""

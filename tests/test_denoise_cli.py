@@ -31,6 +31,7 @@ def model(tmp_path_factory):
     return folder, out
 
 
+@pytest.mark.slow
 def test_train_resume_and_refuse_overwrite(model):
     folder, out = model
     res = run("train-denoiser", "-o", out, "--simulate", 6, "--params", folder / "lo_params.json", "--epochs", 3,
@@ -42,6 +43,7 @@ def test_train_resume_and_refuse_overwrite(model):
     assert "epoch 3/3" in res.stdout and "epoch 1/3" not in res.stdout
 
 
+@pytest.mark.slow
 def test_reconstruct_with_the_denoiser_writes_frames_and_checks_them(model):
     folder, out = model
     res = run("reconstruct", folder / "lo.tif", "-o", folder / "sr.tif", "--params", folder / "lo_params.json",
@@ -54,6 +56,7 @@ def test_reconstruct_with_the_denoiser_writes_frames_and_checks_them(model):
     assert read_raw(folder / "sr.tif", require_frames=False).frames.shape == (128, 128)
 
 
+@pytest.mark.slow
 def test_batch_with_the_denoiser(model):
     folder, out = model
     res = run("batch", folder / "lo.tif", "-o", folder / "batch", "--params", folder / "lo_params.json",
@@ -62,6 +65,7 @@ def test_batch_with_the_denoiser(model):
     assert (folder / "batch" / "lo_sim.ome.tif").exists()
 
 
+@pytest.mark.slow
 def test_mismatched_model_is_refused_in_one_line(model):
     folder, out = model
     res = run("reconstruct", folder / "lo.tif", "-o", folder / "x.tif", "--params", folder / "lo_params.json",
@@ -71,6 +75,7 @@ def test_mismatched_model_is_refused_in_one_line(model):
     assert not (folder / "x.tif").exists()
 
 
+@pytest.mark.slow
 def test_train_from_high_light_stacks(model, tmp_path):
     folder, _ = model
     res = run("train-denoiser", "-o", tmp_path / "t.pt", "--from-high", folder / "hi.tif", "--thin", 30,

@@ -3,8 +3,6 @@ OME-Zarr in and out, lazy opening."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,14 +13,6 @@ from napari_sim_ml.engine.io import write_tiff
 from .test_batch import read_output, timelapse, write_raw
 
 KEY = "napari_sim_ml"
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.skip("../shared/data is not beside the project")
-    return DATA
 
 
 def batch(*argv) -> int:
@@ -50,15 +40,18 @@ def two_points(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- sequences
+@pytest.mark.slow
 def test_batch_takes_a_folder_of_frames_as_one_input(two_points, tmp_path):
     frames, optics, stacked, folder = two_points
     assert expand_inputs([str(folder)]) == [folder]  # one input, not 18
     assert expand_inputs([str(stacked.parent)]).count(stacked) == 1  # a folder of stacks: each file
     assert batch(folder, "-o", tmp_path, "--z", 1) == 0  # 18 frames alone would guess 2 planes, as for one file
     assert batch(stacked, "-o", tmp_path) == 0
-    np.testing.assert_array_equal(read_output(tmp_path / "acq1_sim.ome.tif"), read_output(tmp_path / "stack_sim.ome.tif"))
+    np.testing.assert_array_equal(read_output(tmp_path / "acq1_sim.ome.tif"),
+                                  read_output(tmp_path / "stack_sim.ome.tif"))
     pattern = str(folder / "img_*.tif")
-    assert batch(pattern, "-o", tmp_path / "glob", "--z", 1) == 0  # a quoted glob pattern: one input named by its prefix
+    # a quoted glob pattern: one input named by its prefix
+    assert batch(pattern, "-o", tmp_path / "glob", "--z", 1) == 0
     np.testing.assert_array_equal(read_output(tmp_path / "glob" / "img_sim.ome.tif"),
                                   read_output(tmp_path / "stack_sim.ome.tif"))
 
@@ -117,8 +110,12 @@ def test_the_z_step_is_read_from_imagej_ome_and_mrc(zstack, tmp_path):
         mrc.set_data(frames)
         mrc.voxel_size = (800.0, 800.0, 1250.0)  # Å in MRC2014
     assert read_raw(tmp_path / "x.mrc").z_step_um == pytest.approx(0.125)
-    assert read_raw(DATA / "omx-3d-sim-64px" / "raw.dv").z_step_um == pytest.approx(0.125) \
-        if DATA.is_dir() else True  # DV header dz
+
+
+def test_the_z_step_is_read_from_a_dv_header(data_dir):
+    from napari_sim_ml.engine.io import read_raw
+
+    assert read_raw(data_dir / "omx-3d-sim-64px" / "raw.dv").z_step_um == pytest.approx(0.125)  # DV header dz
 
 
 def _cli(*args):
@@ -129,6 +126,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_3_plane_stack_keeps_its_z_step_in_tiff_ome_tiff_and_ome_zarr(zstack, tmp_path):
     import tifffile
 
@@ -167,6 +165,7 @@ def test_a_3_plane_stack_keeps_its_z_step_in_tiff_ome_tiff_and_ome_zarr(zstack, 
         assert kwargs["metadata"][KEY]["z_step_um"] == pytest.approx(0.125)
 
 
+@pytest.mark.slow
 def test_batch_ome_zarr_is_valid_ngff_and_round_trips(two_points, tmp_path):
     import zarr
 
@@ -211,6 +210,7 @@ def _nsim_mosaic(frames: np.ndarray, n_a: int = 3, n_p: int = 3) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow
 def test_an_nsim_mosaic_gives_the_same_result_as_the_nine_frame_stack(two_points, tmp_path):
     import json
 

@@ -88,6 +88,7 @@ def test_mrc(tmp_path):
     assert data.shape == (9, 32, 32) and kwargs["scale"][-1] == pytest.approx(0.08)
 
 
+@pytest.mark.slow
 def test_writer_reader_round_trip_keeps_pixel_size_and_parameters(tmp_path):
     (frames, raw_kwargs, _), _ = sample_2beam()
     written = write_image(str(tmp_path / "raw_copy.tif"), frames, {**raw_kwargs, "units": ("pixel", "um", "um")})
@@ -127,6 +128,7 @@ def test_writer_through_napari_layerlist(tmp_path):
     assert back.extra["layer_name"] == layer.name  # the layer's name travels with the file
 
 
+@pytest.mark.slow
 def test_sample_data():
     (raw, raw_kw, raw_type), (truth, truth_kw, _) = sample_2beam()
     assert raw_type == "image" and raw.shape == (9, 256, 256) and raw.dtype == np.uint16

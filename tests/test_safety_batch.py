@@ -58,6 +58,7 @@ def assert_complete(path: Path, n_planes: int):
     assert data.size == n_planes * 128 * 128 and np.isfinite(data).all() and data.std() > 0
 
 
+@pytest.mark.slow
 def test_two_concurrent_batches_into_one_folder_leave_every_output_complete(inputs, tmp_path):
     folder, paths = inputs
     out = tmp_path / "out"
@@ -73,6 +74,7 @@ def test_two_concurrent_batches_into_one_folder_leave_every_output_complete(inpu
     assert sum(counts) >= 4  # each output was made by one of them; the other kept it
 
 
+@pytest.mark.slow
 def test_rerun_with_other_settings_is_reported_not_skipped(inputs, tmp_path):
     folder, paths = inputs
     out = tmp_path / "out"
@@ -88,6 +90,7 @@ def test_rerun_with_other_settings_is_reported_not_skipped(inputs, tmp_path):
     assert read_output_metadata(out / "cell0_sim.ome.tif")["request"]["wiener"] == 0.2
 
 
+@pytest.mark.slow
 def test_output_folder_equal_to_the_input_folder_does_not_read_its_own_outputs(inputs, tmp_path):
     folder, paths = inputs
     work = tmp_path / "work"
@@ -134,6 +137,7 @@ def _start_with_workers(paths, out, **kwargs):
     return proc, kids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill", "sigint", "sigterm"])
 def test_stopping_a_process_batch_leaves_no_workers_and_no_partial_files(inputs, tmp_path, how):
     folder, paths = inputs

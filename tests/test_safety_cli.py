@@ -18,8 +18,6 @@ import tifffile
 from napari_sim_ml import cli
 from napari_sim_ml.engine.io import read_raw
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
 
 def call(capsys, *argv):
     """Run the CLI in this process; (exit status, stdout, stderr lines)."""
@@ -101,6 +99,7 @@ def test_simulate_on_a_full_disk_leaves_none_of_its_three_files(tmp_path, capsys
     assert "No space left on device" in msg and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_second_demo_touches_nothing(tmp_path, capsys):
     out = tmp_path / "D"
     code, _, err = call(capsys, "demo", "--out", out)
@@ -184,6 +183,7 @@ def test_unwritable_folder_and_scheduler_errors_are_one_line(raw64, capsys):
     assert time.perf_counter() - t0 < 5
 
 
+@pytest.mark.slow
 def test_truncated_tiff_is_named_and_tifffile_stays_quiet(raw64, tmp_path):
     cut = tmp_path / "cut.tif"
     cut.write_bytes(raw64.read_bytes()[: raw64.stat().st_size // 2])
@@ -230,9 +230,8 @@ def test_a_tiff_otf_is_recognised_not_read_as_a_psf(raw64, capsys):
                    match="holds an OTF")
 
 
-@pytest.mark.skipif(not (SHARED / "omx-3d-sim-64px" / "otf.tif").exists(), reason="../shared/data not present")
-def test_the_omx_tiff_otf_is_recognised(tmp_path, capsys):
-    omx = SHARED / "omx-3d-sim-64px"
+def test_the_omx_tiff_otf_is_recognised(data_dir, tmp_path, capsys):
+    omx = data_dir / "omx-3d-sim-64px"
     assert_refused(capsys, tmp_path, "reconstruct", omx / "raw.tif", "-o", tmp_path / "sr.tif", "--otf",
                    omx / "otf.tif", "--na", 1.42, "--wavelength-nm", 528, "--pixel-size-um", 0.08,
                    match="holds an OTF")
@@ -249,6 +248,7 @@ def test_demo_takes_the_optics_it_asks_for(raw64, tmp_path, capsys):
     assert (tmp_path / "D" / "reconstruction.tif").exists()
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_leaves_nothing_and_says_so(tmp_path):
     """On a 120 kB tmpfs (needs root to mount; skipped otherwise): simulate, reconstruct and batch
     end with one line naming the full device, and no half-written file stays."""

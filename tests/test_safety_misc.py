@@ -24,6 +24,7 @@ def raw64(tmp_path, capsys):
     return raw
 
 
+@pytest.mark.slow
 def test_cli_pinn_writes_sigma_and_residual(tmp_path, capsys):
     pytest.importorskip("torch")
     raw = tmp_path / "raw.tif"  # 32² frames and 2 iterations (+ 2 × 15 bootstrap steps): seconds

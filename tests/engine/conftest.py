@@ -1,19 +1,10 @@
 """Shared simulated data for the engine tests (module-scoped: simulations cost ~0.3 s)."""
 
-from pathlib import Path
-
 import pytest
 
 from napari_sim_ml.engine.simulate import simulate_acquisition
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.skip("../shared/data is not beside the project")
-    return DATA
+# ``data_dir`` (../shared/data, skipped visibly when absent) is in tests/conftest.py
 
 
 @pytest.fixture(scope="session")

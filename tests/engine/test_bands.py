@@ -4,12 +4,14 @@ import pytest
 from napari_sim_ml.engine.bands import band_orders, preprocess, separate_bands, separate_positive_bands
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_phases, n_orders", [(3, 1), (5, 2), (7, 2)])
 def test_separation_inverts_the_mixing_for_unequal_phases(n_phases, n_orders):
     rng = np.random.default_rng(n_phases)
     phases = np.sort(rng.uniform(-np.pi, np.pi, n_phases))
     orders = band_orders(n_orders)
-    base = rng.standard_normal((len(orders) // 2 + 1, 16, 16)) + 1j * rng.standard_normal((len(orders) // 2 + 1, 16, 16))
+    n_bands = len(orders) // 2 + 1
+    base = rng.standard_normal((n_bands, 16, 16)) + 1j * rng.standard_normal((n_bands, 16, 16))
     base[0] = base[0].real
     true = {0: base[0]}
     for b in range(1, n_orders + 1):
@@ -24,6 +26,7 @@ def test_separation_inverts_the_mixing_for_unequal_phases(n_phases, n_orders):
         np.testing.assert_allclose(positive[b - 1], true[b], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_preprocess_subtracts_equalises_and_tapers_without_touching_the_input():
     rng = np.random.default_rng(0)
     plane = rng.uniform(100, 200, (2, 3, 64, 64)).astype(np.float32)
@@ -36,6 +39,7 @@ def test_preprocess_subtracts_equalises_and_tapers_without_touching_the_input():
     np.testing.assert_allclose(out[..., 0, :], means.mean(), rtol=0.05)  # border fades to the mean
 
 
+@pytest.mark.slow
 def test_serial_blas_limits_while_inside_and_restores_after_overlapping_threads():
     import threading
 

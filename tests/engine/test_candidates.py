@@ -10,7 +10,8 @@ from napari_sim_ml.engine.simulate import simulate_acquisition
 
 
 def k_errors(truth, estimate):
-    return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude for a, e in zip(truth.angles, estimate.angles, strict=False)])
+    return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude
+                     for a, e in zip(truth.angles, estimate.angles, strict=False)])
 
 
 def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
@@ -24,6 +25,7 @@ def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
     return out.reshape(raw.shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("structure", ["grating", "linepairs"])
 @pytest.mark.parametrize("photons", [60, 200, 1000])
 def test_periodic_targets_give_the_pattern_not_a_specimen_harmonic(structure, photons):
@@ -37,13 +39,15 @@ def test_periodic_targets_give_the_pattern_not_a_specimen_harmonic(structure, ph
             continue
         err = k_errors(sim.params, res.params)
         grades = [d.grade for d in res.diagnostics]
-        assert not any(e > 0.002 and g in ("good", "excellent") for e, g in zip(err, grades, strict=False)), (err, grades)
+        assert not any(e > 0.002 and g in ("good", "excellent")
+                       for e, g in zip(err, grades, strict=False)), (err, grades)
         if photons >= 200:
             assert err.max() < 0.002, f"{structure} {photons} ph seed {seed}: |k| errors {err}"
         else:
             assert all(e < 0.002 or g in ("low", "inadequate") for e, g in zip(err, grades, strict=False))
 
 
+@pytest.mark.slow
 def test_without_the_prior_a_harmonic_is_never_graded_good_and_the_angle_is_named():
     sim = simulate_acquisition("grating", 256, photons=200, seed=0)
     res = estimate_pattern(sim.raw, sim.optics, background=sim.offset, consistency_prior=False)
@@ -55,6 +59,7 @@ def test_without_the_prior_a_harmonic_is_never_graded_good_and_the_angle_is_name
             assert any(w.startswith(f"angle {d}:") for w in res.warnings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames", [None, (0, 1, 3, 4, 6, 7)], ids=["every-frame", "some-frames"])
 @pytest.mark.parametrize("period_px, seed", [(4.0, 1), (5.9, 0)])
 def test_a_camera_stripe_is_never_taken_for_the_pattern(frames, period_px, seed):

@@ -66,6 +66,7 @@ def test_thinning_matches_the_noise_model():
         thinned_set(high, 0.5, 0.08, 5.0)
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_tiny_model_beats_no_model(trained):
     from napari_sim_ml.engine.denoise.apply import Denoiser, denoise_plane
 
@@ -82,6 +83,7 @@ def test_loss_falls_and_the_tiny_model_beats_no_model(trained):
     assert np.mean(rmse_den) < 0.85 * np.mean(rmse_noisy)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trips(trained, tmp_path):
     import torch
 
@@ -105,6 +107,7 @@ def test_checkpoint_round_trips(trained, tmp_path):
         Denoiser.load(bad)
 
 
+@pytest.mark.slow
 def test_tiles_agree_with_the_whole_plane(trained):
     from napari_sim_ml.engine.denoise.apply import Denoiser, denoise_frames
 
@@ -146,6 +149,7 @@ def test_mismatched_data_are_refused():
         check_compatible(meta, OPTICS, None, 3, 5)
 
 
+@pytest.mark.slow
 def test_training_resumes_and_cancels_with_a_checkpoint(tmp_path):
     from napari_sim_ml.engine.denoise.checkpoint import load_checkpoint
     from napari_sim_ml.engine.denoise.train import TrainSettings, train_denoiser, train_steps

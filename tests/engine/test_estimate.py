@@ -22,6 +22,7 @@ def errors(truth, estimate):
     return out
 
 
+@pytest.mark.slow
 def test_two_beam_at_100_photons(sim_100):
     for sim in sim_100:
         res = estimate_pattern(sim.raw, sim.optics, background=sim.offset)
@@ -47,12 +48,14 @@ def centre_phase_errors(truth, estimate, shape, pixel_um):
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_two_beam_phases_at_the_field_centre_within_0_05_rad(sim_100):
     worst = max(centre_phase_errors(s.params, estimate_pattern(s.raw, s.optics, background=s.offset).params,
                                     s.raw.shape[-2:], s.optics.pixel_size_um).max() for s in sim_100)
     assert worst < 0.05, f"worst centre phase error {worst:.3f} rad"
 
 
+@pytest.mark.slow
 def test_three_beam_at_100_photons(sim_3beam_100):
     for sim in sim_3beam_100:
         res = estimate_pattern(sim.raw, sim.optics, background=sim.offset)

@@ -17,8 +17,10 @@ def _psnr(sim, image, crop=16):
     return compare_to_truth(image, sim_passband_truth(sim.truth, sim.optics, sim.params), crop=crop)[0]
 
 
+@pytest.mark.slow
 def test_no_border_cross_and_no_grey_frame_with_structure_crossing_the_borders():
-    sim = simulate_acquisition("filaments", 192, photons=1000, seed=3, imperfections=Imperfections.only("border_structure"))
+    sim = simulate_acquisition("filaments", 192, photons=1000, seed=3,
+                               imperfections=Imperfections.only("border_structure"))
     new = wiener_filter(prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset))
     old = wiener_filter(prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset,
                                                border="taper", equalize="mean"))
@@ -27,6 +29,7 @@ def test_no_border_cross_and_no_grey_frame_with_structure_crossing_the_borders()
     assert _psnr(sim, new, crop=2) > _psnr(sim, old, crop=2) + 1.0  # the border pixels keep their brightness
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["intensity_fluctuation", "envelope", "stripe", "background", "harmonic"])
 def test_border_cross_stays_below_3_db_on_the_mismatch_cases(name):
     sim = simulate_acquisition("filaments", 128, photons=100, seed=1, imperfections=Imperfections.only(name))
@@ -34,6 +37,7 @@ def test_border_cross_stays_below_3_db_on_the_mismatch_cases(name):
     assert border_cross(out, sim.optics.pixel_size_um / 2).worst_db < 3.0
 
 
+@pytest.mark.slow
 def test_gains_are_recovered_and_a_sparse_sample_does_not_fake_them():
     sim = simulate_acquisition("filaments", 256, photons=1000, seed=0,
                                imperfections=Imperfections(intensity_fluctuation=0.08))
@@ -47,6 +51,7 @@ def test_gains_are_recovered_and_a_sparse_sample_does_not_fake_them():
     assert np.abs(frame_gains(frames, sparse.optics, sparse.params) - 1).max() < 0.6 * mean_error
 
 
+@pytest.mark.slow
 def test_sparse_rings_within_0_3_db_of_the_textbook_wiener():
     rng = np.random.default_rng(7)
     truth = sparse_rings((512, 512), 0.04, rng)
@@ -57,6 +62,7 @@ def test_sparse_rings_within_0_3_db_of_the_textbook_wiener():
     assert ours > textbook - 0.3
 
 
+@pytest.mark.slow
 def test_w_follows_the_noise_and_low_light_gets_no_honeycomb():
     dim = simulate_acquisition("filaments", 256, photons=10, seed=2)
     bright = simulate_acquisition("filaments", 256, photons=1000, seed=2)
@@ -69,6 +75,7 @@ def test_w_follows_the_noise_and_low_light_gets_no_honeycomb():
     assert w["dim"] > 3 * w["bright"]
 
 
+@pytest.mark.slow
 def test_spectrum_optimised_filter_is_close_to_wiener_clean_and_responds_to_its_slider():
     from napari_sim_ml.engine.filters import hifi_filter
     from napari_sim_ml.engine.metrics import pattern_imprint

@@ -36,6 +36,7 @@ def stacks(request):
     return a, p, np.stack([first.raw] + [m.raw for m in more]), first.optics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["PAZ", "APZ", "PZA", "ZAP"])
 @pytest.mark.parametrize("planes, times", [(1, 1), (4, 1), (1, 4)], ids=["one", "z4", "t4"])
 def test_the_layout_is_found_without_flags(stacks, order, planes, times):
@@ -48,6 +49,7 @@ def test_the_layout_is_found_without_flags(stacks, order, planes, times):
         assert choice.layout.n_z == planes
 
 
+@pytest.mark.slow
 def test_a_wrong_explicit_order_is_reported(stacks):
     a, p, raw, optics = stacks
     frames = to_file_order(raw[:1][None], FrameLayout(a, p, 1, "PAZ"))
@@ -56,6 +58,7 @@ def test_a_wrong_explicit_order_is_reported(stacks):
     assert check_layout(frames, optics, FrameLayout(a, p, 1, "PAZ"), background=100.0) is None
 
 
+@pytest.mark.slow
 def test_cli_finds_a_phase_major_layout_and_warns_on_a_wrong_order(tmp_path):
     sim = simulate_acquisition("filaments", 128, photons=300, seed=4)
     frames = to_file_order(sim.raw[None, None], FrameLayout(3, 3, 1, "APZ"))

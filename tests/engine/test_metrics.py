@@ -31,6 +31,7 @@ def recon(sim):
     return wiener_filter(prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset))
 
 
+@pytest.mark.slow
 def test_a_pattern_added_on_purpose_scores_high_and_a_clean_image_low(sim, recon):
     px = sim.optics.pixel_size_um / 2
     clean = pattern_imprint(recon, px, sim.params)
@@ -42,6 +43,7 @@ def test_a_pattern_added_on_purpose_scores_high_and_a_clean_image_low(sim, recon
     assert trust_warnings(imprint=dirty) and not trust_warnings(imprint=clean)
 
 
+@pytest.mark.slow
 def test_pure_noise_scores_near_zero_db(sim):
     rng = np.random.default_rng(3)
     values = [pattern_imprint(rng.normal(size=(256, 256)), 0.04, sim.params).peaks_db for _ in range(20)]
@@ -76,6 +78,7 @@ def test_hard_edged_image_shows_the_cross_and_its_periodic_part_does_not():
     assert trust_warnings(cross=score)
 
 
+@pytest.mark.slow
 def test_decorrelation_depends_on_the_image_not_the_grid(sim):
     px = sim.optics.pixel_size_um
     wide = (sim.raw - sim.offset).mean(axis=(0, 1))
@@ -87,6 +90,7 @@ def test_decorrelation_depends_on_the_image_not_the_grid(sim):
     assert 0.18 < camera < 0.3  # widefield at NA 1.4, 525 nm: λ/2NA = 0.19 µm, noise-limited above
 
 
+@pytest.mark.slow
 def test_noise_variance_and_residual_of_the_true_model(sim):
     data = sim.raw - sim.offset
     var = noise_variance_out_of_band(data, sim.optics)

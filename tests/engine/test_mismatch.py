@@ -23,6 +23,7 @@ def clean():
     return _sim()
 
 
+@pytest.mark.slow
 def test_all_off_is_the_clean_case_bit_for_bit(clean):
     for noise in (False, True):
         a = _sim(noise=noise)
@@ -31,6 +32,7 @@ def test_all_off_is_the_clean_case_bit_for_bit(clean):
         assert b.given_params is None and b.reconstruction_params == a.params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TYPICAL))
 def test_each_imperfection_alone_changes_the_frames_and_keeps_the_scene(clean, name):
     sim = _sim(Imperfections.only(name))

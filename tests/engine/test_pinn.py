@@ -73,6 +73,7 @@ def test_photon_transfer_fit_finds_gain_and_read_noise():
     assert model.var0 == pytest.approx(4.0, abs=2.5)
 
 
+@pytest.mark.slow
 def test_noise_aware_loss_falls_and_beats_widefield(sim64):
     settings = PinnSettings(iterations=40, preview_every=10, early_stopping=False)
     previews = []
@@ -100,6 +101,7 @@ def test_noise_aware_loss_falls_and_beats_widefield(sim64):
     assert result.noise["gain"] == pytest.approx(1.0, abs=0.15)
 
 
+@pytest.mark.slow
 def test_faithful_mode_loss_falls(sim64):
     result = fit_pinn(sim64.raw, sim64.optics, sim64.params, PinnSettings(mode="faithful", iterations=12))
     assert result.image.shape == (128, 128)
@@ -111,6 +113,7 @@ def test_faithful_mode_loss_falls(sim64):
     assert result.sigma is None and not result.stopped_early
 
 
+@pytest.mark.slow
 def test_given_patterns_run_without_parameters(sim64):
     fine = (128, 128)
     pats = render_patterns(sim64.params, fine, sim64.optics.pixel_size_um / 2, 0.0, torch.device("cpu")).numpy()
@@ -124,6 +127,7 @@ def test_given_patterns_run_without_parameters(sim64):
     assert result.image.shape == fine and np.isfinite(result.image).all()
 
 
+@pytest.mark.slow
 def test_uncertainty_map_is_positive_and_deterministic(sim64):
     settings = PinnSettings(iterations=10, uncertainty_samples=2, uncertainty_steps=3, seed=3)
     a = fit_pinn(sim64.raw, sim64.optics, sim64.params, settings, background=sim64.offset)
@@ -134,6 +138,7 @@ def test_uncertainty_map_is_positive_and_deterministic(sim64):
     np.testing.assert_array_equal(a.sigma, b.sigma)
 
 
+@pytest.mark.slow
 def test_closing_the_generator_stops_the_fit_and_frees_the_network(sim64):
     gc.collect()
     threads = torch.get_num_threads()
@@ -149,6 +154,7 @@ def test_closing_the_generator_stops_the_fit_and_frees_the_network(sim64):
         next(gen)
 
 
+@pytest.mark.slow
 def test_error_inside_the_fit_frees_the_network(sim64, monkeypatch):
     from napari_sim_ml.engine import pinn_model
 

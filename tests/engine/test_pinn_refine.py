@@ -15,6 +15,7 @@ from napari_sim_ml.engine.simulate import simulate_acquisition
 SHORT = dict(iterations=60, early_stopping=False, preview_every=0, threads=1)
 
 
+@pytest.mark.slow
 def test_frame_gains_are_recovered_per_angle():
     """Within one angle the frames' gains trade off against the object at ±k (a frame's mean
     holds m·Re(ô(k) e^{iφ})), so the data pin the gains down per angle; those are checked."""
@@ -29,6 +30,7 @@ def test_frame_gains_are_recovered_per_angle():
     assert np.abs(fitted - true).max() < 0.4 * spread
 
 
+@pytest.mark.slow
 def test_phase_errors_are_reduced():
     sim = simulate_acquisition("filaments", 64, photons=1000, seed=5,
                                imperfections=Imperfections(phase_error=0.15))
@@ -46,6 +48,7 @@ def test_phase_errors_are_reduced():
     assert err(res.params) < 0.6 * err(given)
 
 
+@pytest.mark.slow
 def test_otf_attenuation_is_fitted_towards_the_data_otf():
     sim = simulate_acquisition("filaments", 64, photons=2000, seed=6,
                                imperfections=Imperfections(otf_mismatch=0.5))  # data a = e^−1 = 0.37
@@ -97,6 +100,7 @@ def test_periodic_border_removes_the_cross_and_keeps_the_interior():
     np.testing.assert_array_equal(out[16:-16, 16:-16], img[16:-16, 16:-16])
 
 
+@pytest.mark.slow
 def test_pinn_on_mismatched_data_has_no_pattern_imprint():
     imp = Imperfections(intensity_fluctuation=0.07, envelope=0.3, modulation_variation=0.3)
     sim = simulate_acquisition("filaments", 64, photons=1000, seed=2, imperfections=imp)

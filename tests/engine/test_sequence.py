@@ -42,6 +42,7 @@ def test_natural_sort_puts_frame_2_before_frame_10(tmp_path):
     assert raw.frames[:, 0, 0].tolist() == [1, 2, 10, 11]
 
 
+@pytest.mark.slow
 def test_a_folder_of_nine_frames_gives_the_same_estimate_as_the_stacked_file(sim_stack):
     sim, counts, stacked, folder = sim_stack
     one, seq = read_raw(stacked), read_raw(folder)
@@ -59,6 +60,7 @@ def test_a_folder_of_nine_frames_gives_the_same_estimate_as_the_stacked_file(sim
     np.testing.assert_array_equal(np.asarray(arrange_lazy(lazy.frames, layout)), arrange_frames(counts, layout))
 
 
+@pytest.mark.slow
 def test_a_glob_of_multi_frame_files_is_one_stack(sim_stack, tmp_path):
     _, counts, _, _ = sim_stack
     for a in range(3):  # one file per angle, 3 phases each
@@ -111,6 +113,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_refuses_the_average_frame_clearly_and_takes_frames(data_dir, tmp_path):
     folder = data_dir / "3beam-microtubules-x2" / "high"
     optics = ["--na", "1.49", "--wavelength-nm", "525", "--pixel-size-um", "0.03"]
@@ -125,6 +128,7 @@ def test_cli_refuses_the_average_frame_clearly_and_takes_frames(data_dir, tmp_pa
     assert periods[0] == pytest.approx(256 * 0.03 / 15.5, rel=0.03)
 
 
+@pytest.mark.slow
 def test_cli_estimate_on_a_folder_equals_the_stacked_file(sim_stack):
     _, _, stacked, folder = sim_stack
     optics = ["--na", "1.4", "--wavelength-nm", "525"]

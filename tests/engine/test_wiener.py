@@ -25,6 +25,7 @@ def prepared(sim):
     return prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset)
 
 
+@pytest.mark.slow
 def test_estimated_parameters_are_within_0_3_db_of_the_true_ones(sim_100):
     for sim in sim_100[:2]:
         ref = sim_passband_truth(sim.truth, sim.optics, sim.params)
@@ -34,6 +35,7 @@ def test_estimated_parameters_are_within_0_3_db_of_the_true_ones(sim_100):
         assert est_db > true_db - 0.3
 
 
+@pytest.mark.slow
 def test_sim_beats_widefield_against_the_truth(sim, prepared):
     ref = sim_passband_truth(sim.truth, sim.optics, sim.params)
     wf_db, _ = compare_to_truth(prepared.widefield, ref)
@@ -41,6 +43,7 @@ def test_sim_beats_widefield_against_the_truth(sim, prepared):
     assert sim_db > wf_db + 6 and sim_ssim > 0.85
 
 
+@pytest.mark.slow
 def test_frc_resolution_is_1_7x_finer_than_widefield():
     a = simulate_acquisition("filaments", 256, photons=5000, seed=1)
     b = simulate_acquisition("filaments", 256, photons=5000, seed=2, params=a.params, truth=a.truth)
@@ -68,6 +71,7 @@ def test_output_grid_registration():
     np.testing.assert_allclose(fine[::2, ::2], image, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_widefield_matches_the_frame_mean(prepared, sim):
     from scipy.ndimage import gaussian_filter
 
@@ -77,6 +81,7 @@ def test_widefield_matches_the_frame_mean(prepared, sim):
     np.testing.assert_allclose(smooth(prepared.widefield[::2, ::2]), smooth(mean_raw), rtol=0.03, atol=1.0)
 
 
+@pytest.mark.slow
 def test_filter_stage_responds_to_every_slider_and_keeps_intensity(prepared):
     base = wiener_filter(prepared, FilterSettings())
     assert base.dtype == np.float32 and base.shape == (512, 512)
@@ -89,6 +94,7 @@ def test_filter_stage_responds_to_every_slider_and_keeps_intensity(prepared):
     np.testing.assert_array_equal(wiener_filter(prepared, FilterSettings()), base)  # caches do not leak
 
 
+@pytest.mark.slow
 def test_larger_w_smooths(prepared):
     sharp = wiener_filter(prepared, FilterSettings(wiener=0.01))
     smooth = wiener_filter(prepared, FilterSettings(wiener=1.0))
@@ -102,6 +108,7 @@ def test_three_beam_reconstruction_beats_widefield():
     assert compare_to_truth(wiener_filter(p), ref)[0] > compare_to_truth(p.widefield, ref)[0] + 4
 
 
+@pytest.mark.slow
 def test_mismatched_parameters_are_an_input_error(sim):
     with pytest.raises(SimInputError, match="phases but the parameters"):
         prepare_reconstruction(sim.raw[:, :2], sim.optics, sim.params)

@@ -39,6 +39,7 @@ def _shown(layer) -> np.ndarray:
         return np.asarray(layer._data_view)
 
 
+@pytest.mark.slow
 def test_all_planes_have_their_own_slider_numbered_as_the_status_says(make_napari_viewer_proxy, wait, notes,
                                                                      tmp_path):
     viewer, w = _pza_viewer(make_napari_viewer_proxy, 3)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 RAW = "SIM raw 3x3"
 
 
@@ -18,6 +20,7 @@ def test_training_needs_the_pattern_first(sim_viewer, notes, tmp_path):
     assert any("estimate the pattern first" in n for n in notes())
 
 
+@pytest.mark.slow
 def test_train_then_apply_before_reconstruct(sim_viewer, wait, notes, qtbot, tmp_path):
     viewer, w = sim_viewer
     w.estimate()
@@ -50,6 +53,7 @@ def test_train_then_apply_before_reconstruct(sim_viewer, wait, notes, qtbot, tmp
     assert "normalised residual mean" in panel.status.text()
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_checkpoint(sim_viewer, wait, notes, qtbot, tmp_path):
     viewer, w = sim_viewer
     w.estimate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_sim_ml.engine.io import write_tiff
 from napari_sim_ml.widgets import SimWidget
@@ -14,6 +15,7 @@ def _errors(notes):
     return [m for m in notes() if m]
 
 
+@pytest.mark.slow
 def test_2d_image_selected(sim_viewer, wait, notes):
     viewer, w = sim_viewer
     viewer.add_image(np.random.default_rng(0).random((64, 64), dtype=np.float32), name="flat")
@@ -65,6 +67,7 @@ def test_no_pattern_found(make_napari_viewer_proxy, wait, notes):
     assert w.controls.estimate.enabled and not w.busy
 
 
+@pytest.mark.slow
 def test_missing_otf_file(sim_viewer, wait, notes, tmp_path):
     _, w = sim_viewer
     w.controls.otf.value = "from file"
@@ -88,6 +91,7 @@ def test_missing_otf_file(sim_viewer, wait, notes, tmp_path):
     assert w.result is not None and w.table.rowCount() == 3
 
 
+@pytest.mark.slow
 def test_unwritable_export_path(sim_viewer, wait, notes, tmp_path):
     _, w = sim_viewer
     assert w.export(tmp_path / "early.tif") is None
@@ -105,6 +109,7 @@ def test_unwritable_export_path(sim_viewer, wait, notes, tmp_path):
     assert (tmp_path / "ok.tif").exists()
 
 
+@pytest.mark.slow
 def test_inputs_changed_while_computing(sim_viewer, wait, notes):
     viewer, w = sim_viewer
     assert w.estimate() is not None

@@ -24,6 +24,7 @@ def _by_angle(params):
     return sorted(params.angles, key=lambda a: a.angle_deg)
 
 
+@pytest.mark.slow
 def test_sample_estimate_reconstruct_sliders_export(sim_viewer, wait, notes, tmp_path):
     viewer, w = sim_viewer
     raw = viewer.layers[RAW]
@@ -148,6 +149,7 @@ def test_sample_estimate_reconstruct_sliders_export(sim_viewer, wait, notes, tmp
     assert (tuple(viewer.dims.axis_labels), viewer.scale_bar.visible, viewer.theme) == global_state
 
 
+@pytest.mark.slow
 def test_slow_filter_moves_to_a_latest_value_wins_worker(sim_viewer, wait, notes):
     viewer, w = sim_viewer
     w.reconstruct()

@@ -25,6 +25,7 @@ def zstack(tmp_path_factory):
     return write_tiff(root / "z3.tif", frames, optics.pixel_size_um, meta, z_step_um=0.125), optics
 
 
+@pytest.mark.slow
 def test_a_lazy_z_stack_gives_dock_layers_with_its_z_step(make_napari_viewer_proxy, wait, notes, zstack, tmp_path):
     path, optics = zstack
     viewer = make_napari_viewer_proxy()

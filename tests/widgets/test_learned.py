@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 RAW = "SIM raw 3x3"
 
@@ -17,6 +18,7 @@ def test_pinn_needs_parameters_first(sim_viewer, notes):
     assert any("estimate the pattern first" in n for n in notes())
 
 
+@pytest.mark.slow
 def test_pinn_fit_places_image_uncertainty_and_residual_layers(sim_viewer, wait, notes, qtbot):
     viewer, w = sim_viewer
     w.estimate()
@@ -46,6 +48,7 @@ def test_pinn_fit_places_image_uncertainty_and_residual_layers(sim_viewer, wait,
     assert "steps in" in panel.status.text()
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_fit_and_leaves_the_viewer_working(sim_viewer, wait, notes, qtbot):
     viewer, w = sim_viewer
     w.estimate()

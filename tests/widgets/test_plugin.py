@@ -29,6 +29,7 @@ def test_manifest_valid_and_ids_prefixed():
     assert out.returncode == 0 and "valid" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_plugin_dock_and_menu_command(make_napari_viewer_proxy):
     from napari_sim_ml.widgets._commands import open_for_selected_layer
 
@@ -70,6 +71,7 @@ def test_settings_persist_between_sessions(make_napari_viewer_proxy, qtbot):
     second.close()
 
 
+@pytest.mark.slow
 def test_screenshot_after_reconstruction(make_napari_viewer, wait, tmp_path):
     """A shown viewer with the dock after a reconstruction renders a non-blank screenshot.
 

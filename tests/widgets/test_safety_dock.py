@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_sim_ml.widgets import SimWidget
 from napari_sim_ml.widgets._controls import NOT_FROM_FILE
@@ -11,6 +12,7 @@ from napari_sim_ml.widgets._controls import NOT_FROM_FILE
 RAW = "SIM raw 3x3"
 
 
+@pytest.mark.slow
 def test_values_a_file_lacks_are_defaults_marked_not_kept_from_the_previous_layer(sim_viewer, notes, wait):
     viewer, w = sim_viewer
     c = w.controls
@@ -44,6 +46,7 @@ def test_wiener_label_shows_w_not_the_slider_position(sim_viewer):
     assert shown == float(f"{wiener.value:.3g}") and 1e-3 <= shown <= 1.0
 
 
+@pytest.mark.slow
 def test_failed_estimate_clears_the_table_and_says_so(make_napari_viewer_proxy, wait, notes):
     viewer = make_napari_viewer_proxy()
     viewer.open_sample("napari-sim-ml", "sim-2beam")
@@ -63,6 +66,7 @@ def test_failed_estimate_clears_the_table_and_says_so(make_napari_viewer_proxy, 
     assert "estimating" not in w.status.text()
 
 
+@pytest.mark.slow
 def test_export_includes_the_shown_pinn_image_sigma_and_residual(sim_viewer, wait, notes, tmp_path):
     from napari_sim_ml.engine.io import read_raw
 
@@ -81,6 +85,7 @@ def test_export_includes_the_shown_pinn_image_sigma_and_residual(sim_viewer, wai
     assert read_raw(tmp_path / "res_pinn_sigma.tif", require_frames=False).frames.shape == (16, 16)
 
 
+@pytest.mark.slow
 def test_sigma_and_residual_have_colour_bars_and_contrast_follows_the_sliders(sim_viewer, wait):
     from types import SimpleNamespace
 
@@ -107,6 +112,7 @@ def test_sigma_and_residual_have_colour_bars_and_contrast_follows_the_sliders(si
     assert viewer.layers[f"{RAW} PINN residual"].colorbar.visible
 
 
+@pytest.mark.slow
 def test_the_reported_segfault_sequence_draws_in_a_shown_viewer(make_napari_viewer, wait, qtbot):
     """Item 22: Reconstruct all; frame slider to 4; hide all but the all-planes result; OTF =
     attenuated; Reconstruct — then force GL draws (screenshots) after each step."""
@@ -139,17 +145,12 @@ def test_the_reported_segfault_sequence_draws_in_a_shown_viewer(make_napari_view
     assert viewer.layers["stack SIM all planes"].visible and np.asarray(viewer.layers["stack SIM"].data).ndim == 2
 
 
-OMX = __import__("pathlib").Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "omx-3d-sim-64px"
-
-
-def test_the_segfault_sequence_on_the_omx_stack(make_napari_viewer, wait, qtbot):
-    """Item 22 on the data it was reported with (skipped without ../shared/data)."""
-    import pytest
-
-    if not (OMX / "raw.tif").exists():
-        pytest.skip("../shared/data/omx-3d-sim-64px is not present")
+@pytest.mark.slow
+def test_the_segfault_sequence_on_the_omx_stack(data_dir, make_napari_viewer, wait, qtbot):
+    """Item 22 on the data it was reported with (skipped visibly without ../shared/data)."""
+    omx = data_dir / "omx-3d-sim-64px"
     viewer = make_napari_viewer(show=True)
-    viewer.open(str(OMX / "raw.tif"), plugin="napari-sim-ml")
+    viewer.open(str(omx / "raw.tif"), plugin="napari-sim-ml")
     w = SimWidget(viewer)
     viewer.window.add_dock_widget(w)
     base = viewer.layers[0].name

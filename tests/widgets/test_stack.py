@@ -29,6 +29,7 @@ def _stack_viewer(make_viewer, n_planes: int):
     return viewer, widget
 
 
+@pytest.mark.slow
 def test_current_plane_reconstructs_live(make_napari_viewer_proxy, wait, notes):
     viewer, w = _stack_viewer(make_napari_viewer_proxy, 2)
     assert (w.controls.n_z.value, w.controls.order.value) == (2, "PAZ")
@@ -56,6 +57,7 @@ def test_current_plane_reconstructs_live(make_napari_viewer_proxy, wait, notes):
     assert not notes()
 
 
+@pytest.mark.slow
 def test_reconstruct_all_and_export(make_napari_viewer_proxy, wait, notes, tmp_path):
     viewer, w = _stack_viewer(make_napari_viewer_proxy, 2)
     worker = w.reconstruct_all()
@@ -88,6 +90,7 @@ def test_reconstruct_all_and_export(make_napari_viewer_proxy, wait, notes, tmp_p
     assert read_raw(again[0], require_frames=False).frames.shape == (2, 512, 512)
 
 
+@pytest.mark.slow
 def test_reconstruct_all_cancel(make_napari_viewer_proxy, wait, notes):
     viewer, w = _stack_viewer(make_napari_viewer_proxy, 6)
     w.estimate()

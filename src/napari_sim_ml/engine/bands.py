@@ -114,10 +114,25 @@ def preprocess(
 ) -> np.ndarray:
     """Background subtraction, intensity equalisation and edge taper of a plane.
 
-    plane: (A, P, Y, X) raw counts. background: camera offset in the same units.
     Every frame is scaled to the mean of all frames (bleaching, laser drift), and
     its border fades over ``taper_px`` pixels towards that mean, so the frames are
-    periodic for the FFT without a dark frame. Returns float32 (A, P, Y, X).
+    periodic for the FFT without a dark frame.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        (A, P, Y, X) raw counts of one plane; not modified.
+    background : float
+        Camera offset to subtract, counts.
+    taper_px : int or None
+        Width of the edge taper, px (None: :func:`default_taper_px` of the frame shape).
+    equalize : bool
+        Scale every frame to the mean of all frames.
+
+    Returns
+    -------
+    numpy.ndarray
+        (A, P, Y, X) float32, background-subtracted, equalised and tapered.
     """
     validate_plane(plane)
     out = np.array(plane, dtype=np.float32)  # a copy: the caller's array is never modified
@@ -148,7 +163,20 @@ def preprocess(
 
 
 def separation_matrix(phases: tuple[float, ...] | np.ndarray, n_orders: int) -> np.ndarray:
-    """Unmixing matrix (n_bands, n_phases) = pinv(E), E[n, b] = exp(i b φ_n)."""
+    """Unmixing matrix pinv(E), E[n, b] = exp(i b φ_n).
+
+    Parameters
+    ----------
+    phases : sequence of float or numpy.ndarray
+        (P,) phase of every frame, radians.
+    n_orders : int
+        1 (bands 0, ±1: 2-beam) or 2 (also ±2: 3-beam).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_bands, P) complex128, bands in :func:`band_orders` order.
+    """
     phases = np.asarray(phases, dtype=np.float64)
     orders = np.array(band_orders(n_orders))
     mixing = np.exp(1j * np.outer(phases, orders))
@@ -156,7 +184,22 @@ def separation_matrix(phases: tuple[float, ...] | np.ndarray, n_orders: int) -> 
 
 
 def separate_bands(frames: np.ndarray, phases: tuple[float, ...] | np.ndarray, n_orders: int) -> np.ndarray:
-    """Real-space bands (n_bands, Y, X) complex64 from frames (P, Y, X)."""
+    """Separate the frames of one angle into their real-space bands.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        (P, Y, X) frames of one angle (counts, preprocessed).
+    phases : sequence of float or numpy.ndarray
+        (P,) phase of every frame, radians.
+    n_orders : int
+        1 (2-beam) or 2 (3-beam).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_bands, Y, X) complex64, bands in :func:`band_orders` order.
+    """
     unmix = separation_matrix(phases, n_orders).astype(np.complex64)
     p, ny, nx = frames.shape
     return (unmix @ frames.reshape(p, -1).astype(np.complex64)).reshape(-1, ny, nx)
@@ -200,8 +243,12 @@ def phase_ramp(shape: tuple[int, int], shift_px: tuple[float, float]) -> tuple[n
 
 
 def fft2(a: np.ndarray) -> np.ndarray:
+    """Return the 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
+    """Return the 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
     return scipy.fft.fft2(a, workers=FFT_WORKERS)
 
 
 def ifft2(a: np.ndarray) -> np.ndarray:
+    """Return the inverse 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
+    """Return the inverse 2-D FFT over the last two axes of ``a`` (..., Y, X), on FFT_WORKERS threads."""
     return scipy.fft.ifft2(a, workers=FFT_WORKERS)

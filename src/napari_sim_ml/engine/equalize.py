@@ -36,10 +36,25 @@ def _transfer(otf: RadialOTF, optics: Optics, kx: float, ky: float) -> float:
 
 def frame_gains(frames: np.ndarray, optics: Optics, params: PatternParameters, otf: RadialOTF | None = None,
                 crop: int = GAIN_CROP) -> np.ndarray:
-    """Relative gain of every frame (A, P), mean 1; divide the frames by it to equalise.
+    """Relative gain of every frame, mean 1; divide the frames by it to equalise.
 
-    frames: (A, P, Y, X) background-subtracted counts; params: their pattern (k in cycles/µm,
-    phases in radians, modulation); otf: the detection OTF (ideal for ``optics`` if None).
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        (A, P, Y, X) background-subtracted counts.
+    optics : Optics
+        NA, emission wavelength (nm) and pixel size (µm) of the frames.
+    params : PatternParameters
+        Their pattern: k in cycles/µm, phases in radians, modulation.
+    otf : RadialOTF or None
+        The detection OTF (ideal for ``optics`` if None).
+    crop : int
+        Side of the centred crop the gains are fitted on, px.
+
+    Returns
+    -------
+    numpy.ndarray
+        (A, P) float gains with mean 1.
     """
     arr = np.asarray(frames, dtype=np.float32)
     n_angles, n_phases, ny, nx = arr.shape

@@ -43,7 +43,7 @@ def _file_key(path: Path) -> tuple:
 
 
 def _open_handle(path: Path, kind: str) -> tuple[threading.Lock, Any]:
-    """The open file (a TiffFile, or an MRC memory map's data), opened once per process."""
+    """Return the open file (a TiffFile, or an MRC memory map's data), opened once per process."""
     key = _file_key(path) + (kind,)
     with _HANDLES_LOCK:
         if key not in _HANDLES:
@@ -99,21 +99,24 @@ class FrameSource:
 
     @property
     def n_frames(self) -> int:
+        """Frames in the selected channel (all leading axes but the channel axis)."""
         return math.prod(s for i, s in enumerate(self.lead_shape) if i != self.channel_axis)
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """(frames, Y, X), as dask.array.from_array needs."""
         return (self.n_frames, *self.frame_shape)
 
     @property
     def ndim(self) -> int:
+        """Always 3: (frames, Y, X)."""
         return 3
 
     def _index(self, frame: int) -> tuple[int, ...]:
         free = [s for i, s in enumerate(self.lead_shape) if i != self.channel_axis]
         idx = list(np.unravel_index(frame, free)) if free else []
         if self.channel_axis is not None:
-            idx.insert(self.channel_axis, self.channel)
+            idx.insert(self.channel_axis, np.intp(self.channel))
         return tuple(int(i) for i in idx)
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -140,7 +143,7 @@ class FrameSource:
         return index_frames(self.read, self.n_frames, key)
 
 
-def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, FrameSource]:
+def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Any]:
     """Open a raw file without reading its pixels.
 
     Returns a :class:`RawFile` whose ``frames`` is a dask array (F, Y, X) in file
@@ -215,12 +218,12 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Fr
         if not 0 <= channel < n_channels:
             raise SimInputError(f"{path.name} has channels 0-{n_channels - 1}; --channel {channel} is not one")
     source = FrameSource(path.resolve(), kind, shape[:-2], shape[-2:], dtype, channel_axis,
-                         channel if channel_axis is not None else 0)
+                         (channel or 0) if channel_axis is not None else 0)  # not None there: checked above
     frames = da.from_array(source, chunks=(1, *source.frame_shape), asarray=False,
                            name=f"frames-{_token(source)}")
     extra = meta.get("extra") or {}
     optics = extra.get("optics", {})
-    raw = RawFile(path=path, frames=frames,  # type: ignore[arg-type]  (a dask array)
+    raw = RawFile(path=path, frames=frames,  # type: ignore[arg-type]  # a dask array
                   pixel_size_um=optics.get("pixel_size_um") or meta.get("pixel_size_um"),
                   wavelength_nm=optics.get("wavelength_nm") or meta.get("wavelength_nm"),
                   na=optics.get("na") or meta.get("na"), extra=extra,
@@ -237,23 +240,39 @@ def _token(*objs: Any) -> str:
 
 
 def arrange_lazy(frames: Any, layout: FrameLayout) -> Any:
-    """(F, Y, X) frames in file order → (T, Z, A, P, Y, X) dask array, one plane per chunk.
+    """Arrange (F, Y, X) frames in file order as a (T, Z, A, P, Y, X) dask array, one plane per chunk.
 
-    ``frames``: a dask array, or (faster: one read per time point) the file's
-    :class:`FrameSource`. The frames are grouped into chunks of one time point
-    (A·P·Z frames), reordered with :func:`io.arrange_frames` (a lazy
-    reshape/transpose) and split into planes.
+    The frames are grouped into chunks of one time point (A·P·Z frames), reordered with
+    :func:`io.arrange_frames` (a lazy reshape/transpose) and split into planes.
+
+    Parameters
+    ----------
+    frames : dask.array.Array or FrameSource
+        (F, Y, X) frames; the file's :class:`FrameSource` is faster (one read per time point).
+    layout : FrameLayout
+        Angles, phases, z planes and frame order.
+
+    Returns
+    -------
+    dask.array.Array
+        (T, Z, A, P, Y, X), chunks of one plane (1, 1, A, P, Y, X).
+
+    Raises
+    ------
+    SimInputError
+        The frame count is not a multiple of A·P·Z.
     """
     import dask.array as da
 
     per = layout.frames_per_set
+    lazy: Any = frames
     if isinstance(frames, FrameSource):
         chunk = per if frames.n_frames % per == 0 else 1
-        frames = da.from_array(frames, chunks=(chunk, *frames.frame_shape), asarray=False,
-                               name=f"frames-{_token(frames)}-{chunk}")
-    if frames.shape[0] % per == 0 and any(c % per for c in frames.chunks[0]):
-        frames = frames.rechunk({0: per})
-    stack = arrange_frames(frames, layout)  # raises the user's error for a wrong frame count
+        lazy = da.from_array(frames, chunks=(chunk, *frames.frame_shape), asarray=False,
+                             name=f"frames-{_token(frames)}-{chunk}")
+    if lazy.shape[0] % per == 0 and any(c % per for c in lazy.chunks[0]):
+        lazy = lazy.rechunk({0: per})
+    stack: Any = arrange_frames(lazy, layout)  # (lazy: a dask array) raises the user's error for a wrong frame count
     return stack.rechunk((1, 1, *stack.shape[2:]))
 
 
@@ -281,6 +300,7 @@ class PlaneJob:
     auto_wiener: bool = False  # w chosen from each plane's noise (filters.auto_wiener) instead of settings.wiener
 
     def params_at(self, t: int) -> PatternParameters:
+        """Return the pattern parameters of time point ``t`` (the same for all when fixed)."""
         return self.params[t] if isinstance(self.params, tuple) else self.params
 
     def reconstruct(self, plane: np.ndarray, t: int = 0) -> np.ndarray:
@@ -320,7 +340,7 @@ class PlaneJob:
 def make_job(optics: Optics, params: PatternParameters | Sequence[PatternParameters], otf: RadialOTF,
              settings: FilterSettings | None = None, background: float = 0.0, method: str = "wiener",
              pinn: dict[str, Any] | None = None, auto_wiener: bool = False) -> PlaneJob:
-    """A :class:`PlaneJob` with a content key (so that caches are shared across tasks)."""
+    """Build a :class:`PlaneJob` with a content key (so that caches are shared across tasks)."""
     from dask.base import tokenize
 
     params = params if isinstance(params, PatternParameters) else tuple(params)
@@ -360,8 +380,10 @@ def reconstruct_lazy(stack: Any, job: PlaneJob, t0: int = 0) -> Any:
 
 
 def estimation_plane(stack: Any, time: int | str = 0, z: int | None = None) -> Any:
-    """The lazy plane (A, P, Y, X) to estimate the pattern on: time point ``time`` (an
-    index) or the mean over all time points ('mean'), at plane ``z`` (default middle).
+    """Return the lazy plane (A, P, Y, X) to estimate the pattern on.
+
+    That of time point ``time`` (an index) or the mean over all time points ('mean'), at plane
+    ``z`` (default: the middle one).
     """
     n_t, n_z = stack.shape[:2]
     z = n_z // 2 if z is None else z

@@ -44,7 +44,7 @@ def split_mosaic(frames: Any, rows: int, cols: int) -> Any:
 
 
 def apply_mosaic(raw: Any, spec: str | None) -> Any:
-    """The RawFile with its mosaics split into frames (``spec`` 'RxC'); unchanged for None."""
+    """Return the RawFile with its mosaics split into frames (``spec`` 'RxC'); unchanged for None."""
     if not spec:
         return raw
     from .io import RawFile
@@ -57,6 +57,6 @@ def apply_mosaic(raw: Any, spec: str | None) -> Any:
 
 
 def mosaic_layout(spec: str) -> dict[str, Any]:
-    """The layout a mosaic implies: angles = rows, phases = columns, order PAZ."""
+    """Return the layout a mosaic implies: angles = rows, phases = columns, order PAZ."""
     rows, cols = parse_mosaic(spec)
     return {"n_angles": rows, "n_phases": cols, "order": "PAZ"}

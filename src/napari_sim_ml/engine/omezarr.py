@@ -115,21 +115,22 @@ def write_omezarr_array(path: str | Path, data: np.ndarray, pixel_size_um: float
     data = np.asarray(data, dtype=np.float32)
     if data.ndim not in (2, 3, 4):
         raise SimInputError(f"cannot write an array of {data.ndim} dimensions as OME-Zarr")
-    shape4 = (1,) * (4 - data.ndim) + data.shape
+    full = (1,) * (4 - data.ndim) + data.shape
+    shape4 = (full[0], full[1], full[2], full[3])
     write_omezarr(path, iter(data.reshape(-1, *data.shape[-2:])), shape4, pixel_size_um, metadata,
                   version=version)
 
 
 # ---------------------------------------------------------------- reading
 def _image_root(path: Path) -> Path:
-    """The group holding the multiscales (a bioformats2raw layout keeps its images in 0/, 1/ …)."""
+    """Open the group holding the multiscales (a bioformats2raw layout keeps its images in 0/, 1/ …)."""
     import zarr
 
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises many types for foreign folders
         raise SimInputError(f"cannot read {path.name}: not a zarr group ({type(exc).__name__})") from None
-    attrs = dict(group.attrs)
+    attrs: dict[str, Any] = dict(group.attrs)
     ome = attrs.get("ome", attrs)
     if "multiscales" in ome:
         return path
@@ -174,14 +175,15 @@ def open_omezarr_lazy(path: str | Path, channel: int | None = None) -> RawFile:
               if "z" in image.scale and units.get("z") else None)
     import zarr
 
-    extra = dict(zarr.open_group(str(path), mode="r").attrs).get(METADATA_KEY) or {}
+    attrs: dict[str, Any] = dict(zarr.open_group(str(path), mode="r").attrs)
+    extra = attrs.get(METADATA_KEY) or {}
     optics = extra.get("optics", {})
     return RawFile(path, frames, optics.get("pixel_size_um") or pixel, optics.get("wavelength_nm"),
                    optics.get("na"), extra, z_step_um=extra.get("z_step_um") or z_step)
 
 
 def read_omezarr(path: str | Path, channel: int | None = None) -> RawFile:
-    """An OME-Zarr image read whole (see :func:`open_omezarr_lazy`)."""
+    """Read an OME-Zarr image whole (see :func:`open_omezarr_lazy`)."""
     raw = open_omezarr_lazy(path, channel)
     return RawFile(raw.path, np.asarray(raw.frames), raw.pixel_size_um, raw.wavelength_nm, raw.na, raw.extra,
                    z_step_um=raw.z_step_um)
@@ -195,7 +197,7 @@ def validate_omezarr(path: str | Path) -> str:
     """
     import zarr
 
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    attrs: dict[str, Any] = dict(zarr.open_group(str(path), mode="r").attrs)
     version = str((attrs.get("ome") or {}).get("version") or attrs.get("multiscales", [{}])[0].get("version"))
     try:
         _ngff().validate(attrs, version=version, model="image", strict=False)

@@ -70,8 +70,20 @@ def ideal_profile(rho: np.ndarray) -> np.ndarray:
 def ideal_otf(optics: Optics, attenuation: float | None = None, samples: int = 2048) -> RadialOTF:
     """Ideal OTF for NA and emission wavelength; cutoff kc = 2 NA / λ.
 
-    attenuation: fairSIM's approximation ideal(ρ) · a^ρ with a in (0, 1]
-    (measured OMX OTFs fit a = 0.25-0.46); None for the plain ideal OTF.
+    Parameters
+    ----------
+    optics : Optics
+        NA and emission wavelength (nm) give kc in cycles/µm.
+    attenuation : float or None
+        fairSIM's approximation ideal(ρ) · a^ρ (ρ = |f| / kc) with a in (0, 1] (measured OMX OTFs
+        fit a = 0.25-0.46); None for the plain ideal OTF.
+    samples : int
+        Samples of the radial profile from 0 to kc.
+
+    Returns
+    -------
+    RadialOTF
+        OTF(|f|), |f| in cycles/µm, 1 at f = 0 and 0 from kc on.
     """
     kc = optics.cutoff_cycles_per_um
     rho = np.linspace(0.0, 1.0, samples)
@@ -98,7 +110,21 @@ def radial_average(image: np.ndarray, spacing: float) -> tuple[np.ndarray, np.nd
 
 
 def otf_from_psf(psf: np.ndarray, pixel_size_um: float) -> RadialOTF:
-    """Radially averaged OTF of a 2-D PSF image (pixel size in µm)."""
+    """Radially averaged OTF of a PSF image.
+
+    Parameters
+    ----------
+    psf : numpy.ndarray
+        (Y, X) PSF, or (Z, Y, X): the plane with the brightest peak is used. Its border median
+        is taken as the background.
+    pixel_size_um : float
+        Pixel size of the PSF image, µm.
+
+    Returns
+    -------
+    RadialOTF
+        |FFT(psf)| averaged over rings, normalised to 1 at f = 0; |f| in cycles/µm.
+    """
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim == 3:  # a z-stack: use the plane with the brightest peak
         psf = psf[int(np.argmax(psf.reshape(psf.shape[0], -1).max(axis=1)))]
@@ -124,6 +150,23 @@ def otf_from_file(path: str | Path, pixel_size_um: float) -> RadialOTF:
       whose sample spacing (cycles/µm) is the header's voxel size; sample 0 is f = 0.
     * A real 2-D image (TIFF or MRC): a PSF; its pixel size comes from the file's
       metadata, or ``pixel_size_um`` (the raw data's) when the file has none.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The OTF or PSF file.
+    pixel_size_um : float
+        Pixel size (µm) assumed for a PSF whose file states none: the raw data's.
+
+    Returns
+    -------
+    RadialOTF
+        OTF(|f|), |f| in cycles/µm, normalised to 1 at f = 0.
+
+    Raises
+    ------
+    SimInputError
+        The file is missing, unreadable, or holds an OTF laid out as an image.
     """
     from .io import read_image_with_pixel_size  # local: io imports this module's users
 
@@ -149,8 +192,10 @@ def otf_from_file(path: str | Path, pixel_size_um: float) -> RadialOTF:
 
 
 def looks_like_otf(data: np.ndarray) -> bool:
-    """True when a real array is laid out as an OTF, not a PSF: the largest magnitude of
-    its first plane is the first sample (f = 0, about 1) — a PSF peaks inside the image.
+    """Tell whether a real array is laid out as an OTF, not a PSF.
+
+    True when the largest magnitude of its first plane is the first sample (f = 0, about 1);
+    a PSF peaks inside the image.
     """
     data = np.asarray(data)
     if data.ndim < 2 or data.size == 0:

@@ -48,7 +48,7 @@ def _host() -> str:
 
 
 def part_path(final: str | Path) -> Path:
-    """A temporary name for ``final`` in its folder, unique to this process and call."""
+    """Return a temporary name for ``final`` in its folder, unique to this process and call."""
     final = Path(final)
     return final.with_name(f".{final.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}")
 
@@ -75,12 +75,14 @@ def remove_path(path: Path) -> None:
 
 
 def remove_stale_parts(final: str | Path) -> list[Path]:
-    """Remove the temporary files of ``final`` left by runs on this host that are no longer
-    alive, the fixed ``.<name>.part`` of earlier versions, and other unparseable ones older
-    than an hour; returns what was removed.
+    """Remove the stale temporary files of ``final``; return what was removed.
+
+    Those left by runs on this host that are no longer alive, the fixed ``.<name>.part`` of
+    earlier versions, and other unparseable ones older than an hour.
     """
     final = Path(final)
-    prefix, removed = f".{final.name}.", []
+    prefix = f".{final.name}."
+    removed: list[Path] = []
     try:
         entries = list(final.parent.iterdir())
     except OSError:
@@ -238,8 +240,10 @@ def commit(tmp: Path, final: Path, overwrite: bool) -> None:
 
 
 def os_error_message(path: Path | str, exc: OSError) -> str:
-    """One sentence for a failed write; a short write without an errno (tifffile's
-    "N requested and M written") on a full file system says so.
+    """Return one sentence for a failed write.
+
+    A short write without an errno (tifffile's "N requested and M written") on a full file
+    system says so.
     """
     reason = exc.strerror or str(exc)
     if exc.errno is None:
@@ -265,6 +269,7 @@ class OutputSet:
         self.staged: list[tuple[Path, Path]] = []
 
     def stage(self, final: str | Path) -> Path:
+        """Return the temporary path to write ``final`` to (stale parts of it removed first)."""
         final = Path(final)
         remove_stale_parts(final)
         tmp = part_path(final)
@@ -272,6 +277,7 @@ class OutputSet:
         return tmp
 
     def commit(self) -> list[Path]:
+        """Move every staged file onto its final name; on a failure remove what was moved and staged."""
         created: list[Path] = []
         current: Path | None = None
         try:
@@ -294,6 +300,7 @@ class OutputSet:
         return done
 
     def discard(self) -> None:
+        """Remove every staged temporary file."""
         for tmp, _ in self.staged:
             remove_path(tmp)
         self.staged = []
@@ -310,9 +317,10 @@ class OutputSet:
 
 
 def read_output_metadata(path: str | Path) -> dict[str, Any] | None:
-    """This plugin's metadata of an output written by it (ImageJ TIFF 'Info', OME-TIFF
-    Description, zarr attributes), or None when the file is not readable or not ours.
-    For an OME-TIFF, also None when it holds fewer pages than its OME header says.
+    """Read the plugin's metadata of an output it wrote, or None.
+
+    From the ImageJ TIFF 'Info', the OME-TIFF Description or the zarr attributes; None when the
+    file is not readable or not ours. For an OME-TIFF, also None when it holds fewer pages than its OME header says.
     """
     from .metadata import METADATA_KEY
 
@@ -364,9 +372,10 @@ def _file_fingerprint(path: Path) -> dict[str, Any]:
 
 
 def settings_record(options: dict[str, Any], ignore: Iterable[str] = RECORD_IGNORED) -> dict[str, Any]:
-    """The options that determine an output (a command's parsed flags without ``ignore``),
-    JSON-ready; a flag naming a file (parameters, OTF ...) is recorded by its content hash,
-    so an edited parameters file counts as other settings.
+    """Return the options that determine an output, JSON-ready.
+
+    A command's parsed flags without ``ignore``; a flag naming a file (parameters, OTF ...) is
+    recorded by its content hash, so an edited parameters file counts as other settings.
     """
     ignore = set(ignore)
     out: dict[str, Any] = {}

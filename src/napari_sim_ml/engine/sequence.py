@@ -50,12 +50,12 @@ def has_glob(text: str) -> bool:
 
 
 def is_zarr_store(path: Path) -> bool:
-    """A folder that is a zarr group or array (v2 or v3)."""
+    """Tell whether ``path`` is a folder that is a zarr group or array (v2 or v3)."""
     return path.is_dir() and any((path / n).is_file() for n in ("zarr.json", ".zgroup", ".zarray", ".zattrs"))
 
 
 def is_sequence(path: str | Path) -> bool:
-    """True for a folder that is not a zarr store, or a glob pattern that is not an existing file."""
+    """Tell whether ``path`` is a sequence: a non-zarr folder, or a glob pattern that is not an existing file."""
     p = Path(path)
     if p.is_dir():
         return not is_zarr_store(p)
@@ -63,7 +63,7 @@ def is_sequence(path: str | Path) -> bool:
 
 
 def sequence_files(spec: str | Path) -> list[Path]:
-    """The files of a folder or glob pattern, naturally sorted; raises when there are none."""
+    """Return the files of a folder or glob pattern, naturally sorted; raises when there are none."""
     p = Path(spec)
     if p.is_dir():
         files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
@@ -101,7 +101,7 @@ def parse_frames(spec: str, n_frames: int) -> list[int]:
 
 
 def select_frames(raw: RawFile, spec: str | None) -> RawFile:
-    """The RawFile with only the frames ``spec`` names (numpy or dask frames); unchanged for None."""
+    """Return the RawFile with only the frames ``spec`` names (numpy or dask frames); unchanged for None."""
     if not spec:
         return raw
     idx = parse_frames(spec, raw.frames.shape[0])
@@ -149,14 +149,17 @@ class SequenceSource:
 
     @property
     def n_frames(self) -> int:
+        """Frames in all files together."""
         return int(sum(self.counts))
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """(frames, Y, X), as dask.array.from_array needs."""
         return (self.n_frames, *self.frame_shape)
 
     @property
     def ndim(self) -> int:
+        """Always 3: (frames, Y, X)."""
         return 3
 
     def _read_file(self, i: int, start: int, stop: int) -> np.ndarray:
@@ -232,7 +235,7 @@ def _sequence_raw(spec: str | Path, files: list[Path], frames: Any, counts: list
 
 
 def read_raw_header(path: Path) -> RawFile:
-    """The metadata of one file, without reading its pixels (``frames`` is an empty array)."""
+    """Read the metadata of one file, without reading its pixels (``frames`` is an empty array)."""
     from .io import _mrc_metadata, _tiff_metadata
 
     try:
@@ -302,7 +305,10 @@ def open_sequence_lazy(spec: str | Path) -> tuple[RawFile, SequenceSource]:
 
 
 def is_frame_folder(path: str | Path) -> bool:
-    """A folder (not a zarr store) whose image files all hold one 2-D frame: one stack, not many inputs."""
+    """Tell whether ``path`` is a folder (not a zarr store) whose image files all hold one 2-D frame.
+
+    Such a folder is one stack, not many inputs.
+    """
     p = Path(path)
     if not is_sequence(p) or not p.is_dir():
         return False
@@ -313,5 +319,5 @@ def is_frame_folder(path: str | Path) -> bool:
         return False
 
 
-__all__ = ["SequenceSource", "average_frame_hint", "is_frame_folder", "is_sequence", "natural_key", "open_sequence_lazy",
-           "parse_frames", "read_sequence", "select_frames", "sequence_files"]
+__all__ = ["SequenceSource", "average_frame_hint", "is_frame_folder", "is_sequence", "natural_key",
+           "open_sequence_lazy", "parse_frames", "read_sequence", "select_frames", "sequence_files"]

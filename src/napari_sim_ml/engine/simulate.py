@@ -25,6 +25,7 @@ from .parameters import AnglePattern, Optics, PatternParameters, wrap_phase
 
 STRUCTURES = ("filaments", "mesh", "rings", "lines", "grating", "linepairs")
 PERIODIC_TARGETS = ("grating", "linepairs")  # calibration slides: see periodic_target
+DEFAULT_OPTICS = Optics(na=1.4, wavelength_nm=525.0, pixel_size_um=0.08)  # oil objective, GFP emission, 80 nm px
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ class SimulatedAcquisition:
 
     @property
     def reconstruction_params(self) -> PatternParameters:
-        """The parameters a reconstruction is given: ``params`` (those of the data) unless
-        k/phase errors were simulated.
+        """The parameters a reconstruction is given.
+
+        ``params`` (those of the data) unless k/phase errors were simulated.
         """
         return self.given_params if self.given_params is not None else self.params
 
@@ -58,7 +60,7 @@ def _draw_polyline(img: np.ndarray, pts: np.ndarray, value: float) -> None:
 
 
 def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np.random.Generator) -> np.ndarray:
-    """A test object on a grid of ``shape`` with pixel ``pixel_um`` µm, values in [0, 1]."""
+    """Draw a test object on a grid of ``shape`` with pixel ``pixel_um`` µm, values in [0, 1]."""
     ny, nx = shape
     img = np.zeros(shape, dtype=np.float64)
     if structure == "filaments":
@@ -111,8 +113,10 @@ def make_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np
 
 def sparse_rings(shape: tuple[int, int], pixel_um: float, rng: np.random.Generator,
                  radius_um: tuple[float, float] = (0.05, 0.1), per_um2: float = 0.25) -> np.ndarray:
-    """Small, sparse rings like clathrin-coated pits: ``per_um2`` rings per µm² of radius
-    ``radius_um`` (µm) on a dark background; values in [0, 1] (a truth for ``simulate_acquisition``).
+    """Draw small, sparse rings like clathrin-coated pits.
+
+    ``per_um2`` rings per µm² of radius ``radius_um`` (µm) on a dark background; values in [0, 1]
+    (a truth for ``simulate_acquisition``).
     """
     img = np.zeros(shape, dtype=np.float64)
     n = max(1, int(shape[0] * shape[1] * pixel_um**2 * per_um2))
@@ -159,8 +163,10 @@ def random_parameters(
     phase_jitter: float = 0.25,
     rng: np.random.Generator | None = None,
 ) -> PatternParameters:
-    """Realistic pattern parameters: evenly spread angles with a random offset, the
-    top order at ``k_fraction`` × kc, phase steps 2π/P with jitter (radians).
+    """Draw realistic pattern parameters.
+
+    Evenly spread angles with a random offset, the top order at ``k_fraction`` × kc (cycles/µm),
+    phase steps 2π/P with uniform jitter ±``phase_jitter`` (radians).
     """
     rng = rng or np.random.default_rng()
     kc = optics.cutoff_cycles_per_um
@@ -220,20 +226,53 @@ def simulate_acquisition(
 ) -> SimulatedAcquisition:
     """Simulate a raw SIM stack of ``size`` × ``size`` px.
 
-    photons: expected photon count at the brightest pixel of the brightest frame.
-    read_noise: Gaussian read noise σ (counts); offset: camera offset (counts).
-    n_phases ≥ 5 simulates 3-beam data (orders 0, ±1, ±2); else 2-beam.
-    ``params``/``truth`` may be given (e.g. two noise realisations of one scene).
-    imperfections: realistic departures from the ideal model (``mismatch.Imperfections``); they
+    ``params``/``truth`` may be given (e.g. two noise realisations of one scene). Imperfections
     draw from their own random stream, so the object, parameters and (where the frames are
-    unchanged) the noise are those of the clean case with the same seed. ``params`` are the
-    data's; ``given_params`` (``reconstruction_params``) carry the k/phase errors.
+    unchanged) the noise are those of the clean case with the same seed.
+
+    Parameters
+    ----------
+    structure : str
+        Test object, one of :data:`STRUCTURES`.
+    size : int
+        Field side, camera px (at least 32).
+    optics : Optics or None
+        NA, emission wavelength (nm), camera pixel (µm); None: :data:`DEFAULT_OPTICS`.
+    n_angles, n_phases : int
+        Pattern angles and phases per angle; n_phases ≥ 5 simulates 3-beam data (orders 0, ±1,
+        ±2), else 2-beam.
+    photons : float
+        Expected photon count at the brightest pixel of the brightest frame.
+    read_noise : float
+        Gaussian read noise σ, counts.
+    offset : float
+        Camera offset, counts.
+    background_photons : float
+        Uniform background added before the photon noise, photons per px.
+    params : PatternParameters or None
+        The pattern (k in cycles/µm, phases in radians); None: :func:`random_parameters`.
+    truth : numpy.ndarray or None
+        (2 size, 2 size) object on the fine grid, values in [0, 1]; None: drawn.
+    otf : RadialOTF or None
+        Detection OTF; None: the ideal one of ``optics``.
+    seed : int or None
+        Seed of the object, pattern and noise.
+    noise : bool
+        Add photon and read noise (False: the expected counts).
+    imperfections : mismatch.Imperfections or None
+        Realistic departures from the ideal model.
+
+    Returns
+    -------
+    SimulatedAcquisition
+        ``raw`` (A, P, Y, X) float32 counts, ``truth`` (2Y, 2X), the data's ``params``, and
+        ``given_params`` carrying any simulated k/phase errors.
     """
     if size < 32:
         raise SimInputError("the simulated field must be at least 32 px")
     if photons <= 0:
         raise SimInputError("photons must be positive")
-    optics = optics or Optics(na=1.4, wavelength_nm=525.0, pixel_size_um=0.08)
+    optics = optics or DEFAULT_OPTICS
     otf = otf or ideal_otf(optics)
     rng = np.random.default_rng(seed)
     n_orders = 2 if n_phases >= 5 else 1

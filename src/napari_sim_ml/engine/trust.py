@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import SimInputError
 from .metrics import (
+    CROSS_WARN_DB,
     CrossScore,
     ImprintScore,
     ResidualStats,
@@ -27,10 +28,14 @@ from .metrics import (
 from .otf import RadialOTF
 from .parameters import Optics, PatternParameters
 
+IMPRINT_CLEAN_DB = 6.0  # a clean reconstruction's pattern imprint stays below about this (metrics warns above 12)
+
 
 @dataclass(frozen=True)
 class TrustReport:
-    """imprint, cross: of the output; residual: of the frames (None when the noise cannot be
+    """The truth-free checks of one reconstruction.
+
+    imprint, cross: of the output; residual: of the frames (None when the noise cannot be
     measured); resolution_um: decorrelation; warnings: one sentence per failed check.
     """
 
@@ -41,10 +46,12 @@ class TrustReport:
     warnings: tuple[str, ...]
 
     def lines(self) -> list[str]:
+        """Return the report as lines for a terminal or a status bar."""
         res = self.residual
         out = [f"pattern imprint {self.imprint.worst_db:.1f} dB (worst of ±k"
-               f"{', ±2k' if len(self.imprint.peaks_db) > 3 else ''}; clean ≲ 6), border cross "
-               f"{self.cross.worst_db:.1f} dB (clean ≲ 3), decorrelation resolution {self.resolution_um * 1e3:.0f} nm"]
+               f"{', ±2k' if len(self.imprint.peaks_db) > 3 else ''}; clean ≲ {IMPRINT_CLEAN_DB:g}), border cross "
+               f"{self.cross.worst_db:.1f} dB (clean ≲ {CROSS_WARN_DB:g}), decorrelation resolution "
+               f"{self.resolution_um * 1e3:.0f} nm"]
         if res is not None:
             out.append(f"normalised residual mean {res.mean:+.2f}, variance {res.variance:.2f} (1 = noise only), "
                        f"pattern in the residual {res.worst_imprint_db:.1f} dB")

@@ -1,5 +1,6 @@
-"""Trained raw-frame denoiser ("two-step" SIM, step 1): training data, network, training,
-tiled application, checkpoints and the data-consistency check.
+"""Trained raw-frame denoiser ("two-step" SIM, step 1).
+
+Training data, network, training, tiled application, checkpoints and the data-consistency check.
 
 Importing this package does not import torch: :mod:`.data`, :mod:`.checkpoint` (metadata side)
 and :mod:`.check` are numpy-only; :mod:`.model`, :mod:`.train` and :mod:`.apply` import torch

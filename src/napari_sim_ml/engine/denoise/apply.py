@@ -32,11 +32,15 @@ class Denoiser:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Denoiser:
+        """Load a checkpoint file onto ``device`` ('auto', 'cpu' or 'cuda')."""
+        """Load a checkpoint file onto ``device`` ('auto', 'cpu' or 'cuda')."""
         meta, weights, _, _ = load_checkpoint(path)
         return cls.from_weights(meta, weights, device)
 
     @classmethod
     def from_weights(cls, meta: DenoiserMeta, weights: dict, device: str = "auto") -> Denoiser:
+        """Build the network of ``meta`` with the given state dict on ``device``, in eval mode."""
+        """Build the network of ``meta`` with the given state dict on ``device``, in eval mode."""
         from .model import DenoiseNet, NetConfig
         from .train import select_device
 

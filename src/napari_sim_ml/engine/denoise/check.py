@@ -52,6 +52,8 @@ class ConsistencyReport:
     residual: np.ndarray
 
     def summary(self) -> str:
+        """One line: residual mean and variance, power at k, flagged fraction against noise alone."""
+        """One line: residual mean and variance, power at k, flagged fraction against noise alone."""
         kp = ", ".join(f"{v:.2f}" for v in self.k_power.ravel())
         return (f"normalised residual mean {self.mean:+.3f}, variance {self.variance:.3f}; power at k {kp} "
                 f"(noise: 1); flagged {self.flagged_fraction:.2%} of pixels (noise alone: "
@@ -67,8 +69,10 @@ def normalised_residual(measured: np.ndarray, denoised: np.ndarray, gain: float,
 
 
 def data_noise(measured: np.ndarray, optics: Optics, gain: float, background: float = 0.0) -> tuple[float, float]:
-    """(gain, var0) for the residual of measured planes (A, P, Y, X): the given gain (the model's),
-    var0 fitted on the measured frames themselves (photon-transfer fit, slope fixed).
+    """Return (gain, var0) for the residual of measured planes (A, P, Y, X).
+
+    gain is the given one (the model's, counts per photon); var0 (counts²) is fitted on the
+    measured frames themselves (photon-transfer fit, slope fixed).
     """
     from ..pinn_noise import estimate_noise
 
@@ -95,7 +99,9 @@ def consistency_check(measured: np.ndarray, denoised: np.ndarray, optics: Optics
     r = normalised_residual(measured, denoised, gain, var0, background).reshape(a, p, ny, nx)
     b = min(border, ny // 4, nx // 4)
     inner = (slice(b, ny - b or None), slice(b, nx - b or None))
-    flat = r.reshape(a * p, ny, nx)[(slice(None), *inner)].astype(np.float64)
+    frames_inner = (slice(None), *inner)  # named: mypy takes x[(a, *b)] for 3.11 syntax
+    maps_inner = (slice(None), slice(None), *inner)
+    flat = r.reshape(a * p, ny, nx)[frames_inner].astype(np.float64)
     kernel_gain = math.sqrt(4.0 * math.pi) * smooth_px  # 1 / std of a Gaussian-smoothed unit white noise
     z_struct = gaussian_filter(r.reshape(a * p, ny, nx).mean(axis=0), smooth_px) * kernel_gain * math.sqrt(a * p)
     px = optics.pixel_size_um
@@ -116,7 +122,7 @@ def consistency_check(measured: np.ndarray, denoised: np.ndarray, optics: Optics
     t_complex = float(math.sqrt(-math.log(p_false)))
     flags = np.zeros((ny, nx), np.uint8)
     flags[inner] |= (np.abs(z_struct[inner]) > t_real).astype(np.uint8)
-    flags[inner] |= 2 * (zk[(slice(None), slice(None), *inner)] > t_complex).any(axis=(0, 1)).astype(np.uint8)
+    flags[inner] |= 2 * (zk[maps_inner] > t_complex).any(axis=(0, 1)).astype(np.uint8)
     n_maps = 1 + a * n_orders
     return ConsistencyReport(
         mean=float(flat.mean()), variance=float(flat.var()),
@@ -124,7 +130,7 @@ def consistency_check(measured: np.ndarray, denoised: np.ndarray, optics: Optics
         z_structure=z_struct.astype(np.float32), z_k=zk, flags=flags,
         flagged_fraction=float((flags[inner] > 0).mean()),
         expected_fraction=float(1 - (1 - p_false) ** n_maps),
-        k_power=(zk[(slice(None), slice(None), *inner)].astype(np.float64) ** 2).mean(axis=(2, 3)),
+        k_power=(zk[maps_inner].astype(np.float64) ** 2).mean(axis=(2, 3)),
         residual=r.reshape(a * p, ny, nx))
 
 

@@ -48,9 +48,13 @@ class DenoiserMeta:
 
     @property
     def n_frames(self) -> int:
+        """Frames per plane the denoiser takes: angles × phases."""
+        """Frames per plane the denoiser takes: angles × phases."""
         return self.params.n_angles * self.params.n_phases
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready metadata (format, version, optics, pattern, noise model, normalisation, net)."""
+        """JSON-ready metadata (format, version, optics, pattern, noise model, normalisation, net)."""
         return {"format": FORMAT, "version": VERSION, "optics": asdict(self.optics),
                 "params": self.params.to_dict(), "noise": {"gain": self.gain, "var0": self.var0},
                 "normalisation": {"ref_photons": self.ref_photons,
@@ -59,6 +63,8 @@ class DenoiserMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DenoiserMeta:
+        """Inverse of :meth:`to_dict`; a missing or malformed field is a SimInputError."""
+        """Inverse of :meth:`to_dict`; a missing or malformed field is a SimInputError."""
         try:
             return cls(optics=Optics(**d["optics"]), params=PatternParameters.from_dict(d["params"]),
                        gain=float(d["noise"]["gain"]), var0=float(d["noise"]["var0"]),
@@ -97,7 +103,8 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
                             f"data have {na} × {nph}")
     if params is None:
         return
-    worst_k = max(abs(a.k_magnitude - b.k_magnitude) / b.k_magnitude for a, b in zip(params.angles, tp.angles, strict=False))
+    worst_k = max(abs(a.k_magnitude - b.k_magnitude) / b.k_magnitude
+                  for a, b in zip(params.angles, tp.angles, strict=False))
     if worst_k > K_TOLERANCE:
         raise SimInputError(f"the pattern period differs from the denoiser's by {worst_k:.1%} "
                             f"(tolerance {K_TOLERANCE:.0%}); train a denoiser for this pattern")
@@ -115,8 +122,8 @@ def check_compatible(meta: DenoiserMeta, optics: Optics, params: PatternParamete
                             + (" even after 90° rotations and flips" if augmented else "")
                             + f" (tolerance {ANGLE_TOLERANCE_DEG:g}°)")
     worst_step = 0.0
-    for a, b in zip(params.angles, tp.angles, strict=False):
-        sa, sb = _steps(a.phases_rad), _steps(b.phases_rad)
+    for mine, theirs in zip(params.angles, tp.angles, strict=False):
+        sa, sb = _steps(mine.phases_rad), _steps(theirs.phases_rad)
         dev = min(max(abs(wrap_phase(x - s * y)) for x, y in zip(sa, sb, strict=False)) for s in (1, -1))
         worst_step = max(worst_step, dev)
     if worst_step > STEP_TOLERANCE_RAD:

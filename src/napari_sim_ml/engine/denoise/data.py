@@ -55,6 +55,8 @@ class TrainingSet:
 
     @property
     def n_frames(self) -> int:
+        """Frames per sample (angles × phases)."""
+        """Frames per sample (angles × phases)."""
         return int(self.clean.shape[1])
 
 
@@ -92,7 +94,7 @@ def make_bundles(shape: tuple[int, int], pixel_um: float, rng: np.random.Generat
 
 
 def random_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: np.random.Generator) -> np.ndarray:
-    """A test object of one of :data:`STRUCTURES` on the fine grid, values in [0, 1]."""
+    """Draw a test object of one of :data:`STRUCTURES` on the fine grid, values in [0, 1]."""
     if structure == "bundles":
         return make_bundles(shape, pixel_um, rng)
     if structure not in STRUCTURES:
@@ -101,7 +103,7 @@ def random_object(structure: str, shape: tuple[int, int], pixel_um: float, rng: 
 
 
 def _random_phase_offset(params: PatternParameters, rng: np.random.Generator) -> PatternParameters:
-    """The same k, steps and modulation with a random absolute phase per angle."""
+    """Return the same k, steps and modulation with a random absolute phase per angle."""
     out = []
     for a in params.angles:
         off = rng.uniform(-np.pi, np.pi)
@@ -141,7 +143,8 @@ def simulated_set(
         p = float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if hi > lo else lo
         truth = random_object(structure, (2 * size, 2 * size), fine_px, rng)
         sim = simulate_acquisition(structure, size, optics, params.n_angles, params.n_phases, photons=p,
-                                   read_noise=0.0, offset=0.0, background_photons=rng.uniform(0, background_fraction) * p,
+                                   read_noise=0.0, offset=0.0,
+                                   background_photons=rng.uniform(0, background_fraction) * p,
                                    params=_random_phase_offset(params, rng), truth=truth, otf=otf,
                                    seed=int(rng.integers(2**31)), noise=False)
         clean.append(sim.raw.reshape(-1, size, size) * gain)
@@ -201,7 +204,7 @@ def dihedral(stack: np.ndarray, k: int) -> np.ndarray:
 
 def sample_batch(ts: TrainingSet, batch: int, patch: int, rng: np.random.Generator,
                  augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """A batch of (noisy, clean) patches, each (batch, F, patch, patch) float32 counts.
+    """Draw a batch of (noisy, clean) patches, each (batch, F, patch, patch) float32 counts.
 
     Patches are random crops at the camera grid (all frames together), augmented (``augment``)
     by one of the 8 dihedral transforms; the noise is drawn afresh from the set's noise model.

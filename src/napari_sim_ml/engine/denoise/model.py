@@ -40,6 +40,8 @@ class NetConfig:
     depth: int = 3
 
     def to_dict(self) -> dict:
+        """Return the configuration as a JSON-ready dict."""
+        """Return the configuration as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -92,9 +94,11 @@ class DenoiseNet(nn.Module):
         self.up = nn.ModuleList(_Block(widths[i + 1] + widths[i], widths[i]) for i in range(cfg.depth - 1))
         self.out = nn.Conv2d(widths[0], cfg.n_frames, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if self.out.bias is not None:
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map normalised frames (batch, F, Y, X) to denoised ones of the same shape."""
         h = x
         skips = []
         for i, block in enumerate(self.down):
@@ -109,6 +113,7 @@ class DenoiseNet(nn.Module):
 
 
 def n_parameters(net: nn.Module) -> int:
+    """Count the trainable and frozen parameters of ``net``."""
     return int(sum(p.numel() for p in net.parameters()))
 
 
@@ -124,8 +129,9 @@ def scaled_mse(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: floa
 
 
 def scaled_mae(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: float, mean: float) -> torch.Tensor:
-    """Mean absolute error in units of the noise σ at the mean signal ``mean`` (counts); the
-    two-step method's loss (Li et al. 2023).
+    """Mean absolute error in units of the noise σ at the mean signal ``mean`` (counts).
+
+    The two-step method's loss (Li et al. 2023).
     """
     return torch.mean(torch.abs(pred - target)) / (gain * mean + max(var0, 0.0)) ** 0.5
 

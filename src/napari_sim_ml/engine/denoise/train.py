@@ -32,8 +32,9 @@ class TrainSettings:
     decay to 5 % over the run); device: "auto" | "cpu" | "cuda"; threads: CPU threads (None: all
     usable cores); augment: 90° rotations and flips of the patches (then the denoiser also accepts
     rotated/flipped patterns; without, the default, each channel keeps its pattern direction, which
-    scored +0.54 dB over Wiener at 60 photons against +0.35 dB with it, in half the steps); time_limit_s: stop (and checkpoint) after the first epoch that ends past this
-    many seconds; the learning rate then decays over the time budget.
+    scored +0.54 dB over Wiener at 60 photons against +0.35 dB with it, in half the steps);
+    time_limit_s: stop (and checkpoint) after the first epoch that ends past this many seconds;
+    the learning rate then decays over the time budget.
     """
 
     epochs: int = 20
@@ -62,6 +63,8 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class TrainProgress:
+    """One training step: step / total, epoch, the step's loss (noise σ units)."""
+
     step: int
     total: int
     epoch: int
@@ -72,6 +75,8 @@ class TrainProgress:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """A finished training: checkpoint path (None if not saved), its metadata, steps and seconds."""
+
     path: Path | None
     meta: DenoiserMeta
     steps: int
@@ -84,6 +89,7 @@ class TrainResult:
 
 
 def select_device(name: str):
+    """Return the torch device for 'auto', 'cpu' or 'cuda'; 'cuda' without a GPU is a SimInputError."""
     import torch
 
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
@@ -96,7 +102,9 @@ def select_device(name: str):
 
 
 def cpu_threads(requested: int | None) -> int:
-    """Torch CPU threads: the requested number; else every usable core on an idle machine, one when
+    """Return the number of torch CPU threads to use.
+
+    The requested number; else every usable core on an idle machine, one when
     the load average exceeds half the cores (on a shared machine spinning torch workers made a
     2-thread step 40× slower than a 1-thread step).
     """
@@ -161,13 +169,13 @@ def train_steps(
     rng = np.random.default_rng(settings.seed)
     done_epochs, losses, val_losses, opt_state, seconds0 = 0, [], [], None, 0.0
     if resume is not None:
-        meta, weights, opt_state, state = load_checkpoint(resume)
+        meta, weights, opt_state, resumed = load_checkpoint(resume)
         if meta.n_frames != ts.n_frames:
             raise SimInputError("the checkpoint to resume was trained for a different number of frames")
         cfg = NetConfig(**meta.net)
-        done_epochs = int(state.get("epochs_done", 0))
-        losses, val_losses = list(state.get("losses", [])), list(state.get("val_losses", []))
-        seconds0 = float(state.get("seconds", 0.0))
+        done_epochs = int(resumed.get("epochs_done", 0))
+        losses, val_losses = list(resumed.get("losses", [])), list(resumed.get("val_losses", []))
+        seconds0 = float(resumed.get("seconds", 0.0))
         rng = np.random.default_rng([settings.seed, done_epochs])
     else:
         base = GPU_DEFAULT if device.type == "cuda" else CPU_DEFAULT
