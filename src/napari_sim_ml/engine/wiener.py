@@ -69,8 +69,9 @@ class BandBox:
 
 @dataclass
 class PreparedReconstruction:
-    """Everything the filter stage needs; arrays on the half grid (2Y, X + 1),
-    rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
+    """Everything the filter stage needs; arrays on the half grid (2Y, X + 1).
+
+    Rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
     Fourier coefficient is noise_power · denom(f), measured from the difference of two angles'
     band 0 inside the OTF (one angle: white noise beyond the OTF support; NaN when neither can be
     measured).
@@ -86,16 +87,21 @@ class PreparedReconstruction:
     widefield_raw: np.ndarray
     df: tuple[float, float]
     noise_power: float = float("nan")
+    otf_has_pixel: bool = False  # True for a measured OTF (it already holds the camera pixel's sinc)
+    side_noise_share: float = 1.0  # noise variance of the side bands relative to band 0's (their border fade)
+    noise_profile: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (raw |f| cycles/µm, power / noise_power)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def output_pixel_size_um(self) -> float:
+        """Pixel size of the 2× output grid (µm)."""
         return self.optics.pixel_size_um / 2.0
 
     @property
     def frame_noise_variance(self) -> float:
-        """Per-pixel noise variance of one raw frame (counts², after background and equalisation),
-        from ``noise_power`` (equal phase steps assumed).
+        """Per-pixel noise variance of one raw frame (counts², after background and equalisation).
+
+        From ``noise_power`` (equal phase steps assumed).
         """
         ny, nx = self.shape
         return self.noise_power * self.params.n_angles * self.params.n_phases / (ny * nx)
@@ -134,8 +140,10 @@ def _centre_slice(box_shape: tuple[int, int], ry: int, rx: int) -> tuple[slice, 
 
 def _support_radius(half_shape: tuple[int, int], ny: int, df: tuple[float, float],
                     centres: np.ndarray, radius: float) -> np.ndarray:
-    """|f| / R(θ) on the half grid, R(θ) = distance from 0 to the edge of the union
-    of OTF discs (radius ``radius``) around the band centres, along direction θ.
+    """Return |f| / R(θ) on the half grid.
+
+    R(θ) = distance from 0 to the edge of the union of OTF discs (radius ``radius``) around the
+    band centres, along direction θ.
     """
     # R(θ) on a fine table of directions (the half plane fx ≥ 0: θ in [-π/2, π/2]), then looked up
     theta = np.linspace(-np.pi / 2, np.pi / 2, 4096)
@@ -246,11 +254,13 @@ def prepare_reconstruction(
     boxes.append(BandBox((ny, 0), h0 * _centre_box(wide_spectrum, ry, rx), n_angles * h0 * h0, dist2))
     noise_power = (_noise_power_in_band(band0_difference, dx, otf.support_cycles_per_um, params, n_angles)
                    if n_angles > 1 else _noise_power(wide_spectrum, dx, support, n_angles))
+    profile = (_noise_profile(band0_difference, dx, support, params, n_angles, noise_power)
+               if n_angles > 1 else ((), ()))
     numer = np.zeros(half_shape, dtype=np.complex64)
     denom = np.zeros(half_shape, dtype=np.float32)
-    for box in boxes:
-        _paste(numer, box.numer, box.centre)
-        _paste(denom, box.denom, box.centre)
+    for band_box in boxes:
+        _paste(numer, band_box.numer, band_box.centre)
+        _paste(denom, band_box.denom, band_box.centre)
     rho = _support_radius(half_shape, ny, df, np.array(centres), support)
     rho *= np.float32(LUT_SCALE)
     rho += np.float32(0.5)
@@ -261,7 +271,8 @@ def prepare_reconstruction(
     return PreparedReconstruction(
         shape=(ny, nx), optics=optics, params=params, numer=numer, denom=denom,
         boxes=boxes, rho_index=rho_index, widefield_raw=widefield_sum / n_angles, df=df,
-        noise_power=noise_power,
+        noise_power=noise_power, otf_has_pixel=otf.source.startswith("measured"),
+        side_noise_share=float(np.mean(win * win)) if periodic else 1.0, noise_profile=profile,
     )
 
 
@@ -293,6 +304,53 @@ def _noise_power_in_band(difference: np.ndarray, pixel_um: float, support: float
         return float("nan")
     full = difference.shape[0] * difference.shape[1]
     return float(np.mean(power[region])) * (full / (ny * nx)) / (2.0 * n_angles)  # per-coefficient power ∝ N
+
+
+def _noise_region(shape: tuple[int, int], pixel_um: float, params: PatternParameters) -> tuple[np.ndarray, np.ndarray]:
+    """Radius (cycles/µm) on the rfft grid of ``shape`` and the mask without the spectral axes and the pattern peaks."""
+    ny, nx = shape
+    fy = scipy.fft.fftfreq(ny, pixel_um).astype(np.float32)[:, None]
+    fx = scipy.fft.rfftfreq(nx, pixel_um).astype(np.float32)[None, :]
+    df = 1.0 / (max(ny, nx) * pixel_um)
+    region = (np.abs(fy) > 3.5 * df) & (np.abs(fx) > 3.5 * df)
+    for a in params.angles:
+        for b in range(1, a.n_orders + 1):
+            kx, ky = b * a.k_cycles_per_um[0], b * a.k_cycles_per_um[1]
+            region &= (np.hypot(fx - kx, fy - ky) > 6 * df) & (np.hypot(fx + kx, fy + ky) > 6 * df)
+    return np.hypot(fy, fx), region
+
+
+def _noise_profile(difference: np.ndarray, pixel_um: float, support: float, params: PatternParameters,
+                   n_angles: int, noise_power: float,
+                   n_rings: int = 10) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Measure the noise power against raw frequency, relative to ``noise_power``.
+
+    Returns (ring centres in cycles/µm, ratios).
+
+    From the same band-0 difference as ``_noise_power_in_band``, in ``n_rings`` rings from 0.1 to 1.0
+    of the support. White noise gives ratios ≈ 1; interpolated or binned frames (e.g. the 2× bicubic
+    3-beam set) carry more noise at low frequencies than at the edge of the OTF, and the side bands
+    bring those low raw frequencies to the top of the SIM spectrum. Empty when the difference is too
+    small to measure.
+    """
+    if not np.isfinite(noise_power) or noise_power <= 0:
+        return ((), ())
+    cy, cx = min(difference.shape[0], 256), min(difference.shape[1], 256)
+    y0, x0 = (difference.shape[0] - cy) // 2, (difference.shape[1] - cx) // 2
+    spec = scipy.fft.rfft2(difference[y0:y0 + cy, x0:x0 + cx], workers=FFT_WORKERS)
+    power = spec.real * spec.real + spec.imag * spec.imag
+    radius, region = _noise_region((cy, cx), pixel_um, params)
+    scale = difference.shape[0] * difference.shape[1] / (cy * cx) / (2.0 * n_angles) / noise_power
+    edges = np.linspace(0.1, 1.0, n_rings + 1) * support
+    centres, ratios = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        ring = region & (radius >= lo) & (radius < hi)
+        if ring.sum() >= 16:
+            centres.append(float(0.5 * (lo + hi)))
+            ratios.append(float(np.mean(power[ring])) * scale)
+    if len(centres) < 3:
+        return ((), ())
+    return tuple(centres), tuple(ratios)
 
 
 def _noise_power(wide_spectrum: np.ndarray, pixel_um: float, support: float, n_angles: int) -> float:
