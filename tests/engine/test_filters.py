@@ -18,7 +18,8 @@ def _psnr(sim, image, crop=16):
 
 
 def test_no_border_cross_and_no_grey_frame_with_structure_crossing_the_borders():
-    sim = simulate_acquisition("filaments", 192, photons=1000, seed=3, imperfections=Imperfections.only("border_structure"))
+    sim = simulate_acquisition("filaments", 192, photons=1000, seed=3,
+                               imperfections=Imperfections.only("border_structure"))
     new = wiener_filter(prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset))
     old = wiener_filter(prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset,
                                                border="taper", equalize="mean"))
