@@ -140,13 +140,16 @@ def _noise_shape(prepared: PreparedReconstruction) -> np.ndarray:
     if "noise_shape" not in cache:
         centres, ratios = prepared.noise_profile
         out = np.zeros_like(prepared.denom)
+        if centres:  # the profile on a table of 1024 radii up to the last ring (held beyond)
+            step = np.float32(centres[-1] / 1023.0)
+            table = np.interp(np.arange(1024) * float(step), centres, ratios).astype(np.float32)
         for box in prepared.boxes:
             share = 1.0 if box.c == 1.0 and box.centre == (prepared.shape[0], 0) else prepared.side_noise_share
+            weighted = box.denom * np.float32(share)
             if centres:
-                rel = np.interp(np.sqrt(box.dist2), centres, ratios).astype(np.float32)
-            else:
-                rel = np.float32(1.0)
-            _paste(out, box.denom * rel * np.float32(share), box.centre)
+                index = np.minimum(np.sqrt(box.dist2) / step + np.float32(0.5), np.float32(1023)).astype(np.int32)
+                weighted *= table[index]
+            _paste(out, weighted, box.centre)
         out *= np.float32(1.0 / prepared.params.n_angles)
         cache["noise_shape"] = out
     return cache["noise_shape"]
