@@ -162,9 +162,8 @@ def bench_real(pinn: bool, png_dir: Path) -> None:
     s_high, _, prepared_high = results["3beam-high"]
     scores = [compare_to_truth(wiener_filter(prepared_high, FilterSettings(wiener=w)), published_high)[0] for w in ws]
     best_wh = float(ws[int(np.argmax(scores))])
-    print(_row("best-w Wiener", wiener_filter(prepared_high, FilterSettings(wiener=best_wh)), s_high, 0.0, best_wh,
-               prepared_high.frame_noise_variance)
-          + " (best against the published high-light reconstruction; omx and tirf have no reference)")
+    print(_row("best-w Wiener (vs published)", wiener_filter(prepared_high, FilterSettings(wiener=best_wh)), s_high,
+               0.0, best_wh, prepared_high.frame_noise_variance))
     save_png(png_dir / "real_3beam-low_best.png", {"best-w": best, "published low": published_low,
                                                      "published high": published_high, "ours high": ours_high})
     print("\n3-beam low light against the high-light reconstruction of the same field (PSNR dB / SSIM)\n")
