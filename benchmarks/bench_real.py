@@ -16,7 +16,7 @@ Figures: pattern imprint (worst of ±k/±2k, dB), border cross (dB), normalised 
 k in dB), decorrelation resolution (nm), time (s). 3-beam low adds PSNR/SSIM against our high-light default Wiener
 and against the published high-light reconstruction. --mismatch: PSNR against the passband truth per imperfection.
 
-    python benchmarks/bench_real.py [--no-pinn] [--mismatch] [--png-dir /tmp/classical-png]
+    python benchmarks/bench_real.py [--no-pinn | --pinn-sets SET ...] [--mismatch] [--png-dir /tmp/classical-png]
 """
 
 from __future__ import annotations
@@ -136,13 +136,13 @@ def _row(name: str, image: np.ndarray, s: RealSet, seconds: float, w: float | No
             f"{rep.resolution_um * 1e3:.0f} | {seconds:.2f} |{extra}")
 
 
-def bench_real(pinn: bool, png_dir: Path) -> None:
+def bench_real(pinn: bool, png_dir: Path, pinn_sets: list[str] | None = None) -> None:
     sets = load_sets()
     print("| set | method | w | imprint dB | cross dB | resid mean | resid var | resid k dB | decorr nm | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     results = {}
     for s in sets:
-        methods = run_methods(s, pinn)
+        methods = run_methods(s, pinn and (pinn_sets is None or s.name in pinn_sets))
         prepared = methods.pop("_prepared")[0]
         results[s.name] = (s, methods, prepared)
         for name, (image, seconds, w) in methods.items():
@@ -217,13 +217,15 @@ def main() -> None:
     parser.add_argument("--mismatch", action="store_true", help="also run the mismatch simulator table")
     parser.add_argument("--no-real", action="store_true", help="skip the real sets")
     parser.add_argument("--png-dir", default="/tmp/classical-png")
+    parser.add_argument("--pinn-sets", nargs="+", default=None, metavar="SET",
+                        help="run the PINN on these real sets only (3beam-high 3beam-low omx tirf)")
     args = parser.parse_args()
     png_dir = Path(args.png_dir)
     png_dir.mkdir(parents=True, exist_ok=True)
     if not args.no_real:
         if not DATA.is_dir():
             raise SystemExit(f"the real data are not at {DATA}")
-        bench_real(not args.no_pinn, png_dir)
+        bench_real(not args.no_pinn, png_dir, args.pinn_sets)
     if args.mismatch:
         bench_mismatch(not args.no_pinn, png_dir)
 
