@@ -111,3 +111,11 @@ def test_coloured_noise_is_measured_against_raw_frequency():
     prepared = prepare_reconstruction(flat.raw + coloured, flat.optics, flat.params, background=flat.offset)
     centres, ratios = prepared.noise_profile
     assert ratios[0] > 1.5 * ratios[-1]
+
+
+def test_pure_noise_gets_the_strongest_regularisation():
+    sim = simulate_acquisition("filaments", 128, photons=100, seed=4)
+    rng = np.random.default_rng(4)
+    noise = sim.offset + rng.normal(0.0, 3.0, sim.raw.shape)  # no object at all
+    prepared = prepare_reconstruction(noise, sim.optics, sim.params, background=sim.offset)
+    assert auto_wiener(prepared) > 1.0

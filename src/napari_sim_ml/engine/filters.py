@@ -78,6 +78,7 @@ def textbook_wiener(prepared: PreparedReconstruction, wiener: float = 0.05) -> n
 
 
 AUTO_W_RANGE = (0.003, 3.0)
+NOISE_LEVEL_ERROR = 0.05  # relative error allowed for the measured noise level in ``auto_wiener``
 
 
 def _support_target(prepared: PreparedReconstruction) -> np.ndarray:
@@ -170,10 +171,14 @@ def auto_wiener(prepared: PreparedReconstruction, settings: FilterSettings | Non
     comparisons do: with F = A/(D + w²), R(w) = Σ T²|S|² − (Σ F·T·D̃|S|²)² / Σ F²·E|N|². Both sums are
     estimated without bias (E|N|² by |N|², D̃|S|² by (|N|² − v)/D̃) and accumulated once in
     ``n_bins`` logarithmic bins of D, since w enters only through D + w²; w is then searched on 96
-    log-spaced values over AUTO_W_RANGE and 9 around the best. (A risk that counted the zero
+    log-spaced values over AUTO_W_RANGE and 9 around the best. The signal sum is taken two standard
+    deviations of its noise low (its noise alone has variance Σ (F·T·v/D̃)²) and with the noise level
+    NOISE_LEVEL_ERROR (5 %) high, so a w is chosen for
+    signal the data show, not for a chance excess: pure noise gets the top of the range. (A risk that counted the zero
     frequency and the gain picked w ≈ 4× too small on the real 3-beam low-light set: the shrinkage of
     an unsubtracted background outweighed the noise.) The apodization and attenuation of
-    ``settings`` are used. Returns FilterSettings().wiener when the noise cannot be measured.
+    ``settings`` are used. Returns FilterSettings().wiener when the noise cannot be measured, and the
+    top of AUTO_W_RANGE when no w finds signal above the noise.
     """
     s = settings or FilterSettings()
     if not np.isfinite(prepared.noise_power) or prepared.noise_power <= 0:
@@ -193,7 +198,8 @@ def auto_wiener(prepared: PreparedReconstruction, settings: FilterSettings | Non
     n2 = numer[inside]
     n2 = n2.real * n2.real + n2.imag * n2.imag
     v = kappa * _noise_shape(prepared)[inside] * (d / np.maximum(prepared.denom[inside], np.float32(1e-30)))
-    cross = (a * t) * (n2 - v) / np.maximum(reached, np.float32(1e-30))  # A·T·D̃|S|², unbiased
+    weight = (a * t) / np.maximum(reached, np.float32(1e-30))
+    cross = weight * (n2 - v)  # A·T·D̃|S|², unbiased; its variance without signal is (weight·v)²
     power = a * a * n2  # A²·E|N|²
     log_d = np.log(d)
     lo, hi = float(log_d.min()), float(log_d.max()) + 1e-6
@@ -201,15 +207,22 @@ def auto_wiener(prepared: PreparedReconstruction, settings: FilterSettings | Non
     centres = np.exp(lo + (np.arange(n_bins) + 0.5) * (hi - lo) / (n_bins - 1))
     power_bins = np.bincount(index, power.astype(np.float64), n_bins)
     cross_bins = np.bincount(index, cross.astype(np.float64), n_bins)
+    spread_bins = np.bincount(index, ((weight * v).astype(np.float64)) ** 2, n_bins)
+    level_bins = np.bincount(index, (weight * v).astype(np.float64), n_bins)  # for the noise level's own error
 
-    def risk(ws: np.ndarray) -> np.ndarray:  # R(w) − Σ T²|S|²
+    def risk(ws: np.ndarray) -> np.ndarray:  # R(w) − Σ T²|S|², with the signal term taken 2 σ low
         inv = 1.0 / (centres[None, :] + (ws * ws)[:, None])
-        gain_term = (cross_bins * inv).sum(axis=1)
+        gain_term = ((cross_bins - NOISE_LEVEL_ERROR * level_bins) * inv).sum(axis=1)
+        gain_term -= 2.0 * np.sqrt((spread_bins * inv * inv).sum(axis=1))
         return -np.maximum(gain_term, 0.0) ** 2 / np.maximum((power_bins * inv * inv).sum(axis=1), 1e-300)
 
     n_coarse = 96
     coarse = np.geomspace(*AUTO_W_RANGE, n_coarse)
-    best = coarse[int(np.argmin(risk(coarse)))]
+    coarse_risk = risk(coarse)
+    if not coarse_risk.min() < 0:  # no w finds any signal above the noise: the strongest regularisation
+        cache[key] = float(AUTO_W_RANGE[1])
+        return cache[key]
+    best = coarse[int(np.argmin(coarse_risk))]
     step = (AUTO_W_RANGE[1] / AUTO_W_RANGE[0]) ** (1 / (n_coarse - 1))
     fine = np.clip(best * step ** np.linspace(-1, 1, 9), *AUTO_W_RANGE)
     cache[key] = float(fine[int(np.argmin(risk(fine)))])
