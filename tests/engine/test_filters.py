@@ -89,3 +89,40 @@ def test_spectrum_optimised_filter_is_close_to_wiener_clean_and_responds_to_its_
     assert pattern_imprint(hifi, px, sim.params).worst_db < 6 and border_cross(hifi, px).worst_db < 3
     high = lambda img: np.abs(np.fft.rfft2(img))[100:200, 100:200].sum()  # noqa: E731
     assert high(hifi_filter(prepared, FilterSettings(wiener=0.5))) < 0.7 * high(hifi)
+
+
+def test_auto_w_at_low_light_with_haze_and_read_noise_is_close_to_the_best_w():
+    # the real low-light 3-beam set's imperfections: a few photons of signal on unsubtracted background, read noise;
+    # a risk that scored the offset and the gain picked w ≈ 0.085 here (2.9 dB below the best)
+    sim = simulate_acquisition("filaments", 256, photons=20, n_phases=5, background_photons=20.0, read_noise=3.0,
+                               seed=0)
+    prepared = prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset)
+    w = auto_wiener(prepared)
+    best = max(_psnr(sim, wiener_filter(prepared, FilterSettings(wiener=x))) for x in np.geomspace(0.1, 1.5, 9))
+    assert 0.25 < w < 1.0
+    assert _psnr(sim, wiener_filter(prepared)) > best - 0.3
+
+
+def test_coloured_noise_is_measured_against_raw_frequency():
+    # white noise: a flat profile; frames blurred before the noise is measured (interpolated data): falling
+    sim = simulate_acquisition("filaments", 256, photons=100, seed=0)
+    centres, ratios = prepare_reconstruction(sim.raw, sim.optics, sim.params, background=sim.offset).noise_profile
+    assert len(centres) >= 5 and max(abs(r - 1.0) for r in ratios) < 0.15
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 3.0, sim.raw.shape)
+    spec = np.fft.rfft2(noise)
+    f = np.hypot(np.fft.fftfreq(256)[:, None], np.fft.rfftfreq(256)[None, :])
+    coloured = np.fft.irfft2(spec * np.exp(-(f / 0.25) ** 2), s=(256, 256))  # noise falling towards Nyquist
+    flat = simulate_acquisition("filaments", 256, photons=100, seed=0, noise=False)
+    prepared = prepare_reconstruction(flat.raw + coloured, flat.optics, flat.params, background=flat.offset)
+    centres, ratios = prepared.noise_profile
+    assert ratios[0] > 1.5 * ratios[-1]
+
+
+def test_pure_noise_gets_the_strongest_regularisation():
+    sim = simulate_acquisition("filaments", 128, photons=100, seed=4)
+    for seed in range(4):  # without the 2-σ and noise-level margins, 2 of these 4 got w < 0.01
+        rng = np.random.default_rng(seed)
+        noise = sim.offset + 20.0 + rng.normal(0.0, 3.0, sim.raw.shape)  # a flat field: no structure at all
+        prepared = prepare_reconstruction(noise, sim.optics, sim.params, background=sim.offset)
+        assert auto_wiener(prepared) > 1.0

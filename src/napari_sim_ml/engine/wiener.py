@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.fft
 
+from .bandnoise import noise_power_beyond_otf, noise_power_in_band, noise_profile
 from .bands import (
     FFT_WORKERS,
     default_taper_px,
@@ -69,8 +70,9 @@ class BandBox:
 
 @dataclass
 class PreparedReconstruction:
-    """Everything the filter stage needs; arrays on the half grid (2Y, X + 1),
-    rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
+    """Everything the filter stage needs; arrays on the half grid (2Y, X + 1).
+
+    Rows fft-shifted (zero frequency at row Y). noise_power: the numerator's noise variance per
     Fourier coefficient is noise_power · denom(f), measured from the difference of two angles'
     band 0 inside the OTF (one angle: white noise beyond the OTF support; NaN when neither can be
     measured).
@@ -86,16 +88,21 @@ class PreparedReconstruction:
     widefield_raw: np.ndarray
     df: tuple[float, float]
     noise_power: float = float("nan")
+    otf_has_pixel: bool = False  # True for a measured OTF (it already holds the camera pixel's sinc)
+    side_noise_share: float = 1.0  # noise variance of the side bands relative to band 0's (their border fade)
+    noise_profile: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (raw |f| cycles/µm, power / noise_power)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def output_pixel_size_um(self) -> float:
+        """Pixel size of the 2× output grid (µm)."""
         return self.optics.pixel_size_um / 2.0
 
     @property
     def frame_noise_variance(self) -> float:
-        """Per-pixel noise variance of one raw frame (counts², after background and equalisation),
-        from ``noise_power`` (equal phase steps assumed).
+        """Per-pixel noise variance of one raw frame (counts², after background and equalisation).
+
+        From ``noise_power`` (equal phase steps assumed).
         """
         ny, nx = self.shape
         return self.noise_power * self.params.n_angles * self.params.n_phases / (ny * nx)
@@ -134,8 +141,10 @@ def _centre_slice(box_shape: tuple[int, int], ry: int, rx: int) -> tuple[slice, 
 
 def _support_radius(half_shape: tuple[int, int], ny: int, df: tuple[float, float],
                     centres: np.ndarray, radius: float) -> np.ndarray:
-    """|f| / R(θ) on the half grid, R(θ) = distance from 0 to the edge of the union
-    of OTF discs (radius ``radius``) around the band centres, along direction θ.
+    """Return |f| / R(θ) on the half grid.
+
+    R(θ) = distance from 0 to the edge of the union of OTF discs (radius ``radius``) around the
+    band centres, along direction θ.
     """
     # R(θ) on a fine table of directions (the half plane fx ≥ 0: θ in [-π/2, π/2]), then looked up
     theta = np.linspace(-np.pi / 2, np.pi / 2, 4096)
@@ -244,13 +253,15 @@ def prepare_reconstruction(
         widefield_sum -= smooth
     wide_spectrum = fft2(widefield_sum)
     boxes.append(BandBox((ny, 0), h0 * _centre_box(wide_spectrum, ry, rx), n_angles * h0 * h0, dist2))
-    noise_power = (_noise_power_in_band(band0_difference, dx, otf.support_cycles_per_um, params, n_angles)
-                   if n_angles > 1 else _noise_power(wide_spectrum, dx, support, n_angles))
+    noise_power = (noise_power_in_band(band0_difference, dx, otf.support_cycles_per_um, params, n_angles)
+                   if n_angles > 1 else noise_power_beyond_otf(wide_spectrum, dx, support, n_angles))
+    profile = (noise_profile(band0_difference, dx, support, params, n_angles, noise_power)
+               if n_angles > 1 else ((), ()))
     numer = np.zeros(half_shape, dtype=np.complex64)
     denom = np.zeros(half_shape, dtype=np.float32)
-    for box in boxes:
-        _paste(numer, box.numer, box.centre)
-        _paste(denom, box.denom, box.centre)
+    for band_box in boxes:
+        _paste(numer, band_box.numer, band_box.centre)
+        _paste(denom, band_box.denom, band_box.centre)
     rho = _support_radius(half_shape, ny, df, np.array(centres), support)
     rho *= np.float32(LUT_SCALE)
     rho += np.float32(0.5)
@@ -261,55 +272,9 @@ def prepare_reconstruction(
     return PreparedReconstruction(
         shape=(ny, nx), optics=optics, params=params, numer=numer, denom=denom,
         boxes=boxes, rho_index=rho_index, widefield_raw=widefield_sum / n_angles, df=df,
-        noise_power=noise_power,
+        noise_power=noise_power, otf_has_pixel=otf.source.startswith("measured"),
+        side_noise_share=float(np.mean(win * win)) if periodic else 1.0, noise_profile=profile,
     )
-
-
-def _noise_power_in_band(difference: np.ndarray, pixel_um: float, support: float, params: PatternParameters,
-                         n_angles: int) -> float:
-    """N · var(band 0) / n_angles from the difference of two angles' band 0, inside the OTF.
-
-    Both are h ⊛ S plus independent noise, so the difference's power is twice the noise power of
-    one band 0, at the frequencies that matter (0.4-0.95 of the support; coloured noise, e.g. of
-    interpolated data, is measured where it acts). Discs around the pattern peaks (where phase
-    errors leak the side bands) and the spectral axes are left out. The widefield sum has variance
-    n_angles · var(band 0), hence the factor (see ``_noise_power``).
-    """
-    cy, cx = min(difference.shape[0], 256), min(difference.shape[1], 256)  # a central crop is plenty (speed)
-    y0, x0 = (difference.shape[0] - cy) // 2, (difference.shape[1] - cx) // 2
-    ny, nx = cy, cx
-    spec = scipy.fft.rfft2(difference[y0:y0 + cy, x0:x0 + cx], workers=FFT_WORKERS)
-    power = spec.real * spec.real + spec.imag * spec.imag
-    fy = scipy.fft.fftfreq(ny, pixel_um).astype(np.float32)[:, None]
-    fx = scipy.fft.rfftfreq(nx, pixel_um).astype(np.float32)[None, :]
-    df = 1.0 / (max(ny, nx) * pixel_um)
-    radius = np.hypot(fy, fx)
-    region = (radius > 0.4 * support) & (radius < 0.95 * support) & (np.abs(fy) > 3.5 * df) & (np.abs(fx) > 3.5 * df)
-    for a in params.angles:
-        for b in range(1, a.n_orders + 1):
-            kx, ky = b * a.k_cycles_per_um[0], b * a.k_cycles_per_um[1]
-            region &= (np.hypot(fx - kx, fy - ky) > 6 * df) & (np.hypot(fx + kx, fy + ky) > 6 * df)
-    if region.sum() < 64:
-        return float("nan")
-    full = difference.shape[0] * difference.shape[1]
-    return float(np.mean(power[region])) * (full / (ny * nx)) / (2.0 * n_angles)  # per-coefficient power ∝ N
-
-
-def _noise_power(wide_spectrum: np.ndarray, pixel_um: float, support: float, n_angles: int) -> float:
-    """N · var(widefield sum) / n_angles², from the power beyond 1.1 × the OTF support (axes left out).
-
-    Every separated band carries white noise of variance σ²/P per pixel (equal phase steps), so the
-    numerator Σ c_b H_b* D_b / n_angles has noise variance (N σ² / (P n_angles)) · denom(f), and the
-    band-0 sum over angles has variance n_angles σ² / P: both give the returned factor.
-    """
-    ny, nx = wide_spectrum.shape
-    fy = np.abs(scipy.fft.fftfreq(ny, pixel_um))[:, None]
-    fx = np.abs(scipy.fft.fftfreq(nx, pixel_um))[None, :]
-    df = 1.0 / (max(ny, nx) * pixel_um)
-    outside = (np.hypot(fy, fx) > 1.1 * support) & (fy > 3.5 * df) & (fx > 3.5 * df)
-    if outside.sum() < 64:
-        return float("nan")
-    return float(np.mean(np.abs(wide_spectrum[outside]) ** 2)) / n_angles**2
 
 
 def upsample2x(image: np.ndarray) -> np.ndarray:
