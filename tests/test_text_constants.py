@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_sim_ml import cli
+from napari_sim_ml import cli, cli_options
 from napari_sim_ml.engine.estimate import MIN_QUALITY, QUALITY_GRADES
 from napari_sim_ml.engine.metrics import CROSS_WARN_DB, IMPRINT_WARN_DB
 from napari_sim_ml.engine.trust import IMPRINT_CLEAN_DB
@@ -57,11 +57,12 @@ def test_reconstruct_help_quotes_the_defaults_it_applies(capsys):
     for n in (lo - 1, hi + 1):
         with pytest.raises(ValueError):
             FrameLayout(n, 3, 1, "PAZ")
-    assert float(re.search(r"else oil ([\d.]+)\)", text)[1]) == IMMERSION_INDEX["oil"] == cli.OIL_INDEX
+    assert float(re.search(r"else oil ([\d.]+)\)", text)[1]) == IMMERSION_INDEX["oil"] == cli_options.OIL_INDEX
     defaults = PinnSettings()
     assert re.search(r"PINN mode \(default ([\w-]+)\)", text)[1] == defaults.mode
     assert int(re.search(r"PINN seed \(default (\d+)\)", text)[1]) == defaults.seed
-    assert int(re.search(r"bootstrap samples for the σ map \(default (\d+)\)", text)[1]) == cli.UNCERTAINTY_SAMPLES
+    samples = int(re.search(r"bootstrap samples for the σ map \(default (\d+)\)", text)[1])
+    assert samples == cli_options.UNCERTAINTY_SAMPLES
 
 
 def test_train_denoiser_help_quotes_the_training_defaults(capsys):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .engine.errors import SimInputError
-from .engine.io import FrameLayout, RawFile, arrange_frames, guess_layout, read_raw
+from .engine.io import IMMERSION_INDEX, FrameLayout, RawFile, arrange_frames, guess_layout, read_raw
 from .engine.otf import RadialOTF
 from .engine.parameters import FilterSettings, Optics, PatternParameters, load_parameters_json
 from .engine.pipeline import (
@@ -32,7 +32,7 @@ from .engine.pipeline import (
 )
 
 UNCERTAINTY_SAMPLES = 8  # PINN bootstrap samples for --uncertainty when --uncertainty-samples is not given
-OIL_INDEX = 1.518  # the highest immersion index in common use, assumed when nothing states the medium
+OIL_INDEX = IMMERSION_INDEX["oil"]  # the highest immersion index in common use, assumed when nothing states the medium
 
 
 # ---------------------------------------------------------------- argument groups
@@ -43,7 +43,7 @@ def add_optics(p: argparse.ArgumentParser) -> None:
     g.add_argument("--wavelength-nm", type=float, help="emission wavelength, nm")
     g.add_argument("--pixel-size-um", type=float, help="raw camera pixel size in the sample, µm")
     g.add_argument("--immersion-index", type=float,
-                   help="refractive index of the immersion medium (default: the file's, else oil 1.518)")
+                   help=f"refractive index of the immersion medium (default: the file's, else oil {OIL_INDEX})")
 
 
 def add_layout(p: argparse.ArgumentParser) -> None:
