@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_sim_ml.engine.io import write_tiff
-from napari_sim_ml.widgets import SimWidget
+from napari_sim_ml._qt import SimWidget
 
 RAW = "SIM raw 3x3"
 

@@ -7,7 +7,7 @@ import pytest
 
 from napari_sim_ml.engine.io import read_raw
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
-from napari_sim_ml.widgets import SimWidget
+from napari_sim_ml._qt import SimWidget
 
 RAW = "SIM raw 3x3"
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from psygnal import evented
@@ -93,9 +93,11 @@ class SimSession:
     denoised: Any = None
     version: int = 0
     base: str = ""
+    if TYPE_CHECKING:  # added by @evented: one signal per field
+        events: ClassVar[Any]
 
     def __post_init__(self) -> None:
-        events = self.events  # type: ignore[attr-defined]
+        events = self.events
         for name in DROPS:
             getattr(events, name).connect(lambda *_args, _name=name: self._changed(_name))
 

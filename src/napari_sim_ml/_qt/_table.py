@@ -14,7 +14,7 @@ COLUMNS = ("angle (°)", "period (nm)", "modulation", "steps (°)", "quality")
 
 
 def _quality_tooltip() -> str:
-    """The grade thresholds as the estimator applies them (engine.estimate.QUALITY_GRADES)."""
+    """Word the grade thresholds as the estimator applies them (engine.estimate.QUALITY_GRADES)."""
     from ..engine.estimate import QUALITY_GRADES
 
     (a, g0), (b, g1), (c, g2) = QUALITY_GRADES
@@ -33,10 +33,14 @@ def make_table() -> QTableWidget:
     table = QTableWidget(0, len(COLUMNS))
     table.setHorizontalHeaderLabels(list(COLUMNS))
     for column, tip in enumerate(TOOLTIPS):
-        table.horizontalHeaderItem(column).setToolTip(tip)
+        item = table.horizontalHeaderItem(column)
+        if item is not None:
+            item.setToolTip(tip)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    vertical, horizontal = table.verticalHeader(), table.horizontalHeader()
+    assert vertical is not None and horizontal is not None  # a QTableWidget always has both
+    vertical.setVisible(True)
+    horizontal.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
     table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     _fit_height(table)
@@ -46,7 +50,9 @@ def make_table() -> QTableWidget:
 def _fit_height(table: QTableWidget) -> None:
     """Tall enough for every row (at least 3), no empty space below."""
     rows = max(table.rowCount(), 3)
-    height = table.horizontalHeader().sizeHint().height() + rows * table.verticalHeader().defaultSectionSize()
+    horizontal, vertical = table.horizontalHeader(), table.verticalHeader()
+    assert horizontal is not None and vertical is not None
+    height = horizontal.sizeHint().height() + rows * vertical.defaultSectionSize()
     table.setFixedHeight(height + 2 * table.frameWidth() + 2)
 
 

@@ -253,3 +253,22 @@ def hide_estimate_layers(viewer: Any, base: str) -> None:
         layer = find_layer(viewer, f"{base} {suffix}")
         if layer is not None:
             layer.visible = False
+
+
+def z_step_of(raw_layer: Any, job: Any) -> float | None:
+    """Return the raw layer's z step (µm) when the job's planes are z planes of one time point, else None."""
+    step = plugin_meta(raw_layer).get("z_step_um") if raw_layer is not None else None
+    return float(step) if step and job.layout.n_z > 1 and job.n_planes == job.layout.n_z else None
+
+
+def recon_meta(job: Any, kind: str, params: Any, base: str, settings: Any, z_step_um: float | None) -> dict[str, Any]:
+    """Build the metadata of a Wiener output layer of ``job`` (optics on the 2× grid, parameters, filter)."""
+    from dataclasses import asdict
+
+    optics = job.optics
+    return {"kind": kind, "method": "wiener", "source_layer": base,
+            "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
+            "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
+            "filter": asdict(settings), "layout": asdict(job.layout),
+            "background": job.background, "plane": job.plane,
+            **({"z_step_um": z_step_um} if z_step_um else {})}

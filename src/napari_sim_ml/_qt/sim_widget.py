@@ -1,4 +1,10 @@
-"""The SIM reconstruction dock: gather parameters, start workers, place layers.
+"""The SIM reconstruction dock: a thin view of a :class:`~napari_sim_ml.session.SimSession`.
+
+The dock gathers its fields into the session, starts workers and places layers; the
+state (inputs, estimate, prepared bands, image, all-planes result, version) lives in
+the Qt-free session, and the layers follow its events (a new estimate fills the table
+and the spectra, a new reconstruction places its layers, a re-filtered image updates
+the SIM layer in place).
 
 Threading: engine work runs in napari workers (``_workers``); layers, widgets and the
 viewer are touched only here, in main-thread callbacks. Slider moves re-filter the
@@ -19,41 +25,33 @@ import napari
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from ..engine.errors import SimInputError
-from . import _layers as L
-from ._controls import Controls
-from ._export import export_paths, learned_exports, write_export, write_layers
-from ._inputs import current_plane, gather, offset_warning, prefill
-from ._settings import load_settings, write_settings
-from ._table import fill_table, make_table
-from ._workers import (
+from ..session.model import SimSession
+from ..session.tasks import (
     Failure,
     Job,
-    LatestValueRunner,
     run_all,
     run_estimate,
     run_filter,
+    run_offset_check,
     run_reconstruct,
     run_spectrum,
 )
+from . import _layers as L
+from ._controls import Controls
+from ._export import export_shown
+from ._inputs import current_plane, gather, prefill, push_inputs
+from ._planes import all_planes_status, plane_words, shown_all_plane
+from ._settings import SettingsSaver
+from ._table import fill_table, make_table
+from ._workers import LatestValueRunner, SessionWorker
 from .denoiser import DenoiserPanel
 from .learned import LearnedPanel
 
 INLINE_FILTER_MS = 25.0  # above this running cost, slider moves filter in a worker
-
-
-def plane_words(n_z: int, n_planes: int, plane: int) -> str:
-    """'z 4 of 0–8', 't 1, z 0 (t 0–2, z 0–8)': numbered from 0, as napari's sliders show them."""
-    n_z = n_z if n_z > 0 and n_planes % n_z == 0 else 1
-    n_t, t, z = n_planes // n_z, plane // n_z, plane % n_z
-    if n_t > 1 and n_z > 1:
-        return f"t {t}, z {z} (t 0–{n_t - 1}, z 0–{n_z - 1})"
-    if n_z > 1:
-        return f"z {z} of 0–{n_z - 1}"
-    return f"t {t} of 0–{n_t - 1}" if n_t > 1 else "plane 0"
+__all__ = ["INLINE_FILTER_MS", "SimWidget", "plane_words"]
 
 
 class SimWidget(QWidget):
@@ -67,35 +65,28 @@ class SimWidget(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
-        self.learned = LearnedPanel(viewer, self.context)
-        self.denoiser = DenoiserPanel(viewer, self.context, c.filter_settings)
+        self.session = session = SimSession()
+        self.learned = LearnedPanel(viewer, self.context, session)
+        self.denoiser = DenoiserPanel(viewer, self.context, c.filter_settings, session)
         for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned, self.denoiser):
             layout.addWidget(w)
         layout.addStretch(1)
-        self.result: Any = None  # EstimationResult of the current inputs
-        self.estimate_output: Any = None
-        self.prepared: Any = None  # PreparedReconstruction of the shown plane
-        self.job: Job | None = None
-        self.base = ""  # name of the raw layer the outputs belong to
-        self.all_planes: Any = None  # AllOutput of the last "Reconstruct all"
         self._all_status_plane: Any = None  # what the status last said the all-planes layer shows
         self.last_move_ms = self.last_apply_ms = float("nan")  # main-thread cost of the last move
-        self._worker: Any = None
-        self._version = 0  # bumped whenever an input changes: late results of older inputs are dropped
+        self._main = SessionWorker(session, self.status, c, self._alive)
+        self._offset_runner = LatestValueRunner(run_offset_check, self._on_offset_checked)
         self._spectrum_runner = LatestValueRunner(run_spectrum, self._on_spectrum)
         self._plane_runner = LatestValueRunner(run_reconstruct, self._on_plane)
         self._filter_runner = LatestValueRunner(run_filter, self._on_filtered)
         self.inline_filter_ms = INLINE_FILTER_MS
         self.filter_cost_ms = 0.0  # running average of the Wiener filter's cost
-        c.restore(load_settings())
-        self._save_timer = QTimer(self)  # settings are written once a drag or typing pauses
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(300)
-        self._save_timer.timeout.connect(self.save_settings)
-        for w in c.persisted.values():
-            w.changed.connect(self._schedule_save)
+        self._saver = SettingsSaver(self, c)
         for w in c.inputs[1:]:
-            w.changed.connect(self._invalidate)
+            w.changed.connect(self._on_input_changed)
+        session.events.estimate.connect(self._show_estimate)
+        session.events.reconstruction.connect(self._show_reconstruction)
+        session.events.image.connect(self._show_image)
+        session.events.version.connect(self._drop_runs)
         c.layer.changed.connect(self._on_layer_selected)
         for w in c.sliders:
             w.changed.connect(self._on_filter_changed)
@@ -126,22 +117,33 @@ class SimWidget(QWidget):
         self._refresh_layers()
         self.controls.layer.value = name
 
-    def _schedule_save(self, _value: Any = None) -> None:
-        self._save_timer.start()
-
     def save_settings(self) -> None:
         """Write the persisted inputs now (also done 300 ms after the last change)."""
-        self._save_timer.stop()
-        write_settings(self.controls.values())
+        self._saver.save()
 
     def hideEvent(self, event: Any) -> None:  # Qt override: flush pending settings on close/hide
-        if self._save_timer.isActive():
-            self.save_settings()
+        self._saver.flush()
         super().hideEvent(event)
 
-    def _invalidate(self, _value: Any = None) -> None:
-        self._version += 1
-        self.result = self.prepared = self.all_planes = None
+    # ------------------------------------------------------------ the session's state (read-only views)
+    estimate_output = property(lambda self: self.session.estimate, doc="EstimateOutput of the current inputs.")
+    result = property(lambda self: getattr(self.session.estimate, "result", None),
+                      doc="EstimationResult of the current inputs, or None.")
+    prepared = property(lambda self: self.session.prepared, doc="Cached bands of the shown plane, or None.")
+    job = property(lambda self: self.session.job, doc="The Job the shown plane's results were made from.")
+    base = property(lambda self: self.session.base, doc="Name of the raw layer the output layers belong to.")
+    all_planes = property(lambda self: self.session.all_planes, doc="AllOutput of 'Reconstruct all', or None.")
+
+    def _on_input_changed(self, _value: Any = None) -> None:
+        """Copy the changed field into the session, which drops what depends on it (every result)."""
+        try:
+            push_inputs(self.controls, self.session)
+        except SimInputError:
+            pass  # said when the inputs are used
+        self.session.drop_results()
+
+    def _drop_runs(self, _version: Any = None) -> None:
+        """Drop the runners' results in flight: the inputs changed."""
         for runner in (self._spectrum_runner, self._plane_runner, self._filter_runner):
             runner.invalidate()
 
@@ -150,18 +152,21 @@ class SimWidget(QWidget):
         layer = L.find_layer(self.viewer, name)
         if layer is not None:
             prefill(self.controls, layer)
-        self._invalidate()
+            self.session.source, self.session.data = layer.name, layer.data  # a reference: nothing is read
+        self._on_input_changed()
         self.table.setRowCount(0)  # the table described the previous layer
         self.status.setText("")
 
     def _gather(self) -> Job:
-        return gather(self.viewer, self.controls)
+        return gather(self.viewer, self.controls, self.session)
 
     def context(self) -> tuple[Job, Any, str]:
-        """(job, estimated PatternParameters or None, raw layer name) for other panels, e.g. the
-        learned reconstruction; raises SimInputError with a sentence on bad input.
+        """Give other panels (e.g. the learned reconstruction) the current inputs.
+
+        Returns (job, PatternParameters in use or None, raw layer name); raises
+        SimInputError with a sentence on bad input.
         """
-        return self._gather(), (self.result.params if self.result is not None else None), self.controls.layer.value
+        return self._gather(), self.session.params, self.controls.layer.value
 
     def _job_or_notify(self) -> Job | None:
         try:
@@ -170,73 +175,30 @@ class SimWidget(QWidget):
             self.status.setText(str(exc))  # the whole sentence (a notification may cut it off)
             show_error(str(exc))
             return None
-        warning = offset_warning(job.frames, job.background)
+        if job.background > 0:
+            self._offset_runner.submit(job)  # reads a few frames: in a worker
+        return job
+
+    def _on_offset_checked(self, warning: str | None) -> None:
         if warning:
             show_warning(warning)
-        return job
 
     # ------------------------------------------------------------ workers
     @property
     def busy(self) -> bool:
-        runners = (self._spectrum_runner, self._plane_runner, self._filter_runner)
-        return self._worker is not None or any(r.busy for r in runners)
+        runners = (self._spectrum_runner, self._plane_runner, self._filter_runner, self._offset_runner)
+        return self._main.worker is not None or any(r.busy for r in runners)
 
-    def _start(self, fn: Callable[..., Any], args: tuple, on_result: Callable[[Any], None],
-               progress: Any = None, cancellable: bool = False,
-               on_failure: Callable[[Any], None] | None = None) -> Any:
-        from napari.qt.threading import create_worker
-
-        if self._worker is not None:
-            show_warning("a SIM computation is still running; wait for it or press Cancel")
-            return None
-        kwargs = {"_progress": progress} if progress else {}
-        worker = create_worker(fn, *args, _start_thread=False, **kwargs)
-
-        version = self._version
-
-        def returned(out: Any) -> None:
-            if not self._alive():
-                return
-            if version != self._version:
-                self.status.setText("the inputs changed while computing; run it again")
-                show_info("the inputs changed while computing; that result was discarded, please run it again")
-            elif isinstance(out, Failure):
-                self.status.setText(f"failed: {out.message}")
-                if on_failure is not None:
-                    on_failure(out)
-                show_error(out.message)
-            else:
-                on_result(out)
-
-        worker.returned.connect(returned)
-
-        def errored(exc: Exception) -> None:  # an unexpected error: never a stuck "…ing" status
-            if self._alive():
-                self.status.setText(f"failed: {type(exc).__name__}: {exc}")
-                if on_failure is not None:
-                    on_failure(Failure(f"{type(exc).__name__}: {exc}"))
-
-        worker.errored.connect(errored)
-        worker.finished.connect(self._worker_done)
-        self._worker = worker
-        self.controls.set_busy(True, cancellable)
-        worker.start()
-        return worker
+    def _start(self, fn: Callable[..., Any], args: tuple, on_result: Callable[[Any], None], **kwargs: Any) -> Any:
+        return self._main.start(fn, args, on_result, **kwargs)
 
     def _alive(self) -> bool:
-        """False once the dock's Qt object is gone (closed while a worker ran)."""
+        """Tell whether the dock's Qt object still exists (it may close while a worker runs)."""
         try:
             self.objectName()
         except RuntimeError:
             return False
         return True
-
-    def _worker_done(self) -> None:
-        self._worker = None
-        try:
-            self.controls.set_busy(False)
-        except RuntimeError:
-            pass
 
     def estimate(self) -> Any:
         job = self._job_or_notify()
@@ -248,7 +210,7 @@ class SimWidget(QWidget):
 
     def _on_estimate_failed(self, out: Any) -> None:
         """No stale table or parameters of another dataset after a failed estimate."""
-        self.result = self.estimate_output = None
+        self.session.estimate = self.session.params = None
         self.table.setRowCount(0)
         self.status.setText(f"estimate failed: {out.message}")
 
@@ -256,7 +218,7 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        params = self.result.params if self.result is not None else None
+        params = self.session.params
         self.status.setText("reconstructing…")
         return self._start(run_reconstruct, (job, params, self.controls.filter_settings()),
                            lambda out: self._on_reconstructed(out, job, fresh=True),
@@ -266,7 +228,7 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        params = self.result.params if self.result is not None else None
+        params = self.session.params
         worker = self._start(run_all, (job, params, self.controls.filter_settings()),
                              lambda out: self._on_all(out, job), cancellable=True,
                              progress={"total": job.n_planes, "desc": "SIM: reconstructing all planes"})
@@ -275,53 +237,54 @@ class SimWidget(QWidget):
         return worker
 
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.quit()
+        self._main.quit()
 
     # ------------------------------------------------------------ results (main thread)
     def _raw_layer(self, job: Job) -> Any:
         return L.find_layer(self.viewer, job.layer_name)
 
     def _on_estimated(self, out: Any, job: Job) -> None:
-        layer = self._raw_layer(job)
-        self.result, self.estimate_output, self.job = out.result, out, job
-        self.base = job.layer_name
+        self.session.accept_estimate(out, job)
+
+    def _show_estimate(self, out: Any) -> None:
+        """Show the session's new estimate (table, status, spectra), or empty the table when it is dropped."""
+        if out is None:
+            self.table.setRowCount(0)
+            return
         fill_table(self.table, out.result)
         grades = ", ".join(d.grade for d in out.result.diagnostics)
         self.status.setText(f"pattern quality: {grades}")
         if any(d.grade in ("inadequate", "low") for d in out.result.diagnostics):
             show_warning("the pattern quality of at least one angle is low; check the highlighted rows")
+        layer = L.find_layer(self.viewer, self.base)
         if layer is not None:
-            L.show_estimate(self.viewer, self.base, out, job.optics, L.raw_geometry(layer),
+            L.show_estimate(self.viewer, self.base, out, self.session.optics, L.raw_geometry(layer),
                             out.result.params.n_orders)
 
     def _recon_meta(self, job: Job, kind: str, params: Any) -> dict[str, Any]:
-        optics = job.optics
-        return {"kind": kind, "method": "wiener", "source_layer": self.base,
-                "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
-                "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
-                "filter": asdict(self.controls.filter_settings()), "layout": asdict(job.layout),
-                "background": job.background, "plane": job.plane,
-                **({"z_step_um": self._z_step(job)} if self._z_step(job) else {})}
+        return L.recon_meta(job, kind, params, self.base, self.controls.filter_settings(), self._z_step(job))
 
     def _z_step(self, job: Job) -> float | None:
-        """The raw layer's z step (µm) when its planes are z planes of one time point, else None."""
-        layer = self._raw_layer(job)
-        step = L.plugin_meta(layer).get("z_step_um") if layer is not None else None
-        return float(step) if step and job.layout.n_z > 1 and job.n_planes == job.layout.n_z else None
+        return L.z_step_of(self._raw_layer(job), job)
 
     def _on_reconstructed(self, out: Any, job: Job, fresh: bool = False) -> None:
         if out.estimate is not None:
             self._on_estimated(out.estimate, job)
-        layer = self._raw_layer(job)
-        if layer is None:
+        if self._raw_layer(job) is None:
             show_error("the raw layer was removed while reconstructing")
             return
-        self.prepared, self.job, self.base = out.prepared, job, layer.name
         self._spectrum_runner.invalidate()  # results for the previous image must not land here
         self._filter_runner.invalidate()
         if fresh:  # a Reconstruct press supersedes plane changes still in flight
             self._plane_runner.invalidate()
+        self.session.accept_reconstruction(out, job)
+
+    def _show_reconstruction(self, out: Any) -> None:
+        """Place the session's new plane result: widefield, SIM and its spectrum (in place when they exist)."""
+        layer = L.find_layer(self.viewer, self.base)
+        job = self.session.job
+        if out is None or layer is None or job is None:
+            return
         geometry = L.fine_geometry(layer)
         L.hide_estimate_layers(self.viewer, self.base)
         L.upsert_image(self.viewer, f"{self.base} widefield", out.widefield, geometry,
@@ -334,7 +297,7 @@ class SimWidget(QWidget):
         self.status.setText("\n".join([f"reconstructed {words}", *out.trust]))
 
     def _on_plane(self, out: Any) -> None:
-        """A new current plane, prepared in a worker: update the layers in place."""
+        """Take a new current plane, prepared in a worker: the layers are updated in place."""
         if isinstance(out, Failure):
             show_error(out.message)
         elif self.prepared is not None and self.job is not None:
@@ -354,25 +317,25 @@ class SimWidget(QWidget):
                                       self.controls.filter_settings())
 
     def _on_filter_changed(self, _value: Any = None) -> None:
-        """Slider move: re-filter the cached bands and update the SIM layer in place.
+        """Slider move: the session keeps its bands; re-filter them and update the SIM layer in place.
 
         The filter runs inline while its running cost stays below ``inline_filter_ms``
         (a few ms at 512²); on a slower machine or a larger stack it moves to a
         latest-value-wins worker, and the main thread only copies the result in.
         """
-        if self.prepared is None or L.find_layer(self.viewer, f"{self.base} SIM") is None:
-            return
         t0 = time.perf_counter()
         try:
             settings = self.controls.filter_settings()
         except SimInputError as exc:
             show_error(str(exc))
             return
+        self.session.filter = settings  # drops the filtered image only
+        if self.prepared is None or L.find_layer(self.viewer, f"{self.base} SIM") is None:
+            return
         if self._filter_runner.busy or self.filter_cost_ms > self.inline_filter_ms:
             self._filter_runner.submit(self.prepared, settings)
         else:
-            out = run_filter(self.prepared, settings)
-            self._on_filtered(out)
+            self._on_filtered(run_filter(self.prepared, settings))
         self.last_move_ms = (time.perf_counter() - t0) * 1e3
 
     def _on_filtered(self, out: Any) -> None:
@@ -382,19 +345,24 @@ class SimWidget(QWidget):
         t0 = time.perf_counter()
         image, settings, cost_ms = out
         self.filter_cost_ms = cost_ms if self.filter_cost_ms == 0 else 0.5 * (self.filter_cost_ms + cost_ms)
+        if self.session.accept_image(image, settings):  # an older move's image is dropped
+            self.last_apply_ms = (time.perf_counter() - t0) * 1e3
+
+    def _show_image(self, image: Any) -> None:
+        """Copy the session's re-filtered image into the SIM layer; the contrast follows."""
+        recon = self.session.reconstruction
         layer = L.find_layer(self.viewer, f"{self.base} SIM")
-        if layer is None:
-            return
+        if image is None or layer is None or (recon is not None and image is recon.image):
+            return  # dropped, or the reconstruction's own image (placed with its layers)
         L.update_data(layer, image)
         low, high = np.percentile(image[::4, ::4], (0.1, 99.9))  # the contrast follows the sliders
         if np.isfinite(low) and np.isfinite(high) and high > low:
             layer.contrast_limits = (float(low), float(high))
-        layer.metadata.setdefault(L.METADATA_KEY, {})["filter"] = asdict(settings)
+        layer.metadata.setdefault(L.METADATA_KEY, {})["filter"] = asdict(self.session.filter)
         if self.all_planes is not None and L.find_layer(self.viewer, f"{self.base} SIM all planes") is not None:
             self.status.setText("the sliders change the current plane; the all-planes result keeps its settings "
                                 "until Reconstruct all runs again")
         self._spectrum_runner.submit(image)
-        self.last_apply_ms = (time.perf_counter() - t0) * 1e3
 
     def _on_spectrum(self, out: Any) -> None:
         layer = L.find_layer(self.viewer, f"{self.base} SIM spectrum")
@@ -402,12 +370,12 @@ class SimWidget(QWidget):
             L.update_data(layer, out)
 
     def _on_all(self, out: Any, job: Job) -> None:
-        if out.estimate is not None:
-            self._on_estimated(out.estimate, job)
         layer = self._raw_layer(job)
         if layer is None:
+            if out.estimate is not None:
+                self._on_estimated(out.estimate, job)
             return
-        self.all_planes = out
+        self.session.accept_all(out, job)
         data, geometry = L.plane_stack(out.images, layer, L.fine_geometry(layer), job.layout.n_z, self._z_step(job))
         meta = self._recon_meta(job, "reconstruction", out.params)
         L.upsert_image(self.viewer, f"{self.base} SIM all planes", data, geometry,
@@ -415,31 +383,13 @@ class SimWidget(QWidget):
         self._all_status_plane = None
         self._show_all_planes_status(force=True)
 
-    def _shown_all_plane(self) -> tuple[int, int, int] | None:
-        """(flat plane index t·Z + z, Z, number of planes) the all-planes layer shows at the
-        viewer's current point, or None without that layer.
-        """
-        stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
-        meta = L.plugin_meta(stack)
-        planes_shape = (meta.get("display_axes") or {}).get("planes_shape")
-        if stack is None or not planes_shape:
-            return None
-        coords = stack.world_to_data(self.viewer.dims.point)[:len(planes_shape)]
-        index = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords, planes_shape, strict=False)]
-        n_z = int((meta.get("layout") or {}).get("n_z", 1))
-        return int(np.ravel_multi_index(index, planes_shape)), n_z, int(np.prod(planes_shape))
-
     def _show_all_planes_status(self, force: bool = False) -> None:
-        """The status names the plane the all-planes layer shows, numbered as its slider(s)."""
-        shown = self._shown_all_plane()
+        """Name in the status the plane the all-planes layer shows, numbered as its slider(s)."""
+        shown = shown_all_plane(self.viewer, self.base)
         if shown is None or (shown == self._all_status_plane and not force):
             return
         self._all_status_plane = shown
-        plane, n_z, n = shown
-        n_z = n_z if n % max(n_z, 1) == 0 else 1
-        axes = " and ".join(f"'{label}'" for label, _ in L.plane_axes(n // n_z, n_z))
-        self.status.setText(f"reconstructed all {n} planes into '{self.base} SIM all planes' (browse them with its "
-                            f"{axes} slider); shown: {plane_words(n_z, n, plane)}")
+        self.status.setText(all_planes_status(self.base, shown))
 
     # ------------------------------------------------------------ export
     def _confirm_overwrite(self, existing: list[Path]) -> bool:
@@ -447,50 +397,10 @@ class SimWidget(QWidget):
         answer = QMessageBox.question(self, "Overwrite files?", f"{names} already exist. Replace them?")
         return answer == QMessageBox.StandardButton.Yes
 
-    def _export_source(self) -> tuple[Any, list[np.ndarray]] | None:
-        """What is on screen: the all-planes stack when it is shown above (or instead of) the
-        current-plane result, else the current plane as the sliders left it.
-        """
-        sr = L.find_layer(self.viewer, f"{self.base} SIM")
-        stack = L.find_layer(self.viewer, f"{self.base} SIM all planes")
-        single = (sr, [np.asarray(sr.data), self.prepared.widefield]) if sr is not None and \
-            self.prepared is not None else None
-        whole = (stack, [self.all_planes.images, self.all_planes.widefields]) if stack is not None and \
-            self.all_planes is not None else None
-        if whole is None or single is None:
-            return whole or single
-        layers = list(self.viewer.layers)
-        if stack.visible and (not sr.visible or layers.index(stack) > layers.index(sr)):
-            return whole
-        return single
-
     def export(self, path: str | Path | None = None) -> list[str] | None:
-        """Write what is on screen — the reconstruction (current plane or all planes), the widefield,
-        the parameters (JSON) and the shown PINN image, σ and residual; asks before overwriting.
+        """Write what is on screen; asks before overwriting.
+
+        That is the reconstruction (current plane or all planes), the widefield, the
+        parameters (JSON) and the shown PINN image, σ and residual.
         """
-        source = self._export_source()
-        params_known = self.result is not None or self.all_planes is not None
-        if source is None or not params_known:
-            show_error("nothing to export yet: reconstruct first")
-            return None
-        try:
-            paths = export_paths(path if path else str(self.controls.export_path.value))
-        except SimInputError as exc:
-            show_error(str(exc))
-            return None
-        learned = learned_exports(self.viewer, self.base, paths[0])
-        existing = [p for p in paths + [p for p, _ in learned] if p.exists()]
-        if existing and not self._confirm_overwrite(existing):
-            show_info("export cancelled; no file was changed")
-            return None
-        layer, images = source
-        estimate = self.result if self.result is not None else getattr(self.all_planes.estimate, "result", None)
-        try:
-            write_export(paths, layer, images, estimate.diagnostics if estimate is not None else [])
-            write_layers(learned)
-        except SimInputError as exc:
-            show_error(f"export failed: {exc}")
-            return None
-        written = paths + [p for p, _ in learned]
-        show_info(f"exported {', '.join(p.name for p in written)} to {paths[0].parent}")
-        return [str(p) for p in written]
+        return export_shown(self, path)

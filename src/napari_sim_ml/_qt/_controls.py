@@ -18,7 +18,7 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QAbstractSpinBox
 
 from ..engine.parameters import FilterSettings
-from ._workers import OTF_CHOICES
+from ..session.tasks import OTF_CHOICES
 
 ORDERS = ("PAZ", "APZ", "PZA", "ZAP", "AZP", "ZPA")
 # values that belong to a dataset: taken from each file, reset to these when a file does not state
