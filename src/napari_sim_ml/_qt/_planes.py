@@ -43,3 +43,29 @@ def all_planes_status(base: str, shown: tuple[int, int, int]) -> str:
     axes = " and ".join(f"'{label}'" for label, _ in L.plane_axes(n // n_z, n_z))
     return (f"reconstructed all {n} planes into '{base} SIM all planes' (browse them with its "
             f"{axes} slider); shown: {plane_words(n_z, n, plane)}")
+
+
+class AllPlanesView:
+    """The all-planes result's layer (with its own plane sliders) and the status line naming its shown plane."""
+
+    def __init__(self, viewer: Any, status: Any) -> None:
+        self.viewer, self.status = viewer, status
+        self._said: Any = None  # what the status last said the all-planes layer shows
+
+    def place(self, base: str, out: Any, raw_layer: Any, n_z: int, meta: dict[str, Any],
+              z_step_um: float | None) -> None:
+        """Add (or update in place) '<base> SIM all planes' from an AllOutput; the status names its plane."""
+        data, geometry = L.plane_stack(out.images, raw_layer, L.fine_geometry(raw_layer), n_z, z_step_um)
+        L.upsert_image(self.viewer, f"{base} SIM all planes", data, geometry,
+                       {**meta, "plane": "all", "display_axes": L.display_axes_meta(data, raw_layer)},
+                       colormap="gray")
+        self._said = None
+        self.say(base, force=True)
+
+    def say(self, base: str, force: bool = False) -> None:
+        """Name in the status the plane the all-planes layer shows (when it changed, or ``force``)."""
+        shown = shown_all_plane(self.viewer, base)
+        if shown is None or (shown == self._said and not force):
+            return
+        self._said = shown
+        self.status.setText(all_planes_status(base, shown))

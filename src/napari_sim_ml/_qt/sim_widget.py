@@ -43,7 +43,7 @@ from . import _layers as L
 from ._controls import Controls
 from ._export import export_shown
 from ._inputs import current_plane, gather, prefill, push_inputs
-from ._planes import all_planes_status, plane_words, shown_all_plane
+from ._planes import AllPlanesView, plane_words
 from ._settings import SettingsSaver
 from ._table import fill_table, make_table
 from ._workers import LatestValueRunner, SessionWorker
@@ -71,7 +71,7 @@ class SimWidget(QWidget):
         for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned, self.denoiser):
             layout.addWidget(w)
         layout.addStretch(1)
-        self._all_status_plane: Any = None  # what the status last said the all-planes layer shows
+        self._planes = AllPlanesView(viewer, self.status)
         self.last_move_ms = self.last_apply_ms = float("nan")  # main-thread cost of the last move
         self._main = SessionWorker(session, self.status, c, self._alive)
         self._offset_runner = LatestValueRunner(run_offset_check, self._on_offset_checked)
@@ -152,7 +152,7 @@ class SimWidget(QWidget):
         layer = L.find_layer(self.viewer, name)
         if layer is not None:
             prefill(self.controls, layer)
-            self.session.source, self.session.data = layer.name, layer.data  # a reference: nothing is read
+        self.session.source, self.session.data = (layer.name, layer.data) if layer is not None else ("", None)
         self._on_input_changed()
         self.table.setRowCount(0)  # the table described the previous layer
         self.status.setText("")
@@ -305,7 +305,7 @@ class SimWidget(QWidget):
             self._on_filter_changed()
 
     def _on_step(self, _event: Any = None) -> None:
-        self._show_all_planes_status()
+        self._planes.say(self.base)
         if self.prepared is None or self.job is None or self.job.n_planes == 1:
             return
         layer = L.find_layer(self.viewer, self.base)
@@ -376,20 +376,8 @@ class SimWidget(QWidget):
                 self._on_estimated(out.estimate, job)
             return
         self.session.accept_all(out, job)
-        data, geometry = L.plane_stack(out.images, layer, L.fine_geometry(layer), job.layout.n_z, self._z_step(job))
-        meta = self._recon_meta(job, "reconstruction", out.params)
-        L.upsert_image(self.viewer, f"{self.base} SIM all planes", data, geometry,
-                       {**meta, "plane": "all", "display_axes": L.display_axes_meta(data, layer)}, colormap="gray")
-        self._all_status_plane = None
-        self._show_all_planes_status(force=True)
-
-    def _show_all_planes_status(self, force: bool = False) -> None:
-        """Name in the status the plane the all-planes layer shows, numbered as its slider(s)."""
-        shown = shown_all_plane(self.viewer, self.base)
-        if shown is None or (shown == self._all_status_plane and not force):
-            return
-        self._all_status_plane = shown
-        self.status.setText(all_planes_status(self.base, shown))
+        self._planes.place(self.base, out, layer, job.layout.n_z, self._recon_meta(job, "reconstruction", out.params),
+                           self._z_step(job))
 
     # ------------------------------------------------------------ export
     def _confirm_overwrite(self, existing: list[Path]) -> bool:
