@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import napari
-import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
@@ -44,8 +43,9 @@ from ._controls import Controls
 from ._export import export_shown
 from ._inputs import current_plane, gather, prefill, push_inputs
 from ._planes import AllPlanesView, plane_words
+from ._results import ResultView
 from ._settings import SettingsSaver
-from ._table import fill_table, make_table
+from ._table import make_table
 from ._workers import LatestValueRunner, SessionWorker
 from .denoiser import DenoiserPanel
 from .learned import LearnedPanel
@@ -75,7 +75,7 @@ class SimWidget(QWidget):
         self.last_move_ms = self.last_apply_ms = float("nan")  # main-thread cost of the last move
         self._main = SessionWorker(session, self.status, c, self._alive)
         self._offset_runner = LatestValueRunner(run_offset_check, self._on_offset_checked)
-        self._spectrum_runner = LatestValueRunner(run_spectrum, self._on_spectrum)
+        self._spectrum_runner = LatestValueRunner(run_spectrum, lambda out: self.view.show_spectrum(out))
         self._plane_runner = LatestValueRunner(run_reconstruct, self._on_plane)
         self._filter_runner = LatestValueRunner(run_filter, self._on_filtered)
         self.inline_filter_ms = INLINE_FILTER_MS
@@ -83,9 +83,8 @@ class SimWidget(QWidget):
         self._saver = SettingsSaver(self, c)
         for w in c.inputs[1:]:
             w.changed.connect(self._on_input_changed)
-        session.events.estimate.connect(self._show_estimate)
-        session.events.reconstruction.connect(self._show_reconstruction)
-        session.events.image.connect(self._show_image)
+        self.view = ResultView(viewer, session, self.table, self.status, c.filter_settings,
+                               self._spectrum_runner.submit)
         session.events.version.connect(self._drop_runs)
         c.layer.changed.connect(self._on_layer_selected)
         for w in c.sliders:
@@ -246,27 +245,6 @@ class SimWidget(QWidget):
     def _on_estimated(self, out: Any, job: Job) -> None:
         self.session.accept_estimate(out, job)
 
-    def _show_estimate(self, out: Any) -> None:
-        """Show the session's new estimate (table, status, spectra), or empty the table when it is dropped."""
-        if out is None:
-            self.table.setRowCount(0)
-            return
-        fill_table(self.table, out.result)
-        grades = ", ".join(d.grade for d in out.result.diagnostics)
-        self.status.setText(f"pattern quality: {grades}")
-        if any(d.grade in ("inadequate", "low") for d in out.result.diagnostics):
-            show_warning("the pattern quality of at least one angle is low; check the highlighted rows")
-        layer = L.find_layer(self.viewer, self.base)
-        if layer is not None:
-            L.show_estimate(self.viewer, self.base, out, self.session.optics, L.raw_geometry(layer),
-                            out.result.params.n_orders)
-
-    def _recon_meta(self, job: Job, kind: str, params: Any) -> dict[str, Any]:
-        return L.recon_meta(job, kind, params, self.base, self.controls.filter_settings(), self._z_step(job))
-
-    def _z_step(self, job: Job) -> float | None:
-        return L.z_step_of(self._raw_layer(job), job)
-
     def _on_reconstructed(self, out: Any, job: Job, fresh: bool = False) -> None:
         if out.estimate is not None:
             self._on_estimated(out.estimate, job)
@@ -278,23 +256,6 @@ class SimWidget(QWidget):
         if fresh:  # a Reconstruct press supersedes plane changes still in flight
             self._plane_runner.invalidate()
         self.session.accept_reconstruction(out, job)
-
-    def _show_reconstruction(self, out: Any) -> None:
-        """Place the session's new plane result: widefield, SIM and its spectrum (in place when they exist)."""
-        layer = L.find_layer(self.viewer, self.base)
-        job = self.session.job
-        if out is None or layer is None or job is None:
-            return
-        geometry = L.fine_geometry(layer)
-        L.hide_estimate_layers(self.viewer, self.base)
-        L.upsert_image(self.viewer, f"{self.base} widefield", out.widefield, geometry,
-                       self._recon_meta(job, "widefield", out.prepared.params), colormap="gray")
-        L.upsert_image(self.viewer, f"{self.base} SIM spectrum", out.spectrum, geometry,
-                       {"kind": "spectrum", "source_layer": self.base}, colormap="inferno", visible=False)
-        L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
-                       self._recon_meta(job, "reconstruction", out.prepared.params), colormap="gray")
-        words = plane_words(job.layout.n_z, job.n_planes, job.plane)
-        self.status.setText("\n".join([f"reconstructed {words}", *out.trust]))
 
     def _on_plane(self, out: Any) -> None:
         """Take a new current plane, prepared in a worker: the layers are updated in place."""
@@ -348,27 +309,6 @@ class SimWidget(QWidget):
         if self.session.accept_image(image, settings):  # an older move's image is dropped
             self.last_apply_ms = (time.perf_counter() - t0) * 1e3
 
-    def _show_image(self, image: Any) -> None:
-        """Copy the session's re-filtered image into the SIM layer; the contrast follows."""
-        recon = self.session.reconstruction
-        layer = L.find_layer(self.viewer, f"{self.base} SIM")
-        if image is None or layer is None or (recon is not None and image is recon.image):
-            return  # dropped, or the reconstruction's own image (placed with its layers)
-        L.update_data(layer, image)
-        low, high = np.percentile(image[::4, ::4], (0.1, 99.9))  # the contrast follows the sliders
-        if np.isfinite(low) and np.isfinite(high) and high > low:
-            layer.contrast_limits = (float(low), float(high))
-        layer.metadata.setdefault(L.METADATA_KEY, {})["filter"] = asdict(self.session.filter)
-        if self.all_planes is not None and L.find_layer(self.viewer, f"{self.base} SIM all planes") is not None:
-            self.status.setText("the sliders change the current plane; the all-planes result keeps its settings "
-                                "until Reconstruct all runs again")
-        self._spectrum_runner.submit(image)
-
-    def _on_spectrum(self, out: Any) -> None:
-        layer = L.find_layer(self.viewer, f"{self.base} SIM spectrum")
-        if layer is not None and not isinstance(out, Failure):
-            L.update_data(layer, out)
-
     def _on_all(self, out: Any, job: Job) -> None:
         layer = self._raw_layer(job)
         if layer is None:
@@ -376,8 +316,8 @@ class SimWidget(QWidget):
                 self._on_estimated(out.estimate, job)
             return
         self.session.accept_all(out, job)
-        self._planes.place(self.base, out, layer, job.layout.n_z, self._recon_meta(job, "reconstruction", out.params),
-                           self._z_step(job))
+        self._planes.place(self.base, out, layer, job.layout.n_z, self.view.meta(job, "reconstruction", out.params),
+                           self.view.z_step(job))
 
     # ------------------------------------------------------------ export
     def _confirm_overwrite(self, existing: list[Path]) -> bool:
