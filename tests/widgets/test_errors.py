@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_sim_ml.engine.io import write_tiff
 from napari_sim_ml._qt import SimWidget
+from napari_sim_ml.engine.io import write_tiff
 
 RAW = "SIM raw 3x3"
 
