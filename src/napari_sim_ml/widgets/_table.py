@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QBrush, QColor
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem
 
-COLUMNS = ("angle (°)", "period (nm)", "modulation", "steps (°)", "quality")
+from .evidence import angle_evidence, evidence_text
+
+COLUMNS = ("angle (°)", "period (nm)", "modulation", "steps (°)", "quality", "grade", "margin")
 
 
 def _quality_tooltip() -> str:
@@ -24,8 +26,10 @@ def _quality_tooltip() -> str:
 
 TOOLTIPS = ("direction of the pattern wave vector k (x right, y down)", "period of the first-order stripes",
             "modulation depth per order (m1 / m2)", "phase steps between consecutive frames",
-            _quality_tooltip())
-WARN_GRADES = ("inadequate", "low")
+            _quality_tooltip(), "the grade: at most 'low' when the angle disagrees with the others or its "
+            "peak barely beats the runner-up",
+            "likelihood of the chosen peak over the runner-up (the runner-up is drawn as a magenta × on the "
+            "raw spectrum)")
 WARNING_COLOR = QColor(217, 130, 43)  # orange: readable on napari's dark and light themes
 
 
@@ -57,34 +61,65 @@ def phase_steps_deg(phases: tuple[float, ...]) -> list[float]:
 
 
 def table_rows(result: Any) -> list[tuple[list[str], bool]]:
-    """(cell texts, warn) per angle of an EstimationResult."""
+    """(cell texts, warn) per angle of an EstimationResult (loaded parameters: no diagnostics).
+
+    warn: the grade is low or inadequate (the estimator grades an inconsistent angle, or one
+    whose margin over the runner-up is too small, at most 'low'), or a note or small margin says so.
+    """
     rows = []
-    for pattern, diag in zip(result.params.angles, result.diagnostics, strict=False):
+    for pattern, e in zip(result.params.angles, angle_evidence(result, 1.0, (1, 1)), strict=False):
+        loaded = e.grade == "loaded"
         cells = [
             f"{pattern.angle_deg:.2f}",
             f"{pattern.period_um * 1e3:.1f}",
             " / ".join(f"{m:.2f}" for m in pattern.modulation),
             ", ".join(f"{s:.0f}" for s in phase_steps_deg(pattern.phases_rad)),
-            f"{diag.quality:.0f}",
+            "—" if loaded else f"{e.quality:.0f}",
+            e.grade,
+            "—" if loaded or not math.isfinite(e.margin) else f"{e.margin:.3g}",
         ]
-        rows.append((cells, diag.grade in WARN_GRADES))
+        rows.append((cells, e.doubtful and not loaded))
     return rows
 
 
 def fill_table(table: QTableWidget, result: Any) -> None:
     """One row per angle; rows whose pattern quality is too low get the warning colour."""
     rows = table_rows(result)
+    evidence = angle_evidence(result, 1.0, (1, 1))
     table.setRowCount(len(rows))
     table.setVerticalHeaderLabels([str(i) for i in range(len(rows))])  # angle index, as in messages
+    n_orders = result.params.n_orders
+    header = table.horizontalHeaderItem(2)
+    if header is not None:
+        header.setText("m1 / m2" if n_orders == 2 else "m1")  # 3-beam has two orders
+        header.setToolTip("modulation depth per order: " + ("m1 (first order) / m2 (second order)"
+                                                            if n_orders == 2 else "m1 (2-beam: one order)"))
     for r, (cells, warn) in enumerate(rows):
-        grade = result.diagnostics[r].grade
+        e = evidence[r]
         for c, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
-            item.setToolTip(f"angle {r}: pattern quality {grade}")
+            item.setToolTip(f"angle {r}: pattern quality {e.grade}")
             if warn:
                 item.setBackground(QBrush(WARNING_COLOR))
                 item.setForeground(QBrush(QColor("black")))
-                item.setToolTip("pattern quality is low: the reconstruction of this angle may show artefacts")
+                item.setToolTip(f"angle {r}: pattern quality is low ({e.reason()}): the reconstruction of this "
+                                "angle may show artefacts")
             table.setItem(r, c, item)
     _fit_height(table)
+
+
+def make_evidence_label() -> QLabel:
+    """Make the per-angle evidence label below the table: wrapped, selectable, never cut off."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setToolTip("per angle: k in cycles/µm and in Fourier pixels of the raw frames (from the spectrum's "
+                     "centre), the absolute phase of every frame, the modulation per order, the quality and the "
+                     "margin over the runner-up peak")
+    return label
+
+
+def show_evidence(label: QLabel, result: Any, pixel_size_um: float, shape: tuple[int, ...]) -> None:
+    """Fill the evidence label from an EstimationResult (raw frames of ``shape`` (Y, X))."""
+    label.setText(evidence_text(result, pixel_size_um, (int(shape[-2]), int(shape[-1]))))

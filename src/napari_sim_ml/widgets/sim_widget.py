@@ -28,7 +28,7 @@ from ._controls import Controls
 from ._export import export_paths, learned_exports, write_export, write_layers
 from ._inputs import current_plane, gather, offset_warning, prefill
 from ._settings import load_settings, write_settings
-from ._table import fill_table, make_table
+from ._table import fill_table, make_evidence_label, make_table, show_evidence
 from ._workers import (
     Failure,
     Job,
@@ -40,6 +40,7 @@ from ._workers import (
     run_spectrum,
 )
 from .denoiser import DenoiserPanel
+from .evidence import grade_summary
 from .learned import LearnedPanel
 
 INLINE_FILTER_MS = 25.0  # above this running cost, slider moves filter in a worker
@@ -66,10 +67,11 @@ class SimWidget(QWidget):
         self.table = make_table()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.evidence = make_evidence_label()
         layout = QVBoxLayout(self)
         self.learned = LearnedPanel(viewer, self.context)
         self.denoiser = DenoiserPanel(viewer, self.context, c.filter_settings)
-        for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned, self.denoiser):
+        for w in (c.top.native, self.table, self.evidence, c.bottom.native, self.status, self.learned, self.denoiser):
             layout.addWidget(w)
         layout.addStretch(1)
         self.result: Any = None  # EstimationResult of the current inputs
@@ -152,6 +154,7 @@ class SimWidget(QWidget):
             prefill(self.controls, layer)
         self._invalidate()
         self.table.setRowCount(0)  # the table described the previous layer
+        self.evidence.setText("")
         self.status.setText("")
 
     def _gather(self) -> Job:
@@ -250,6 +253,7 @@ class SimWidget(QWidget):
         """No stale table or parameters of another dataset after a failed estimate."""
         self.result = self.estimate_output = None
         self.table.setRowCount(0)
+        self.evidence.setText("")
         self.status.setText(f"estimate failed: {out.message}")
 
     def reconstruct(self) -> Any:
@@ -287,10 +291,11 @@ class SimWidget(QWidget):
         self.result, self.estimate_output, self.job = out.result, out, job
         self.base = job.layer_name
         fill_table(self.table, out.result)
-        grades = ", ".join(d.grade for d in out.result.diagnostics)
-        self.status.setText(f"pattern quality: {grades}")
-        if any(d.grade in ("inadequate", "low") for d in out.result.diagnostics):
-            show_warning("the pattern quality of at least one angle is low; check the highlighted rows")
+        show_evidence(self.evidence, out.result, job.optics.pixel_size_um, job.frames.shape[-2:])
+        summary, doubtful = grade_summary(out.result)
+        self.status.setText(summary)  # which angle and why, in full (a notification may be cut off)
+        if doubtful:
+            show_warning("the pattern of at least one angle is doubtful; see the highlighted rows and the status")
         if layer is not None:
             L.show_estimate(self.viewer, self.base, out, job.optics, L.raw_geometry(layer),
                             out.result.params.n_orders)
