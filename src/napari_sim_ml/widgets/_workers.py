@@ -42,6 +42,7 @@ class Job:
     otf_attenuation: float = 0.3
     otf_path: str = ""
     layer_name: str = ""  # the raw layer the frames came from
+    time_mean: bool = False  # estimate on the mean over the time points (widgets.estimation)
 
     @property
     def planes(self) -> np.ndarray:
@@ -110,7 +111,9 @@ def _estimate(job: Job) -> EstimateOutput:
     from ..engine.estimate import estimate_pattern
     from ..engine.wiener import log_spectrum
 
-    plane = np.asarray(job.planes[job.plane])  # a lazy layer reads this plane only
+    from .estimation import estimation_frames
+
+    plane = estimation_frames(job)  # the current plane (a lazy layer reads it only) or the time mean
     result = estimate_pattern(plane, job.optics, otf=job.make_otf(), background=job.background)
     frames = preprocess(plane, job.background)
     widefield = log_spectrum(frames.mean(axis=(0, 1)))

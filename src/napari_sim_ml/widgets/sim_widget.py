@@ -27,6 +27,7 @@ from . import _layers as L
 from ._controls import Controls
 from ._export import export_paths, learned_exports, write_export, write_layers
 from ._inputs import current_plane, gather, offset_warning, prefill
+from ._pattern_source import PatternSource, update_time_mean
 from ._settings import load_settings, write_settings
 from ._table import fill_table, make_evidence_label, make_table, show_evidence
 from ._workers import (
@@ -88,6 +89,7 @@ class SimWidget(QWidget):
         self._plane_runner = LatestValueRunner(run_reconstruct, self._on_plane)
         self._filter_runner = LatestValueRunner(run_filter, self._on_filtered)
         self.inline_filter_ms = INLINE_FILTER_MS
+        self.pattern = PatternSource()  # parameters loaded from a JSON file, if any
         self.filter_cost_ms = 0.0  # running average of the Wiener filter's cost
         c.restore(load_settings())
         self._save_timer = QTimer(self)  # settings are written once a drag or typing pauses
@@ -99,6 +101,10 @@ class SimWidget(QWidget):
         for w in c.inputs[1:]:
             w.changed.connect(self._invalidate)
         c.layer.changed.connect(self._on_layer_selected)
+        c.load_params.changed.connect(lambda: self.load_parameters())
+        c.time_mean.changed.connect(self._invalidate)
+        for w in (c.angles, c.phases, c.n_z):
+            w.changed.connect(lambda _v=None: update_time_mean(self.controls, self.viewer))
         for w in c.sliders:
             w.changed.connect(self._on_filter_changed)
         c.estimate.changed.connect(self.estimate)
@@ -152,19 +158,37 @@ class SimWidget(QWidget):
         layer = L.find_layer(self.viewer, name)
         if layer is not None:
             prefill(self.controls, layer)
+        update_time_mean(self.controls, self.viewer)
         self._invalidate()
         self.table.setRowCount(0)  # the table described the previous layer
         self.evidence.setText("")
         self.status.setText("")
+        if self.pattern.params is not None and layer is not None:  # a calibration applies to other data too
+            self.pattern.show(self, float(self.controls.pixel_size_um.value), layer.data.shape[-2:])
+            self.status.setText(f"the parameters loaded from {self.pattern.name} are used (Estimate drops them)")
 
     def _gather(self) -> Job:
-        return gather(self.viewer, self.controls)
+        return replace(gather(self.viewer, self.controls), time_mean=bool(self.controls.time_mean.value))
+
+    def load_parameters(self, path: str | Path | None = None) -> bool:
+        """Use a parameters JSON instead of an estimate (a file dialog asks without ``path``)."""
+        return self.pattern.load(self, path)
+
+    def _params_or_notify(self, job: Job) -> tuple[bool, Any]:
+        """(ok, PatternParameters or None) a run of ``job`` uses; ok False after a notification."""
+        try:
+            return True, self.pattern.for_run(self, job)
+        except SimInputError as exc:
+            self.status.setText(str(exc))
+            show_error(str(exc))
+            return False, None
 
     def context(self) -> tuple[Job, Any, str]:
         """(job, estimated PatternParameters or None, raw layer name) for other panels, e.g. the
         learned reconstruction; raises SimInputError with a sentence on bad input.
         """
-        return self._gather(), (self.result.params if self.result is not None else None), self.controls.layer.value
+        job = self._gather()
+        return job, self.pattern.for_run(self, job), self.controls.layer.value
 
     def _job_or_notify(self) -> Job | None:
         try:
@@ -245,6 +269,9 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
+        if self.pattern.params is not None:
+            show_info(f"estimating on these frames; the parameters loaded from {self.pattern.name} are dropped")
+            self.pattern.clear()
         self.status.setText("estimating the pattern…")
         return self._start(run_estimate, (job,), lambda out: self._on_estimated(out, job),
                            progress={"desc": "SIM: estimating the pattern"}, on_failure=self._on_estimate_failed)
@@ -260,7 +287,9 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        params = self.result.params if self.result is not None else None
+        ok, params = self._params_or_notify(job)
+        if not ok:
+            return None
         self.status.setText("reconstructing…")
         return self._start(run_reconstruct, (job, params, self.controls.filter_settings()),
                            lambda out: self._on_reconstructed(out, job, fresh=True),
@@ -270,7 +299,9 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        params = self.result.params if self.result is not None else None
+        ok, params = self._params_or_notify(job)
+        if not ok:
+            return None
         worker = self._start(run_all, (job, params, self.controls.filter_settings()),
                              lambda out: self._on_all(out, job), cancellable=True,
                              progress={"total": job.n_planes, "desc": "SIM: reconstructing all planes"})
@@ -474,7 +505,7 @@ class SimWidget(QWidget):
         the parameters (JSON) and the shown PINN image, σ and residual; asks before overwriting.
         """
         source = self._export_source()
-        params_known = self.result is not None or self.all_planes is not None
+        params_known = self.result is not None or self.all_planes is not None or self.prepared is not None
         if source is None or not params_known:
             show_error("nothing to export yet: reconstruct first")
             return None
@@ -489,7 +520,8 @@ class SimWidget(QWidget):
             show_info("export cancelled; no file was changed")
             return None
         layer, images = source
-        estimate = self.result if self.result is not None else getattr(self.all_planes.estimate, "result", None)
+        estimate = self.result if self.result is not None else \
+            getattr(getattr(self.all_planes, "estimate", None), "result", None)  # None: loaded parameters
         try:
             write_export(paths, layer, images, estimate.diagnostics if estimate is not None else [])
             write_layers(learned)

@@ -1,0 +1,98 @@
+"""The dock's loaded parameters (main thread).
+
+Load parameters…, which pattern a run uses, and the time-mean option's visibility; kept out
+of sim_widget.py, the dock calls these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from napari.utils.notifications import show_error, show_info
+
+from ..engine.errors import SimInputError
+from ._layers import find_layer
+from ._table import fill_table, show_evidence
+from .estimation import check_fits, load_for_job, loaded_result, n_time_points
+
+
+class PatternSource:
+    """Loaded parameters (a PatternParameters and its file name), or none.
+
+    Loaded parameters stay across layers and inputs (the point of a calibration is to reuse it on
+    other data) until another file is loaded or Estimate is pressed without "keep k".
+    """
+
+    def __init__(self) -> None:
+        self.params: Any = None
+        self.name = ""
+
+    def clear(self) -> None:
+        """Forget the loaded parameters."""
+        self.params, self.name = None, ""
+
+    def load(self, dock: Any, path: str | Path | None = None) -> bool:
+        """Load a parameters JSON for the dock's current inputs; True when it was taken.
+
+        Without ``path`` a file dialog asks. A bad file, values out of range or a layout that
+        does not match: one sentence in the status line and a notification, nothing changed.
+        """
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            chosen, _ = QFileDialog.getOpenFileName(dock, "Load SIM parameters", "", "Parameters JSON (*.json)")
+            if not chosen:
+                return False
+            path = chosen
+        job = dock._job_or_notify()
+        if job is None:
+            return False
+        try:
+            params, note = load_for_job(path, job)
+        except SimInputError as exc:
+            dock.status.setText(f"parameters not loaded: {exc}")
+            show_error(f"parameters not loaded: {exc}")
+            return False
+        self.params, self.name = params, Path(path).name
+        dock._invalidate()
+        self.show(dock, job.optics.pixel_size_um, job.frames.shape[-2:])
+        text = f"loaded {self.name}: Reconstruct uses these parameters as they are (Estimate drops them)"
+        dock.status.setText(text + (f"; {note}" if note else ""))
+        show_info(f"loaded {self.name}")
+        return True
+
+    def show(self, dock: Any, pixel_size_um: float, shape: tuple[int, ...]) -> None:
+        """Put the loaded parameters into the dock's table and evidence label."""
+        if self.params is not None:
+            result = loaded_result(self.params)
+            fill_table(dock.table, result)
+            show_evidence(dock.evidence, result, pixel_size_um, shape)
+            dock.evidence.setText(f"from {self.name}:\n" + dock.evidence.text())
+
+    def for_run(self, dock: Any, job: Any) -> Any:
+        """Return the PatternParameters a reconstruction of ``job`` uses.
+
+        The estimate of these inputs, else the loaded parameters (checked against the job),
+        else None (the worker estimates).
+        """
+        if dock.result is not None:
+            return dock.result.params
+        if self.params is None:
+            return None
+        check_fits(self.params, job)
+        return self.params
+
+
+def update_time_mean(controls: Any, viewer: Any) -> None:
+    """Show "estimate on the time mean" only when the selected stack has more than one time point."""
+    layer = find_layer(viewer, controls.layer.value)
+    n_t = 0
+    if layer is not None and getattr(layer, "ndim", 0) >= 3:
+        n_frames = 1
+        for n in layer.data.shape[:-2]:
+            n_frames *= int(n)
+        n_t = n_time_points(n_frames, controls.angles.value, controls.phases.value, controls.n_z.value)
+    controls.time_mean.visible = n_t > 1
+    if n_t <= 1:
+        controls.time_mean.value = False
