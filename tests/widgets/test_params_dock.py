@@ -125,3 +125,58 @@ def test_estimate_on_time_mean(make_napari_viewer_proxy, wait):
     viewer.add_image(frames[:9], name="one", scale=(1.0, PX, PX))
     w.select_layer("one")
     assert not c.time_mean.native.isVisibleTo(w) and c.time_mean.value is False
+
+
+def _wrapped(a, b):
+    return abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+
+
+@pytest.mark.gui
+def test_keep_k_refit_phases(make_napari_viewer_proxy, wait, notes, tmp_path):
+    """A bright calibration's k reused on other data whose phases moved: the phases are refitted."""
+    from dataclasses import replace
+
+    from napari_sim_ml.engine.simulate import simulate_acquisition
+    from napari_sim_ml.widgets import SimWidget
+
+    bright = simulate_acquisition("filaments", size=128, photons=1000.0, seed=5)
+    moved = PatternParameters(tuple(replace(a, phases_rad=tuple(p + 0.8 for p in a.phases_rad))
+                                    for a in bright.params.angles))
+    dim = simulate_acquisition("filaments", size=128, photons=100.0, params=moved, seed=6)
+    calib = _estimate_json(estimate_pattern(bright.raw, bright.optics, background=bright.offset).params,
+                           bright.optics, tmp_path / "bright.json")
+    viewer = make_napari_viewer_proxy()
+    frames = np.clip(np.rint(dim.raw), 0, 65535).astype(np.uint16).reshape(-1, 128, 128)
+    viewer.add_image(frames, name="dim", scale=(1.0, PX, PX), metadata={METADATA_KEY: {
+        "optics": {"na": 1.4, "wavelength_nm": 525.0, "pixel_size_um": PX}, "camera_offset": dim.offset,
+        "layout": {"n_angles": 3, "n_phases": 3, "n_z": 1, "order": "PAZ"}}})
+    w = SimWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    c = w.controls
+    assert not c.keep_k.enabled  # nothing loaded yet
+    assert w.load_parameters(calib) and c.keep_k.enabled
+    loaded = w.pattern.params
+    c.keep_k.value = True
+    w.estimate()
+    wait(w)
+    assert w.result is not None, w.status.text()
+    assert w.pattern.params == loaded  # a refit keeps the calibration
+    assert w.status.text().startswith("k kept from bright.json, phases and modulation refitted; pattern quality")
+    assert "none: k was given, not searched" in w.evidence.text()
+    for got, cal in zip(w.result.params.angles, loaded.angles, strict=True):
+        assert got.k_cycles_per_um == pytest.approx(cal.k_cycles_per_um, rel=1e-12)  # k kept exactly
+        true = min(moved.angles, key=lambda t: abs(t.angle_deg - got.angle_deg))
+        sign = 1.0 if np.dot(true.k_cycles_per_um, got.k_cycles_per_um) > 0 else -1.0
+        refit_err = max(_wrapped(sign * g, t) for g, t in zip(got.phases_rad, true.phases_rad, strict=True))
+        stale_err = max(_wrapped(sign * g, t) for g, t in zip(cal.phases_rad, true.phases_rad, strict=True))
+        assert refit_err < 0.2 < 0.6 < stale_err, (refit_err, stale_err)
+    # Reconstruct with keep k and no estimate of these inputs: the worker refits, then reconstructs
+    c.keep_k.value = False
+    c.keep_k.value = True  # invalidates the refit above
+    assert w.result is None
+    w.reconstruct()
+    wait(w)
+    used = PatternParameters.from_dict(viewer.layers["dim SIM"].metadata[METADATA_KEY]["params"])
+    assert np.allclose([a.k_cycles_per_um for a in used.angles], [a.k_cycles_per_um for a in loaded.angles],
+                       rtol=1e-12, atol=0)
+    assert used != loaded  # the phases are the refitted ones

@@ -49,6 +49,9 @@ class Controls:
         self.load_params = PushButton(text="Load parameters…",
                                       tooltip="use a parameters JSON (as `napari-sim-ml estimate --json` writes it) "
                                               "instead of estimating; Estimate drops it again")
+        self.keep_k = CheckBox(text="keep k, refit phases", value=False, enabled=False,
+                               tooltip="with loaded parameters: keep their k (and angles), refit the phases and "
+                                       "modulation on these frames (calibration reuse; Estimate refits)")
         self.time_mean = CheckBox(text="estimate on the time mean", value=False, visible=False,
                                   tooltip="estimate the pattern on the mean of all time points at the current z "
                                           "(more photons for a dim time-lapse); every time point is then "
@@ -80,7 +83,7 @@ class Controls:
         self.inputs = [self.layer, self.na, self.wavelength_nm, self.pixel_size_um, self.angles, self.phases,
                        self.n_z, self.order, self.background, self.otf, self.otf_attenuation, self.otf_file]
         self.sliders = [self.wiener, self.apo_cutoff, self.apo_bend, self.attenuation, self.attenuation_fwhm]
-        self.pattern_row = Container(widgets=[self.load_params, self.time_mean], layout="horizontal", labels=False)
+        self.pattern_row = Container(widgets=[self.load_params, self.keep_k, self.time_mean], layout="horizontal", labels=False)
         self.top = Container(widgets=[*self.inputs, self.pattern_row, Container(
             widgets=[self.estimate, self.reconstruct, self.reconstruct_all, self.cancel],
             layout="horizontal", labels=False)])

@@ -28,9 +28,16 @@ class PatternSource:
         self.params: Any = None
         self.name = ""
 
-    def clear(self) -> None:
-        """Forget the loaded parameters."""
+    def clear(self, controls: Any = None) -> None:
+        """Forget the loaded parameters ("keep k" is then off and disabled)."""
         self.params, self.name = None, ""
+        if controls is not None:
+            controls.keep_k.value = False
+            controls.keep_k.enabled = False
+
+    def refits(self, controls: Any) -> bool:
+        """Tell whether runs keep the loaded k and refit the phases."""
+        return self.params is not None and bool(controls.keep_k.value)
 
     def load(self, dock: Any, path: str | Path | None = None) -> bool:
         """Load a parameters JSON for the dock's current inputs; True when it was taken.
@@ -55,9 +62,12 @@ class PatternSource:
             show_error(f"parameters not loaded: {exc}")
             return False
         self.params, self.name = params, Path(path).name
+        dock.controls.keep_k.enabled = True
         dock._invalidate()
         self.show(dock, job.optics.pixel_size_um, job.frames.shape[-2:])
-        text = f"loaded {self.name}: Reconstruct uses these parameters as they are (Estimate drops them)"
+        text = (f"loaded {self.name}: Reconstruct uses these parameters as they are, or with 'keep k, refit "
+                "phases' their k with phases refitted on these frames (Estimate refits; without it, Estimate drops "
+                "them)")
         dock.status.setText(text + (f"; {note}" if note else ""))
         show_info(f"loaded {self.name}")
         return True
@@ -81,7 +91,7 @@ class PatternSource:
         if self.params is None:
             return None
         check_fits(self.params, job)
-        return self.params
+        return None if self.refits(dock.controls) else self.params  # refit: the worker does it (job.known)
 
 
 def update_time_mean(controls: Any, viewer: Any) -> None:

@@ -43,6 +43,7 @@ class Job:
     otf_path: str = ""
     layer_name: str = ""  # the raw layer the frames came from
     time_mean: bool = False  # estimate on the mean over the time points (widgets.estimation)
+    known: PatternParameters | None = None  # keep these k, refit phases and modulation instead of estimating
 
     @property
     def planes(self) -> np.ndarray:
@@ -114,7 +115,12 @@ def _estimate(job: Job) -> EstimateOutput:
     from .estimation import estimation_frames
 
     plane = estimation_frames(job)  # the current plane (a lazy layer reads it only) or the time mean
-    result = estimate_pattern(plane, job.optics, otf=job.make_otf(), background=job.background)
+    if job.known is not None:
+        from ..engine.refit import refit_with_known_k
+
+        result = refit_with_known_k(plane, job.optics, job.known, otf=job.make_otf(), background=job.background)
+    else:
+        result = estimate_pattern(plane, job.optics, otf=job.make_otf(), background=job.background)
     frames = preprocess(plane, job.background)
     widefield = log_spectrum(frames.mean(axis=(0, 1)))
     flat = frames.reshape(-1, *frames.shape[-2:])

@@ -116,7 +116,7 @@ def margin_text(e: AngleEvidence) -> str:
     if e.grade == "loaded":
         return "loaded, not estimated"
     if not math.isfinite(e.margin):
-        return "no runner-up peak"
+        return "none: k was given, not searched" if e.n_candidates == 0 else "no runner-up peak"
     return f"{e.margin:.3g}× over the runner-up" + (f" (below {e.min_margin:g})" if e.margin < e.min_margin else "")
 
 

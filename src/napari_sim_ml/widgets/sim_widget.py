@@ -103,6 +103,7 @@ class SimWidget(QWidget):
         c.layer.changed.connect(self._on_layer_selected)
         c.load_params.changed.connect(lambda: self.load_parameters())
         c.time_mean.changed.connect(self._invalidate)
+        c.keep_k.changed.connect(self._invalidate)
         for w in (c.angles, c.phases, c.n_z):
             w.changed.connect(lambda _v=None: update_time_mean(self.controls, self.viewer))
         for w in c.sliders:
@@ -168,7 +169,9 @@ class SimWidget(QWidget):
             self.status.setText(f"the parameters loaded from {self.pattern.name} are used (Estimate drops them)")
 
     def _gather(self) -> Job:
-        return replace(gather(self.viewer, self.controls), time_mean=bool(self.controls.time_mean.value))
+        known = self.pattern.params if self.pattern.refits(self.controls) else None
+        return replace(gather(self.viewer, self.controls), time_mean=bool(self.controls.time_mean.value),
+                       known=known)
 
     def load_parameters(self, path: str | Path | None = None) -> bool:
         """Use a parameters JSON instead of an estimate (a file dialog asks without ``path``)."""
@@ -269,10 +272,13 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        if self.pattern.params is not None:
-            show_info(f"estimating on these frames; the parameters loaded from {self.pattern.name} are dropped")
-            self.pattern.clear()
-        self.status.setText("estimating the pattern…")
+        if job.known is not None:
+            self.status.setText(f"refitting the phases at the k of {self.pattern.name}…")
+        else:
+            if self.pattern.params is not None:
+                show_info(f"estimating on these frames; the parameters loaded from {self.pattern.name} are dropped")
+                self.pattern.clear(self.controls)
+            self.status.setText("estimating the pattern…")
         return self._start(run_estimate, (job,), lambda out: self._on_estimated(out, job),
                            progress={"desc": "SIM: estimating the pattern"}, on_failure=self._on_estimate_failed)
 
@@ -324,6 +330,9 @@ class SimWidget(QWidget):
         fill_table(self.table, out.result)
         show_evidence(self.evidence, out.result, job.optics.pixel_size_um, job.frames.shape[-2:])
         summary, doubtful = grade_summary(out.result)
+        if job.known is not None:
+            summary = f"k kept from {self.pattern.name}, phases and modulation refitted; {summary}"
+            self.evidence.setText(f"k from {self.pattern.name}, phases refitted:\n" + self.evidence.text())
         self.status.setText(summary)  # which angle and why, in full (a notification may be cut off)
         if doubtful:
             show_warning("the pattern of at least one angle is doubtful; see the highlighted rows and the status")
