@@ -91,7 +91,7 @@ def test_dock_shows_evidence_and_runner_up(sim_viewer, wait, notes):
     assert w.table.item(1, 0).background().color() == WARNING_COLOR
     assert w.table.item(0, 0).background().style() == Qt.BrushStyle.NoBrush
     assert "⚠ its |k| differs" in w.evidence.text().splitlines()[1]
-    assert any("doubtful" in n for n in notes())
+    assert any("doubtful pattern in at least one angle" in n for n in notes())
 
 
 @pytest.mark.gui

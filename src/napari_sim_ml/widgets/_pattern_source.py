@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from napari.utils.notifications import show_error, show_info
-
 from ..engine.errors import SimInputError
 from ._layers import find_layer
+from ._notify import notify
 from ._table import fill_table, show_evidence
 from .estimation import check_fits, load_for_job, loaded_result, n_time_points
 
@@ -58,8 +57,7 @@ class PatternSource:
         try:
             params, note = load_for_job(path, job)
         except SimInputError as exc:
-            dock.status.setText(f"parameters not loaded: {exc}")
-            show_error(f"parameters not loaded: {exc}")
+            notify("error", f"parameters not loaded: {exc}", dock.status)
             return False
         self.params, self.name = params, Path(path).name
         dock.controls.keep_k.enabled = True
@@ -69,7 +67,7 @@ class PatternSource:
                 "phases' their k with phases refitted on these frames (Estimate refits; without it, Estimate drops "
                 "them)")
         dock.status.setText(text + (f"; {note}" if note else ""))
-        show_info(f"loaded {self.name}")
+        notify("info", f"loaded {self.name}")
         return True
 
     def show(self, dock: Any, pixel_size_um: float, shape: tuple[int, ...]) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import napari
 import numpy as np
 from napari.layers import Image
-from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
@@ -27,6 +26,7 @@ from . import _layers as L
 from ._controls import Controls
 from ._export import export_paths, learned_exports, write_export, write_layers
 from ._inputs import current_plane, gather, offset_warning, prefill
+from ._notify import notify
 from ._pattern_source import PatternSource, update_time_mean
 from ._settings import load_settings, write_settings
 from ._table import fill_table, make_evidence_label, make_table, show_evidence
@@ -183,7 +183,7 @@ class SimWidget(QWidget):
             return True, self.pattern.for_run(self, job)
         except SimInputError as exc:
             self.status.setText(str(exc))
-            show_error(str(exc))
+            notify("error", str(exc))
             return False, None
 
     def context(self) -> tuple[Job, Any, str]:
@@ -198,11 +198,11 @@ class SimWidget(QWidget):
             job = self._gather()
         except SimInputError as exc:
             self.status.setText(str(exc))  # the whole sentence (a notification may cut it off)
-            show_error(str(exc))
+            notify("error", str(exc))
             return None
         warning = offset_warning(job.frames, job.background)
         if warning:
-            show_warning(warning)
+            notify("warning", warning)
         return job
 
     # ------------------------------------------------------------ workers
@@ -217,7 +217,7 @@ class SimWidget(QWidget):
         from napari.qt.threading import create_worker
 
         if self._worker is not None:
-            show_warning("a SIM computation is still running; wait for it or press Cancel")
+            notify("warning", "a SIM computation is still running; wait for it or press Cancel")
             return None
         kwargs = {"_progress": progress} if progress else {}
         worker = create_worker(fn, *args, _start_thread=False, **kwargs)
@@ -229,12 +229,13 @@ class SimWidget(QWidget):
                 return
             if version != self._version:
                 self.status.setText("the inputs changed while computing; run it again")
-                show_info("the inputs changed while computing; that result was discarded, please run it again")
+                notify("info", "the inputs changed while computing; that result was discarded, please run it "
+                       "again")
             elif isinstance(out, Failure):
                 self.status.setText(f"failed: {out.message}")
                 if on_failure is not None:
                     on_failure(out)
-                show_error(out.message)
+                notify("error", out.message)
             else:
                 on_result(out)
 
@@ -276,7 +277,8 @@ class SimWidget(QWidget):
             self.status.setText(f"refitting the phases at the k of {self.pattern.name}…")
         else:
             if self.pattern.params is not None:
-                show_info(f"estimating on these frames; the parameters loaded from {self.pattern.name} are dropped")
+                notify("info", f"estimating on these frames; the parameters loaded from {self.pattern.name} "
+                       "are dropped")
                 self.pattern.clear(self.controls)
             self.status.setText("estimating the pattern…")
         return self._start(run_estimate, (job,), lambda out: self._on_estimated(out, job),
@@ -312,7 +314,7 @@ class SimWidget(QWidget):
                              lambda out: self._on_all(out, job), cancellable=True,
                              progress={"total": job.n_planes, "desc": "SIM: reconstructing all planes"})
         if worker is not None:
-            worker.aborted.connect(lambda: show_info("Reconstruct all was cancelled; nothing was added"))
+            worker.aborted.connect(lambda: notify("info", "Reconstruct all was cancelled; nothing was added"))
         return worker
 
     def cancel(self) -> None:
@@ -335,7 +337,7 @@ class SimWidget(QWidget):
             self.evidence.setText(f"k from {self.pattern.name}, phases refitted:\n" + self.evidence.text())
         self.status.setText(summary)  # which angle and why, in full (a notification may be cut off)
         if doubtful:
-            show_warning("the pattern of at least one angle is doubtful; see the highlighted rows and the status")
+            notify("warning", "doubtful pattern in at least one angle; see the highlighted rows and the status line")
         if layer is not None:
             L.show_estimate(self.viewer, self.base, out, job.optics, L.raw_geometry(layer),
                             out.result.params.n_orders)
@@ -360,7 +362,7 @@ class SimWidget(QWidget):
             self._on_estimated(out.estimate, job)
         layer = self._raw_layer(job)
         if layer is None:
-            show_error("the raw layer was removed while reconstructing")
+            notify("error", "the raw layer was removed while reconstructing", self.status)
             return
         self.prepared, self.job, self.base = out.prepared, job, layer.name
         self._spectrum_runner.invalidate()  # results for the previous image must not land here
@@ -381,7 +383,7 @@ class SimWidget(QWidget):
     def _on_plane(self, out: Any) -> None:
         """A new current plane, prepared in a worker: update the layers in place."""
         if isinstance(out, Failure):
-            show_error(out.message)
+            notify("error", out.message, self.status)
         elif self.prepared is not None and self.job is not None:
             self._on_reconstructed(out, replace(self.job, plane=out.plane))
             self._on_filter_changed()
@@ -411,7 +413,7 @@ class SimWidget(QWidget):
         try:
             settings = self.controls.filter_settings()
         except SimInputError as exc:
-            show_error(str(exc))
+            notify("error", str(exc), self.status)
             return
         if self._filter_runner.busy or self.filter_cost_ms > self.inline_filter_ms:
             self._filter_runner.submit(self.prepared, settings)
@@ -422,7 +424,7 @@ class SimWidget(QWidget):
 
     def _on_filtered(self, out: Any) -> None:
         if isinstance(out, Failure):
-            show_error(out.message)
+            notify("error", out.message, self.status)
             return
         t0 = time.perf_counter()
         image, settings, cost_ms = out
@@ -516,17 +518,17 @@ class SimWidget(QWidget):
         source = self._export_source()
         params_known = self.result is not None or self.all_planes is not None or self.prepared is not None
         if source is None or not params_known:
-            show_error("nothing to export yet: reconstruct first")
+            notify("error", "nothing to export yet: reconstruct first", self.status)
             return None
         try:
             paths = export_paths(path if path else str(self.controls.export_path.value))
         except SimInputError as exc:
-            show_error(str(exc))
+            notify("error", str(exc), self.status)
             return None
         learned = learned_exports(self.viewer, self.base, paths[0])
         existing = [p for p in paths + [p for p, _ in learned] if p.exists()]
         if existing and not self._confirm_overwrite(existing):
-            show_info("export cancelled; no file was changed")
+            notify("info", "export cancelled; no file was changed")
             return None
         layer, images = source
         estimate = self.result if self.result is not None else \
@@ -535,8 +537,8 @@ class SimWidget(QWidget):
             write_export(paths, layer, images, estimate.diagnostics if estimate is not None else [])
             write_layers(learned)
         except SimInputError as exc:
-            show_error(f"export failed: {exc}")
+            notify("error", f"export failed: {exc}", self.status)
             return None
         written = paths + [p for p, _ in learned]
-        show_info(f"exported {', '.join(p.name for p in written)} to {paths[0].parent}")
+        notify("info", f"exported {', '.join(p.name for p in written)} to {paths[0].parent}")
         return [str(p) for p in written]
