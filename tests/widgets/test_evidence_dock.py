@@ -73,9 +73,9 @@ def test_dock_shows_evidence_and_runner_up(sim_viewer, wait, notes):
     # the runner-up peaks: their own layer, another colour and symbol than the chosen peaks
     runners = [d.runner_up_px for d in result.diagnostics if d.runner_up_px is not None]
     assert runners, "the sample's estimate kept no second candidate"
-    layer = viewer.layers[f"{RAW2} runner-up peaks"]
+    layer = w.spectra.model.layers[f"{RAW2} runner-up peaks"]  # in the spectra canvas
     assert len(layer.data) == 2 * len(runners)
-    chosen = viewer.layers[f"{RAW2} peaks"]
+    chosen = w.spectra.model.layers[f"{RAW2} peaks"]
     assert layer.symbol[0] != chosen.symbol[0]
     assert not np.allclose(layer.border_color[0], chosen.border_color[0])
     for ry, rx in runners:

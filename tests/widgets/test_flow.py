@@ -49,15 +49,16 @@ def test_sample_estimate_reconstruct_sliders_export(sim_viewer, wait, notes, tmp
     periods = [float(w.table.item(r, 1).text()) for r in range(3)]
     assert periods == pytest.approx([a.period_um * 1e3 for a in w.result.params.angles], abs=0.1)
     assert all(w.table.item(r, 0).background().style() == Qt.BrushStyle.NoBrush for r in range(3))  # no warning
-    spectrum = viewer.layers[f"{RAW} spectrum raw"]
+    spectra = w.spectra.model.layers  # in their own canvas, in cycles/µm
+    spectrum = spectra[f"{RAW} spectrum raw"]
     assert spectrum.data.shape == (256, 256)
-    peaks = viewer.layers[f"{RAW} peaks"].data
+    peaks = spectra[f"{RAW} peaks"].data
     assert peaks.shape == (6, 2)
     for a in truth.angles:  # each true ±k has a marker within half a Fourier pixel
         k_px = np.array([a.k_cycles_per_um[1], a.k_cycles_per_um[0]]) * 256 * PX
         for sign in (1, -1):
             assert np.min(np.hypot(*(peaks - (128 + sign * k_px)).T)) < 0.5
-    assert len(viewer.layers[f"{RAW} OTF support"].data) == 7  # around DC and every ±k
+    assert len(spectra[f"{RAW} OTF support"].data) == 7  # around DC and every ±k
 
     # ---- reconstruct: widefield + SIM on the 2x grid, overlaying the raw layer exactly
     w.reconstruct()
@@ -113,7 +114,7 @@ def test_sample_estimate_reconstruct_sliders_export(sim_viewer, wait, notes, tmp
     smooth = np.abs(np.diff(np.asarray(sr.data), axis=1)).mean()
     assert smooth < 0.8 * rough
     wait(w)  # the spectrum follows in a latest-value-wins worker
-    np.testing.assert_allclose(viewer.layers[f"{RAW} SIM spectrum"].data, log_spectrum(sr.data), rtol=1e-4)
+    np.testing.assert_allclose(spectra[f"{RAW} SIM spectrum"].data, log_spectrum(sr.data), rtol=1e-4)
 
     # ---- export through the writer, read back
     paths = w.export(tmp_path / "result.tif")

@@ -29,6 +29,7 @@ from ._inputs import current_plane, gather, offset_warning, prefill
 from ._notify import notify
 from ._pattern_source import PatternSource, update_time_mean
 from ._settings import load_settings, write_settings
+from ._spectra_view import SpectraView, spectrum_geometry
 from ._table import fill_table, make_evidence_label, make_table, show_evidence
 from ._workers import (
     Failure,
@@ -90,6 +91,8 @@ class SimWidget(QWidget):
         self._filter_runner = LatestValueRunner(run_filter, self._on_filtered)
         self.inline_filter_ms = INLINE_FILTER_MS
         self.pattern = PatternSource()  # parameters loaded from a JSON file, if any
+        self.spectra = spectra = SpectraView(viewer)  # spectra in cycles/µm, in a canvas of their own
+        self.destroyed.connect(lambda *_: spectra.close())
         self.filter_cost_ms = 0.0  # running average of the Wiener filter's cost
         c.restore(load_settings())
         self._save_timer = QTimer(self)  # settings are written once a drag or typing pauses
@@ -339,7 +342,8 @@ class SimWidget(QWidget):
         if doubtful:
             notify("warning", "doubtful pattern in at least one angle; see the highlighted rows and the status line")
         if layer is not None:
-            L.show_estimate(self.viewer, self.base, out, job.optics, L.raw_geometry(layer),
+            L.show_estimate(self.spectra.ensure(), self.base, out, job.optics,
+                            spectrum_geometry(out.raw_spectrum.shape, job.optics.pixel_size_um),
                             out.result.params.n_orders)
 
     def _recon_meta(self, job: Job, kind: str, params: Any) -> dict[str, Any]:
@@ -370,11 +374,12 @@ class SimWidget(QWidget):
         if fresh:  # a Reconstruct press supersedes plane changes still in flight
             self._plane_runner.invalidate()
         geometry = L.fine_geometry(layer)
-        L.hide_estimate_layers(self.viewer, self.base)
+        L.hide_estimate_layers(self.spectra.model, self.base)
         L.upsert_image(self.viewer, f"{self.base} widefield", out.widefield, geometry,
                        self._recon_meta(job, "widefield", out.prepared.params), colormap="gray")
-        L.upsert_image(self.viewer, f"{self.base} SIM spectrum", out.spectrum, geometry,
-                       {"kind": "spectrum", "source_layer": self.base}, colormap="inferno", visible=False)
+        L.upsert_image(self.spectra.ensure(), f"{self.base} SIM spectrum", out.spectrum,
+                       spectrum_geometry(out.spectrum.shape, job.optics.pixel_size_um / 2),
+                       {"kind": "spectrum", "source_layer": self.base}, colormap="inferno")
         L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
                        self._recon_meta(job, "reconstruction", out.prepared.params), colormap="gray")
         words = plane_words(job.layout.n_z, job.n_planes, job.plane)
@@ -444,7 +449,7 @@ class SimWidget(QWidget):
         self.last_apply_ms = (time.perf_counter() - t0) * 1e3
 
     def _on_spectrum(self, out: Any) -> None:
-        layer = L.find_layer(self.viewer, f"{self.base} SIM spectrum")
+        layer = L.find_layer(self.spectra.model, f"{self.base} SIM spectrum")
         if layer is not None and not isinstance(out, Failure):
             L.update_data(layer, out)
 
