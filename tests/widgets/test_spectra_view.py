@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sim_ml.widgets._spectra_view import spectrum_geometry
+from napari_sim_ml.widgets._spectra_view import cursor_text, spectrum_geometry
 
 RAW = "SIM raw 3x3"
 PX = 0.08
@@ -17,6 +17,7 @@ def test_spectrum_geometry():
     assert g["scale"] == pytest.approx((1 / 20.48, 1 / 10.24))
     assert g["translate"] == pytest.approx((-128 / 20.48, -64 / 10.24))  # zero frequency at the origin
     assert g["units"] == ("1/micrometer", "1/micrometer")
+    assert cursor_text(3.0, 4.0) == "fy 3.000, fx 4.000 cycles/µm; |f| 5.000 cycles/µm, period 200.0 nm"
 
 
 @pytest.mark.gui
@@ -45,5 +46,10 @@ def test_spectra_in_cycles_per_um(sim_viewer, wait, notes):
     sim_ext = np.asarray(spectra[f"{RAW} SIM spectrum"].extent.world)
     assert sim_ext[1] == pytest.approx(2 * raw_ext[1], rel=0.01)
     assert raw_ext[1][-1] == pytest.approx(0.5 / PX, rel=0.01)  # the raw Nyquist, 6.25 cycles/µm
-    # its canvas is docked into the main window
+    # its canvas is docked into the main window, with a scale bar and a readout in cycles/µm
     assert w.spectra.dock is not None and w.spectra.qt_viewer.viewer is w.spectra.model
+    assert w.spectra.model.scale_bar.visible
+    kx, ky = w.result.params.angles[0].k_cycles_per_um
+    w.spectra.model.cursor.position = (ky, kx)
+    period = w.result.params.angles[0].period_um * 1e3
+    assert w.spectra.readout.text().endswith(f"period {period:.1f} nm")

@@ -10,9 +10,11 @@ the origin, one Fourier pixel = 1 / (N · dx) cycles/µm.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QLabel
 
 TITLE = "SIM spectra"
 UNITS = ("1/micrometer", "1/micrometer")
@@ -29,6 +31,13 @@ def spectrum_geometry(shape: tuple[int, ...], pixel_size_um: float) -> dict[str,
     return {"scale": step, "translate": (-(ny // 2) * step[0], -(nx // 2) * step[1]), "units": UNITS}
 
 
+def cursor_text(fy: float, fx: float) -> str:
+    """Say where the cursor is on a spectrum: (fy, fx), |f| in cycles/µm and the period."""
+    f = math.hypot(fy, fx)
+    period = f"period {1e3 / f:.1f} nm" if f > 0 else "zero frequency"
+    return f"fy {fy:.3f}, fx {fx:.3f} cycles/µm; |f| {f:.3f} cycles/µm, {period}"
+
+
 class SpectraView:
     """The spectra's own viewer model, and its canvas docked into the main window on first use.
 
@@ -43,27 +52,57 @@ class SpectraView:
         self.model = ViewerModel(title=TITLE)
         self.qt_viewer: Any = None
         self.dock: Any = None
+        self.readout: Any = None
         self._watch: Any = None
 
-    def ensure(self) -> Any:
-        """Return the spectra's viewer model, its canvas docked (once) into the main window."""
+    def ensure(self, home: Any = None) -> Any:
+        """Return the spectra's viewer model, its canvas docked (once) into the main window.
+
+        The canvas is a tab beside ``home``'s dock (the SIM dock), which stays in front.
+        """
         if self.qt_viewer is None:
             from napari.qt import QtViewer
+            from qtpy.QtWidgets import QDockWidget, QVBoxLayout, QWidget
 
             self.qt_viewer = QtViewer(self.model)
+            self.model.scale_bar.visible = True  # its unit is 1/µm
+            panel = QWidget()
+            layout = QVBoxLayout(panel)
+            layout.setContentsMargins(0, 0, 0, 0)
+            layout.addWidget(self.qt_viewer, 1)
+            self.readout = QLabel("")
+            self.readout.setWordWrap(True)
+            layout.addWidget(self.readout)
+            self.model.cursor.events.position.connect(self._show_cursor)
             window = getattr(self.main, "window", None)
             if window is not None and hasattr(window, "add_dock_widget"):
-                self.dock = window.add_dock_widget(self.qt_viewer, name=TITLE, area="right", tabify=True)
+                self.dock = window.add_dock_widget(panel, name=TITLE, area="right", tabify=True)
                 self._watch = _CloseWatch(self.close)
                 self.qt_viewer.window().installEventFilter(self._watch)
+                parent = home.parentWidget() if home is not None else None
+                while parent is not None and not isinstance(parent, QDockWidget):
+                    parent = parent.parentWidget()
+                if parent is not None:
+                    parent.raise_()  # the SIM dock stays in front; "SIM spectra" is the tab beside it
         elif self.dock is not None and self.dock.isHidden():  # closed by its own button: back on new spectra
             self.dock.show()
         return self.model
+
+    def _show_cursor(self, _event: Any = None) -> None:
+        try:
+            fy, fx = (float(v) for v in self.model.cursor.position[-2:])
+            self.readout.setText(cursor_text(fy, fx))
+        except (RuntimeError, ValueError):  # closed, or no 2-D position yet
+            pass
 
     def close(self) -> None:
         """Close and undock the canvas (its GL resources); the model keeps its layers. Safe twice."""
         qt_viewer, dock, watch = self.qt_viewer, self.dock, self._watch
         self.qt_viewer = self.dock = self._watch = None
+        try:
+            self.model.cursor.events.position.disconnect(self._show_cursor)
+        except (TypeError, ValueError, RuntimeError):
+            pass
         if qt_viewer is None:
             return
         try:

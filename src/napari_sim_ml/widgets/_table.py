@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QBrush, QColor
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QPlainTextEdit, QTableWidget, QTableWidgetItem
 
 from .evidence import angle_evidence, evidence_text
 
@@ -16,7 +16,7 @@ COLUMNS = ("angle (°)", "period (nm)", "modulation", "steps (°)", "quality", "
 
 
 def _quality_tooltip() -> str:
-    """The grade thresholds as the estimator applies them (engine.estimate.QUALITY_GRADES)."""
+    """Describe the grade thresholds as the estimator applies them (engine.estimate.QUALITY_GRADES)."""
     from ..engine.estimate import QUALITY_GRADES
 
     (a, g0), (b, g1), (c, g2) = QUALITY_GRADES
@@ -109,17 +109,30 @@ def fill_table(table: QTableWidget, result: Any) -> None:
     _fit_height(table)
 
 
-def make_evidence_label() -> QLabel:
-    """Make the per-angle evidence label below the table: wrapped, selectable, never cut off."""
-    label = QLabel("")
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setToolTip("per angle: k in cycles/µm and in Fourier pixels of the raw frames (from the spectrum's "
-                     "centre), the absolute phase of every frame, the modulation per order, the quality and the "
-                     "margin over the runner-up peak")
-    return label
+class EvidenceBox(QPlainTextEdit):
+    """Read-only text box with QLabel-like ``text()`` / ``setText()``."""
+
+    def text(self) -> str:
+        """Return the shown text."""
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+        """Replace the shown text."""
+        self.setPlainText(text)
 
 
-def show_evidence(label: QLabel, result: Any, pixel_size_um: float, shape: tuple[int, ...]) -> None:
-    """Fill the evidence label from an EstimationResult (raw frames of ``shape`` (Y, X))."""
-    label.setText(evidence_text(result, pixel_size_um, (int(shape[-2]), int(shape[-1]))))
+def make_evidence_label() -> EvidenceBox:
+    """Make the per-angle evidence box below the table: wrapped, selectable, scrolls instead of cutting off."""
+    box = EvidenceBox()
+    box.setReadOnly(True)
+    box.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+    box.setFixedHeight(7 * box.fontMetrics().lineSpacing())
+    box.setToolTip("per angle: k in cycles/µm and in Fourier pixels of the raw frames (from the spectrum's "
+                   "centre), the absolute phase of every frame, the modulation per order, the quality and the "
+                   "margin over the runner-up peak")
+    return box
+
+
+def show_evidence(box: Any, result: Any, pixel_size_um: float, shape: tuple[int, ...]) -> None:
+    """Fill the evidence box from an EstimationResult (raw frames of ``shape`` (Y, X))."""
+    box.setText(evidence_text(result, pixel_size_um, (int(shape[-2]), int(shape[-1]))))

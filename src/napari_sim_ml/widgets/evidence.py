@@ -127,7 +127,8 @@ def evidence_line(e: AngleEvidence) -> str:
     quality = "" if e.grade == "loaded" else f"; quality {e.quality:.1f} ({e.grade})"
     runner = ""
     if e.runner_up_px is not None:
-        runner = f" at ({e.runner_up_px[0]:.1f}, {e.runner_up_px[1]:.1f}) px"
+        top = " (its second order)" if len(e.modulation) == 2 else ""
+        runner = f" at ({e.runner_up_px[0]:.1f}, {e.runner_up_px[1]:.1f}) px{top}"
     line = (f"angle {e.index} ({e.angle_deg:.2f}°): |k| {e.k_magnitude:.4f} cycles/µm "
             f"(kx {kx:.4f}, ky {ky:.4f}) = (ky {e.k_px[0]:.2f}, kx {e.k_px[1]:.2f}) Fourier px; "
             f"phases {phases}°; {modulation_text(e.modulation)}{quality}; margin {margin_text(e)}{runner}")

@@ -342,9 +342,10 @@ class SimWidget(QWidget):
         if doubtful:
             notify("warning", "doubtful pattern in at least one angle; see the highlighted rows and the status line")
         if layer is not None:
-            L.show_estimate(self.spectra.ensure(), self.base, out, job.optics,
+            L.show_estimate(self.spectra.ensure(self), self.base, out, job.optics,
                             spectrum_geometry(out.raw_spectrum.shape, job.optics.pixel_size_um),
                             out.result.params.n_orders)
+            self.spectra.model.reset_view()  # the whole spectrum in view
 
     def _recon_meta(self, job: Job, kind: str, params: Any) -> dict[str, Any]:
         optics = job.optics
@@ -377,7 +378,7 @@ class SimWidget(QWidget):
         L.hide_estimate_layers(self.spectra.model, self.base)
         L.upsert_image(self.viewer, f"{self.base} widefield", out.widefield, geometry,
                        self._recon_meta(job, "widefield", out.prepared.params), colormap="gray")
-        L.upsert_image(self.spectra.ensure(), f"{self.base} SIM spectrum", out.spectrum,
+        L.upsert_image(self.spectra.ensure(self), f"{self.base} SIM spectrum", out.spectrum,
                        spectrum_geometry(out.spectrum.shape, job.optics.pixel_size_um / 2),
                        {"kind": "spectrum", "source_layer": self.base}, colormap="inferno")
         L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
