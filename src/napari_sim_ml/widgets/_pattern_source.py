@@ -104,3 +104,33 @@ def update_time_mean(controls: Any, viewer: Any) -> None:
     controls.time_mean.visible = n_t > 1
     if n_t <= 1:
         controls.time_mean.value = False
+
+
+def apply_typed(dock: Any, item: Any) -> bool:
+    """Take a value typed into the table (main thread); True when it was taken.
+
+    The parameters shown (estimated or loaded) with that cell changed become the dock's
+    pattern: Reconstruct uses them. A value that is not a number or out of its physical range
+    is refused in one sentence (notification and status line) and the cell is put back.
+    """
+    from ..engine.parameters import Optics
+    from .typed import edit_parameters, typed_result
+
+    c = dock.controls
+    base = dock.result if dock.result is not None else (
+        loaded_result(dock.pattern.params) if dock.pattern.params is not None else None)
+    if base is None:
+        return False
+    row, column = item.row(), item.column()
+    try:
+        optics = Optics(float(c.na.value), float(c.wavelength_nm.value), float(c.pixel_size_um.value))
+        params = edit_parameters(base.params, row, column, item.text(), optics)
+    except SimInputError as exc:
+        notify("error", f"angle {row} not changed: {exc}", dock.status)
+        fill_table(dock.table, base)  # the cell shows the value in use again
+        return False
+    dock.result = typed_result(base, params, row)
+    fill_table(dock.table, dock.result)
+    show_evidence(dock.evidence, dock.result, optics.pixel_size_um, dock._frame_shape())
+    dock.status.setText(f"angle {row}: the typed value is used from the next Reconstruct")
+    return True

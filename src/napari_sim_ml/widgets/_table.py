@@ -10,7 +10,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QPlainTextEdit, QTableWidget, QTableWidgetItem
 
-from .evidence import angle_evidence, evidence_text
+from .evidence import NOT_ESTIMATED, angle_evidence, evidence_text
+from .typed import EDITABLE_COLUMNS
 
 COLUMNS = ("angle (°)", "period (nm)", "modulation", "steps (°)", "quality", "grade", "margin")
 
@@ -38,7 +39,7 @@ def make_table() -> QTableWidget:
     table.setHorizontalHeaderLabels(list(COLUMNS))
     for column, tip in enumerate(TOOLTIPS):
         table.horizontalHeaderItem(column).setToolTip(tip)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
     table.verticalHeader().setVisible(True)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
     table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -68,7 +69,7 @@ def table_rows(result: Any) -> list[tuple[list[str], bool]]:
     """
     rows = []
     for pattern, e in zip(result.params.angles, angle_evidence(result, 1.0, (1, 1)), strict=False):
-        loaded = e.grade == "loaded"
+        loaded = e.grade in NOT_ESTIMATED
         cells = [
             f"{pattern.angle_deg:.2f}",
             f"{pattern.period_um * 1e3:.1f}",
@@ -84,6 +85,15 @@ def table_rows(result: Any) -> list[tuple[list[str], bool]]:
 
 def fill_table(table: QTableWidget, result: Any) -> None:
     """One row per angle; rows whose pattern quality is too low get the warning colour."""
+    table.blockSignals(True)  # itemChanged means a typed value, not a fill
+    try:
+        _fill(table, result)
+    finally:
+        table.blockSignals(False)
+    _fit_height(table)
+
+
+def _fill(table: QTableWidget, result: Any) -> None:
     rows = table_rows(result)
     evidence = angle_evidence(result, 1.0, (1, 1))
     table.setRowCount(len(rows))
@@ -100,13 +110,16 @@ def fill_table(table: QTableWidget, result: Any) -> None:
             item = QTableWidgetItem(text)
             item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
             item.setToolTip(f"angle {r}: pattern quality {e.grade}")
+            if c in EDITABLE_COLUMNS:
+                item.setToolTip(f"angle {r}: pattern quality {e.grade}; double-click to type a value")
+            else:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             if warn:
                 item.setBackground(QBrush(WARNING_COLOR))
                 item.setForeground(QBrush(QColor("black")))
                 item.setToolTip(f"angle {r}: pattern quality is low ({e.reason()}): the reconstruction of this "
                                 "angle may show artefacts")
             table.setItem(r, c, item)
-    _fit_height(table)
 
 
 class EvidenceBox(QPlainTextEdit):

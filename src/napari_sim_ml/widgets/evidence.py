@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 WARN_GRADES = ("inadequate", "low")
+NOT_ESTIMATED = ("loaded", "typed")  # grades of parameters from a file or typed into the table
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class AngleEvidence:
     @property
     def doubtful(self) -> bool:
         """True when the grade warns, the angle is inconsistent, or the margin is too small."""
+        if self.grade in NOT_ESTIMATED:
+            return False
         return self.grade in WARN_GRADES or bool(self.note) or self.margin < self.min_margin
 
     def reason(self) -> str:
@@ -113,8 +116,8 @@ def modulation_text(modulation: tuple[float, ...]) -> str:
 
 def margin_text(e: AngleEvidence) -> str:
     """Say the margin over the runner-up, or why there is none."""
-    if e.grade == "loaded":
-        return "loaded, not estimated"
+    if e.grade in NOT_ESTIMATED:
+        return f"{e.grade}, not estimated"
     if not math.isfinite(e.margin):
         return "none: k was given, not searched" if e.n_candidates == 0 else "no runner-up peak"
     return f"{e.margin:.3g}× over the runner-up" + (f" (below {e.min_margin:g})" if e.margin < e.min_margin else "")
@@ -124,7 +127,7 @@ def evidence_line(e: AngleEvidence) -> str:
     """Everything about one angle in one line of text."""
     kx, ky = e.k_cycles_per_um
     phases = ", ".join(f"{p:.1f}" for p in e.phases_deg)
-    quality = "" if e.grade == "loaded" else f"; quality {e.quality:.1f} ({e.grade})"
+    quality = "" if e.grade in NOT_ESTIMATED else f"; quality {e.quality:.1f} ({e.grade})"
     runner = ""
     if e.runner_up_px is not None:
         top = " (its second order)" if len(e.modulation) == 2 else ""
@@ -132,7 +135,7 @@ def evidence_line(e: AngleEvidence) -> str:
     line = (f"angle {e.index} ({e.angle_deg:.2f}°): |k| {e.k_magnitude:.4f} cycles/µm "
             f"(kx {kx:.4f}, ky {ky:.4f}) = (ky {e.k_px[0]:.2f}, kx {e.k_px[1]:.2f}) Fourier px; "
             f"phases {phases}°; {modulation_text(e.modulation)}{quality}; margin {margin_text(e)}{runner}")
-    return line + (f" ⚠ {e.reason()}" if e.doubtful and e.grade != "loaded" else "")
+    return line + (f" ⚠ {e.reason()}" if e.doubtful else "")
 
 
 def evidence_text(result: Any, pixel_size_um: float, shape: tuple[int, int]) -> str:

@@ -27,7 +27,7 @@ from ._controls import Controls
 from ._export import export_paths, learned_exports, write_export, write_layers
 from ._inputs import current_plane, gather, offset_warning, prefill
 from ._notify import notify
-from ._pattern_source import PatternSource, update_time_mean
+from ._pattern_source import PatternSource, apply_typed, update_time_mean
 from ._settings import load_settings, write_settings
 from ._spectra_view import SpectraView, spectrum_geometry
 from ._table import fill_table, make_evidence_label, make_table, show_evidence
@@ -104,6 +104,7 @@ class SimWidget(QWidget):
         for w in c.inputs[1:]:
             w.changed.connect(self._invalidate)
         c.layer.changed.connect(self._on_layer_selected)
+        self.table.itemChanged.connect(lambda item: apply_typed(self, item))
         c.load_params.changed.connect(lambda: self.load_parameters())
         c.time_mean.changed.connect(self._invalidate)
         c.keep_k.changed.connect(self._invalidate)
@@ -175,6 +176,11 @@ class SimWidget(QWidget):
         known = self.pattern.params if self.pattern.refits(self.controls) else None
         return replace(gather(self.viewer, self.controls), time_mean=bool(self.controls.time_mean.value),
                        known=known)
+
+    def _frame_shape(self) -> tuple[int, ...]:
+        """(Y, X) of the selected layer's frames ((1, 1) without one)."""
+        layer = L.find_layer(self.viewer, self.controls.layer.value)
+        return tuple(layer.data.shape[-2:]) if layer is not None else (1, 1)
 
     def load_parameters(self, path: str | Path | None = None) -> bool:
         """Use a parameters JSON instead of an estimate (a file dialog asks without ``path``)."""
