@@ -154,3 +154,21 @@ def test_the_model_imports_no_qt_and_no_napari():
             "'napari', 'magicgui', 'superqt')]; print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_loaded_parameters_survive_other_data_and_a_refit_keeps_their_k(acq):
+    frames = acq.raw.reshape(-1, SIZE, SIZE)
+    session = SimSession(data=frames, optics=acq.optics, background=acq.offset)
+    session.load(acq.params, "calib.json")
+    version = session.version
+    job = session.make_job()
+    assert session.params_for_run(job) == acq.params and job.known is None  # used as they are
+    session.data = frames.copy()  # other data: the calibration stays, the results go
+    assert session.loaded == acq.params and not session.is_current(version)
+    session.keep_k = True
+    job = session.make_job()
+    assert session.params_for_run(job) is None and job.known == acq.params  # the worker refits the phases
+    est = session.run_estimate()
+    assert [a.k_cycles_per_um for a in est.result.params.angles] == [a.k_cycles_per_um for a in acq.params.angles]
+    session.load(None, "")
+    assert session.estimate is None and session.make_job().known is None

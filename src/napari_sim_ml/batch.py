@@ -62,6 +62,8 @@ def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     _add_layout(p)
     p.add_argument("--channel", type=int, help="channel to reconstruct in files with several channels")
     p.add_argument("--params", help="parameters JSON used for every plane of every input (skips estimation)")
+    p.add_argument("--k-from", metavar="PARAMS.json",
+                   help="keep k (and the angles) of this parameters JSON; refit only phases and modulation")
     p.add_argument("--estimate-on", default="0",
                    help="time point to estimate the pattern on (index, default 0) or 'mean' (average of "
                         "all time points); the middle z plane is used")
@@ -256,13 +258,15 @@ def _worker_init(parent_pid: int) -> None:
 
 
 def _estimate_params(plane: np.ndarray, optics: Any, otf: Any, n_orders: int | None, background: float,
-                     where: str) -> PatternParameters:
-    """Estimation for a dask task; errors become a plain, picklable SimInputError."""
-    from .engine.estimate import estimate_pattern
+                     where: str, known: PatternParameters | None = None) -> PatternParameters:
+    """Estimation (or, with ``known``, phases refitted at its k) for a dask task; errors become a
+    plain, picklable SimInputError.
+    """
+    from .engine.refit import estimate_or_refit
 
     try:
-        return estimate_pattern(np.asarray(plane), optics, otf=otf, n_orders=n_orders,
-                                background=background).params
+        return estimate_or_refit(np.asarray(plane), optics, known, otf=otf, n_orders=n_orders,
+                                 background=background).params
     except SimInputError as exc:
         raise SimInputError(f"{where}: {exc}") from None
 
@@ -363,7 +367,10 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
             source = raw.frames if hasattr(raw.frames, "dask") else da.from_array(raw.frames)
         layout = resolve_layout(raw, args)
         stack = arrange_lazy(source, layout)
-        optics = resolve_optics(raw, args, given_base)
+        from .engine.parameters import load_parameters_json
+
+        known, known_base = load_parameters_json(args.k_from) if args.k_from else (None, {})
+        optics = resolve_optics(raw, args, given_base or known_base)
         if given is not None:
             check_pattern_optics(given, optics)
         otf = resolve_otf(args, optics)
@@ -377,7 +384,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
             import dask
 
             est = [dask.delayed(_estimate_params)(estimation_plane(stack, t), optics, otf, args.orders,
-                                                  background, f"time point {t}") for t in range(n_t)]
+                                                  background, f"time point {t}", known) for t in range(n_t)]
             params = []
             bar = Progress(f"{path.name} estimating", n_t, progress_on, "time points")
             step = max(1, 2 * executor.workers)
@@ -390,8 +397,10 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
             when = args.estimate_on
             plane = np.asarray(executor.compute(estimation_plane(stack, "mean" if when == "mean" else int(when))))
             params = _estimate_params(plane, optics, otf, args.orders, background,
-                                      f"time point {when}" if when != "mean" else "mean of the time points")
+                                      f"time point {when}" if when != "mean" else "mean of the time points", known)
             estimated_on = "mean of all time points" if when == "mean" else f"time point {int(when)}"
+        if known is not None and given is None:
+            estimated_on = f"{estimated_on} (phases; k from {args.k_from})"
         for p in ([params] if isinstance(params, PatternParameters) else params):
             if (p.n_angles, p.n_phases) != (n_a, n_p):
                 raise SimInputError(f"the parameters describe {p.n_angles} angles × {p.n_phases} phases "
@@ -523,6 +532,11 @@ def _run(args: argparse.Namespace) -> int:
             raise SimInputError(f"{clash[0]} and {path} would both be written to {final}; batch them separately")
         finals[path] = final
     given, base = (load_parameters_json(args.params) if args.params else (None, {}))
+    if args.k_from and args.params:
+        raise SimInputError("--k-from and --params exclude each other: --params uses a JSON exactly, "
+                            "--k-from keeps only its k and refits the phases")
+    if args.k_from:
+        load_parameters_json(args.k_from)  # a bad file: one line before any input is read
 
     request = settings_record(vars(args))
     failed: list[str] = []

@@ -77,6 +77,9 @@ def _add_estimation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relax-consistency", action="store_true",
                    help="judge each angle's peak alone, without preferring equal |k| and angles 180°/n apart "
                         "(inconsistent angles are still reported and graded at most 'low')")
+    p.add_argument("--k-from", metavar="PARAMS.json",
+                   help="keep k (and the angles) of this parameters JSON, e.g. estimated on a bright acquisition "
+                        "or a bead slide, and refit only the phases and modulation on these frames")
 
 
 def _add_method_flags(p: argparse.ArgumentParser) -> None:
@@ -250,8 +253,8 @@ def resolve_otf(args: argparse.Namespace, optics: Optics) -> RadialOTF:
 
 
 def _params_layout(args: argparse.Namespace) -> dict[str, int]:
-    """Angles and phases of a given parameters JSON (``--params``): they state the layout."""
-    path = getattr(args, "params", None)
+    """Angles and phases of a given parameters JSON (``--params``, ``--k-from``): they state the layout."""
+    path = getattr(args, "params", None) or getattr(args, "k_from", None)
     if not path:
         return {}
     try:
@@ -317,11 +320,19 @@ def _background(args: argparse.Namespace, raw: RawFile) -> float:
     return float(raw.extra.get("camera_offset", 0.0))
 
 
-def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF, args: argparse.Namespace, background: float):
-    from .engine.estimate import estimate_pattern
+def _k_from(args: argparse.Namespace) -> tuple[PatternParameters | None, dict[str, Any]]:
+    """Return the parameters of ``--k-from`` (their k is kept) and the JSON's optics, or (None, {})."""
+    if getattr(args, "k_from", None) and getattr(args, "params", None):
+        raise SimInputError("--k-from and --params exclude each other: --params uses a JSON exactly, "
+                            "--k-from keeps only its k and refits the phases")
+    return load_parameters_json(args.k_from) if getattr(args, "k_from", None) else (None, {})
 
-    result = estimate_pattern(plane, optics, otf=otf, n_orders=args.orders, background=background,
-                              consistency_prior=not getattr(args, "relax_consistency", False))
+
+def _estimate(plane: np.ndarray, optics: Optics, otf: RadialOTF, args: argparse.Namespace, background: float):
+    from .engine.refit import estimate_or_refit
+
+    result = estimate_or_refit(plane, optics, _k_from(args)[0], otf=otf, n_orders=args.orders, background=background,
+                               consistency_prior=not getattr(args, "relax_consistency", False))
     for warning in result.warnings:
         print(f"napari-sim-ml: warning: {warning}", file=sys.stderr)
     return result
@@ -358,9 +369,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     check_flag_values(args)
-    check_outputs([(args.json, "json")], inputs=(args.raw, args.otf), overwrite=args.overwrite)
+    check_outputs([(args.json, "json")], inputs=(args.raw, args.otf, args.k_from), overwrite=args.overwrite)
     raw, planes, layout = load_planes(args)
-    optics = resolve_optics(raw, args)
+    optics = resolve_optics(raw, args, _k_from(args)[1])
     result = _estimate(planes[0, planes.shape[1] // 2], optics, resolve_otf(args, optics), args, _background(args, raw))
     out = result.params.to_dict(optics)
     out["quality"] = [{"quality": d.quality, "grade": d.grade, "modulation_measured": list(d.modulation_measured),
@@ -380,7 +391,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     check_flag_values(args)
     check_outputs([(args.output, "tiff"), (args.widefield, "tiff"), (args.uncertainty, "tiff"),
                    (args.residual, "tiff"), (args.denoised, "tiff")],
-                  inputs=(args.raw, args.params, args.otf, args.denoiser), overwrite=args.overwrite)
+                  inputs=(args.raw, args.params, args.k_from, args.otf, args.denoiser), overwrite=args.overwrite)
+    _k_from(args)  # --k-from with --params: one line before anything is read
     pinn_settings = None
     if args.method == "pinn":
         from .engine.pinn import PinnSettings
@@ -393,7 +405,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     params: PatternParameters | None = None
     if args.params:
         params, base = load_parameters_json(args.params)
-    optics = resolve_optics(raw, args, base)
+    optics = resolve_optics(raw, args, base or _k_from(args)[1])
     if params is not None:
         check_pattern_optics(params, optics)
     otf = resolve_otf(args, optics)
@@ -403,7 +415,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         result = _estimate(planes[0, planes.shape[1] // 2], optics, otf, args, background)
         params = result.params
         grades = ", ".join(f"{d.grade} ({d.quality:.0f})" for d in result.diagnostics)
-        print(f"estimated {params.n_angles} angles: " + ", ".join(
+        how = f"phases refitted at the k of {args.k_from}:" if args.k_from else "estimated"
+        print(f"{how} {params.n_angles} angles: " + ", ".join(
             f"{a.angle_deg:.2f}° / {a.period_um * 1e3:.1f} nm / m={a.modulation[0]:.2f}" for a in params.angles)
             + f"; pattern quality {grades}")
     if (params.n_angles, params.n_phases) != planes.shape[2:4]:

@@ -41,14 +41,15 @@ def test_estimate_finds_k_and_fills_the_table_and_the_spectra(sim_viewer, wait, 
     periods = [float(w.table.item(r, 1).text()) for r in range(3)]
     assert periods == pytest.approx([a.period_um * 1e3 for a in w.result.params.angles], abs=0.1)
     assert all(w.table.item(r, 0).background().style() == Qt.BrushStyle.NoBrush for r in range(3))  # no warning
-    assert viewer.layers[f"{RAW} spectrum raw"].data.shape == (256, 256)
-    peaks = viewer.layers[f"{RAW} peaks"].data
+    spectra = w.spectra.model.layers  # in their own canvas, in cycles/µm
+    assert spectra[f"{RAW} spectrum raw"].data.shape == (256, 256)
+    peaks = spectra[f"{RAW} peaks"].data
     assert peaks.shape == (6, 2)
     for a in truth.angles:  # each true ±k has a marker within half a Fourier pixel
         k_px = np.array([a.k_cycles_per_um[1], a.k_cycles_per_um[0]]) * 256 * PX
         for sign in (1, -1):
             assert np.min(np.hypot(*(peaks - (128 + sign * k_px)).T)) < 0.5
-    assert len(viewer.layers[f"{RAW} OTF support"].data) == 7  # around DC and every ±k
+    assert len(spectra[f"{RAW} OTF support"].data) == 7  # around DC and every ±k
 
 
 def test_a_changed_field_drops_the_estimate_and_empties_the_table(sim_viewer, wait):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -45,6 +46,16 @@ class Controls:
         self.otf = ComboBox(label="OTF", choices=OTF_CHOICES, value="ideal")
         self.otf_attenuation = FloatSpinBox(label="OTF attenuation a", value=0.3, min=0.01, max=1.0, step=0.01)
         self.otf_file = FileEdit(label="OTF/PSF file", mode="r", filter="*.tif *.tiff *.mrc *.dv *.otf")
+        self.load_params = PushButton(text="Load parameters…",
+                                      tooltip="use a parameters JSON (as `napari-sim-ml estimate --json` writes it) "
+                                              "instead of estimating; Estimate drops it again")
+        self.keep_k = CheckBox(text="keep k, refit phases", value=False, enabled=False,
+                               tooltip="with loaded parameters: keep their k (and angles), refit the phases and "
+                                       "modulation on these frames (calibration reuse; Estimate refits)")
+        self.time_mean = CheckBox(text="estimate on the time mean", value=False, visible=False,
+                                  tooltip="estimate the pattern on the mean of all time points at the current z "
+                                          "(more photons for a dim time-lapse); every time point is then "
+                                          "reconstructed with that pattern")
         self.estimate = PushButton(text="Estimate")
         self.reconstruct = PushButton(text="Reconstruct")
         self.reconstruct_all = PushButton(text="Reconstruct all")
@@ -72,7 +83,9 @@ class Controls:
         self.inputs = [self.layer, self.na, self.wavelength_nm, self.pixel_size_um, self.angles, self.phases,
                        self.n_z, self.order, self.background, self.otf, self.otf_attenuation, self.otf_file]
         self.sliders = [self.wiener, self.apo_cutoff, self.apo_bend, self.attenuation, self.attenuation_fwhm]
-        self.top = Container(widgets=[*self.inputs, Container(
+        self.pattern_row = Container(widgets=[self.load_params, self.keep_k, self.time_mean], layout="horizontal",
+                                     labels=False)
+        self.top = Container(widgets=[*self.inputs, self.pattern_row, Container(
             widgets=[self.estimate, self.reconstruct, self.reconstruct_all, self.cancel],
             layout="horizontal", labels=False)])
         self.bottom = Container(widgets=[*self.sliders, self.export_path, self.export])
@@ -114,6 +127,6 @@ class Controls:
                 continue
 
     def set_busy(self, busy: bool, cancellable: bool = False) -> None:
-        for button in (self.estimate, self.reconstruct, self.reconstruct_all, self.export):
+        for button in (self.estimate, self.reconstruct, self.reconstruct_all, self.export, self.load_params):
             button.enabled = not busy
         self.cancel.enabled = busy and cancellable

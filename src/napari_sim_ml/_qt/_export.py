@@ -95,31 +95,31 @@ def export_source(viewer: Any, base: str, session: Any) -> tuple[Any, list[np.nd
 
 def export_shown(dock: Any, path: str | Path | None = None) -> list[str] | None:
     """Write what ``dock`` shows (see :meth:`SimWidget.export`); the paths written, or None."""
-    from napari.utils.notifications import show_error, show_info
+    from ._notify import notify
 
     session = dock.session
     source = export_source(dock.viewer, session.base, session)
-    if source is None or (session.estimate is None and session.all_planes is None):
-        show_error("nothing to export yet: reconstruct first")
+    if source is None or (session.estimate is None and session.all_planes is None and session.prepared is None):
+        notify("error", "nothing to export yet: reconstruct first", dock.status)
         return None
     try:
         paths = export_paths(path if path else str(dock.controls.export_path.value))
     except SimInputError as exc:
-        show_error(str(exc))
+        notify("error", str(exc), dock.status)
         return None
     learned = learned_exports(dock.viewer, session.base, paths[0])
     existing = [p for p in paths + [p for p, _ in learned] if p.exists()]
     if existing and not dock._confirm_overwrite(existing):
-        show_info("export cancelled; no file was changed")
+        notify("info", "export cancelled; no file was changed")
         return None
     layer, images = source
     estimate = session.estimate if session.estimate is not None else getattr(session.all_planes, "estimate", None)
-    try:
+    try:  # no estimate: loaded parameters, no diagnostics
         write_export(paths, layer, images, estimate.result.diagnostics if estimate is not None else [])
         write_layers(learned)
     except SimInputError as exc:
-        show_error(f"export failed: {exc}")
+        notify("error", f"export failed: {exc}", dock.status)
         return None
     written = paths + [p for p, _ in learned]
-    show_info(f"exported {', '.join(p.name for p in written)} to {paths[0].parent}")
+    notify("info", f"exported {', '.join(p.name for p in written)} to {paths[0].parent}")
     return [str(p) for p in written]

@@ -61,6 +61,7 @@ def push_inputs(c: Any, session: SimSession) -> None:
     session.optics = Optics(c.na.value, c.wavelength_nm.value, c.pixel_size_um.value)
     session.background = float(c.background.value)
     session.otf = OtfChoice(c.otf.value, float(c.otf_attenuation.value), str(c.otf_file.value))
+    session.time_mean, session.keep_k = bool(c.time_mean.value), bool(c.keep_k.value)
 
 
 def gather(viewer: Any, c: Any, session: SimSession) -> Job:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.io import METADATA_KEY
+from .evidence import runner_up_points
 
 OUTPUT_KINDS = ("reconstruction", "widefield", "spectrum", "truth", "uncertainty", "residual", "pinn-preview")
 
@@ -241,15 +242,20 @@ def show_estimate(viewer: Any, base: str, out: Any, optics: Any, geometry: dict[
     common = {"scale": geometry["scale"], "translate": geometry["translate"], "units": geometry["units"],
               "metadata": {METADATA_KEY: meta}}
     replace_layer(viewer, f"{base} peaks")
+    replace_layer(viewer, f"{base} runner-up peaks")
     replace_layer(viewer, f"{base} OTF support")
     viewer.add_shapes(circles, shape_type="ellipse", name=f"{base} OTF support", edge_color="cyan",
                       face_color="transparent", edge_width=1.5, **common)
     viewer.add_points(peaks, name=f"{base} peaks", size=8, face_color="transparent",
                       border_color="lime", border_width=0.15, **common)
+    runners = runner_up_points(out.result, shape)
+    if len(runners):  # the best peak not chosen: a different marker and colour than the chosen one
+        viewer.add_points(runners, name=f"{base} runner-up peaks", size=8, symbol="x", face_color="magenta",
+                          border_color="magenta", border_width=0.1, **common)
 
 
 def hide_estimate_layers(viewer: Any, base: str) -> None:
-    for suffix in ("spectrum widefield", "spectrum raw", "peaks", "OTF support"):
+    for suffix in ("spectrum widefield", "spectrum raw", "peaks", "runner-up peaks", "OTF support"):
         layer = find_layer(viewer, f"{base} {suffix}")
         if layer is not None:
             layer.visible = False

@@ -1,4 +1,4 @@
-"""The session's results on screen (main thread): the table, the status line and the output layers.
+"""The session's results on screen (main thread): table, evidence, status, output layers, spectra.
 
 :class:`ResultView` observes a :class:`~napari_sim_ml.session.SimSession`: a new estimate
 fills the table and the spectra, a new plane result places its widefield, SIM and
@@ -13,24 +13,27 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-from napari.utils.notifications import show_warning
 
 from . import _layers as L
+from ._notify import notify
 from ._planes import plane_words
-from ._table import fill_table
+from ._spectra_view import spectrum_geometry
+from ._table import fill_table, show_evidence
+from .evidence import grade_summary
 
 
 class ResultView:
-    """Show ``session``'s results in ``viewer``, ``table`` and ``status``.
+    """Show ``dock.session``'s results: viewer, spectra canvas, the dock's table, evidence and status.
 
     ``filter_settings`` gives the sliders' settings (for the layers' metadata);
     ``on_image`` is called with each re-filtered image shown (e.g. to recompute its spectrum).
     """
 
-    def __init__(self, viewer: Any, session: Any, table: Any, status: Any,
-                 filter_settings: Callable[[], Any], on_image: Callable[[np.ndarray], None]) -> None:
-        self.viewer, self.session, self.table, self.status = viewer, session, table, status
+    def __init__(self, dock: Any, filter_settings: Callable[[], Any], on_image: Callable[[np.ndarray], None]) -> None:
+        self.dock, self.viewer, self.session = dock, dock.viewer, dock.session
+        self.table, self.evidence, self.status, self.spectra = dock.table, dock.evidence, dock.status, dock.spectra
         self.filter_settings, self.on_image = filter_settings, on_image
+        session = self.session
         session.events.estimate.connect(self.show_estimate)
         session.events.reconstruction.connect(self.show_reconstruction)
         session.events.image.connect(self.show_image)
@@ -49,19 +52,27 @@ class ResultView:
         return L.z_step_of(L.find_layer(self.viewer, job.layer_name), job)
 
     def show_estimate(self, out: Any) -> None:
-        """Show a new estimate (table, status, spectra), or empty the table when it is dropped."""
+        """Show a new estimate (table, evidence, status, spectra), or empty the table when it is dropped."""
         if out is None:
             self.table.setRowCount(0)
+            self.evidence.setText("")
             return
+        session = self.session
+        optics = session.optics
         fill_table(self.table, out.result)
-        grades = ", ".join(d.grade for d in out.result.diagnostics)
-        self.status.setText(f"pattern quality: {grades}")
-        if any(d.grade in ("inadequate", "low") for d in out.result.diagnostics):
-            show_warning("the pattern quality of at least one angle is low; check the highlighted rows")
-        layer = L.find_layer(self.viewer, self.base)
-        if layer is not None:
-            L.show_estimate(self.viewer, self.base, out, self.session.optics, L.raw_geometry(layer),
+        show_evidence(self.evidence, out.result, optics.pixel_size_um, tuple(session.frames.shape[-2:]))
+        summary, doubtful = grade_summary(out.result)
+        if session.refits:
+            summary = f"k kept from {session.loaded_name}, phases and modulation refitted; {summary}"
+            self.evidence.setText(f"k from {session.loaded_name}, phases refitted:\n" + self.evidence.text())
+        self.status.setText(summary)  # which angle and why, in full (a notification may be cut off)
+        if doubtful:
+            notify("warning", "doubtful pattern in at least one angle; see the highlighted rows and the status line")
+        if L.find_layer(self.viewer, self.base) is not None and out.raw_spectrum is not None:
+            L.show_estimate(self.spectra.ensure(self.dock), self.base, out, optics,
+                            spectrum_geometry(out.raw_spectrum.shape, optics.pixel_size_um),
                             out.result.params.n_orders)
+            self.spectra.model.reset_view()  # the whole spectrum in view
 
     def show_reconstruction(self, out: Any) -> None:
         """Place a new plane result: widefield, SIM and its spectrum (in place when they exist)."""
@@ -70,11 +81,12 @@ class ResultView:
         if out is None or layer is None or job is None:
             return
         geometry = L.fine_geometry(layer)
-        L.hide_estimate_layers(self.viewer, self.base)
+        L.hide_estimate_layers(self.spectra.model, self.base)
         L.upsert_image(self.viewer, f"{self.base} widefield", out.widefield, geometry,
                        self.meta(job, "widefield", out.prepared.params), colormap="gray")
-        L.upsert_image(self.viewer, f"{self.base} SIM spectrum", out.spectrum, geometry,
-                       {"kind": "spectrum", "source_layer": self.base}, colormap="inferno", visible=False)
+        L.upsert_image(self.spectra.ensure(self.dock), f"{self.base} SIM spectrum", out.spectrum,
+                       spectrum_geometry(out.spectrum.shape, job.optics.pixel_size_um / 2),
+                       {"kind": "spectrum", "source_layer": self.base}, colormap="inferno")
         L.upsert_image(self.viewer, f"{self.base} SIM", out.image, geometry,
                        self.meta(job, "reconstruction", out.prepared.params), colormap="gray")
         words = plane_words(job.layout.n_z, job.n_planes, job.plane)
@@ -99,6 +111,6 @@ class ResultView:
 
     def show_spectrum(self, spectrum: Any) -> None:
         """Update the SIM spectrum layer in place."""
-        layer = L.find_layer(self.viewer, f"{self.base} SIM spectrum")
+        layer = L.find_layer(self.spectra.model, f"{self.base} SIM spectrum")
         if layer is not None and isinstance(spectrum, np.ndarray):
             L.update_data(layer, spectrum)

@@ -154,12 +154,12 @@ class SessionWorker:
               on_failure: Callable[[Any], None] | None = None) -> Any:
         """Start ``fn(*args)``; returns the worker, or None (with a warning) while another runs."""
         from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_info, show_warning
 
         from ..session.tasks import Failure
+        from ._notify import notify
 
         if self.worker is not None:
-            show_warning("a SIM computation is still running; wait for it or press Cancel")
+            notify("warning", "a SIM computation is still running; wait for it or press Cancel")
             return None
         worker = create_worker(fn, *args, _start_thread=False, **({"_progress": progress} if progress else {}))
         version = self.session.version
@@ -169,12 +169,12 @@ class SessionWorker:
                 return
             if not self.session.is_current(version):
                 self.status.setText("the inputs changed while computing; run it again")
-                show_info("the inputs changed while computing; that result was discarded, please run it again")
+                notify("info", "the inputs changed while computing; that result was discarded, please run it again")
             elif isinstance(out, Failure):
                 self.status.setText(f"failed: {out.message}")
                 if on_failure is not None:
                     on_failure(out)
-                show_error(out.message)
+                notify("error", out.message)
             else:
                 on_result(out)
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import napari
 from napari.layers import Image
-from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from ..engine.errors import SimInputError
@@ -42,10 +41,13 @@ from . import _layers as L
 from ._controls import Controls
 from ._export import export_shown
 from ._inputs import current_plane, gather, prefill, push_inputs
+from ._notify import notify
+from ._pattern_source import PatternSource, apply_typed, update_time_mean
 from ._planes import AllPlanesView, plane_words
 from ._results import ResultView
 from ._settings import SettingsSaver
-from ._table import make_table
+from ._spectra_view import SpectraView
+from ._table import make_evidence_label, make_table
 from ._workers import LatestValueRunner, SessionWorker
 from .denoiser import DenoiserPanel
 from .learned import LearnedPanel
@@ -64,11 +66,15 @@ class SimWidget(QWidget):
         self.table = make_table()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.evidence = make_evidence_label()
         layout = QVBoxLayout(self)
         self.session = session = SimSession()
+        self.pattern = PatternSource(session)  # parameters loaded from a JSON file (the session's ``loaded``)
+        self.spectra = spectra = SpectraView(viewer)  # spectra in cycles/µm, in a canvas of their own
+        self.destroyed.connect(lambda *_: spectra.close())
         self.learned = LearnedPanel(viewer, self.context, session)
         self.denoiser = DenoiserPanel(viewer, self.context, c.filter_settings, session)
-        for w in (c.top.native, self.table, c.bottom.native, self.status, self.learned, self.denoiser):
+        for w in (c.top.native, self.table, self.evidence, c.bottom.native, self.status, self.learned, self.denoiser):
             layout.addWidget(w)
         layout.addStretch(1)
         self._planes = AllPlanesView(viewer, self.status)
@@ -81,10 +87,13 @@ class SimWidget(QWidget):
         self.inline_filter_ms = INLINE_FILTER_MS
         self.filter_cost_ms = 0.0  # running average of the Wiener filter's cost
         self._saver = SettingsSaver(self, c)
-        for w in c.inputs[1:]:
+        for w in (*c.inputs[1:], c.time_mean, c.keep_k):
             w.changed.connect(self._on_input_changed)
-        self.view = ResultView(viewer, session, self.table, self.status, c.filter_settings,
-                               self._spectrum_runner.submit)
+        for w in (c.angles, c.phases, c.n_z):
+            w.changed.connect(lambda _v=None: update_time_mean(self.controls, self.viewer))
+        self.view = ResultView(self, c.filter_settings, self._spectrum_runner.submit)
+        self.table.itemChanged.connect(lambda item: apply_typed(self, item))
+        c.load_params.changed.connect(lambda: self.load_parameters())
         session.events.version.connect(self._drop_runs)
         c.layer.changed.connect(self._on_layer_selected)
         for w in c.sliders:
@@ -126,8 +135,17 @@ class SimWidget(QWidget):
 
     # ------------------------------------------------------------ the session's state (read-only views)
     estimate_output = property(lambda self: self.session.estimate, doc="EstimateOutput of the current inputs.")
-    result = property(lambda self: getattr(self.session.estimate, "result", None),
-                      doc="EstimationResult of the current inputs, or None.")
+
+    @property
+    def result(self) -> Any:
+        """EstimationResult in use (estimated, refitted or typed), or None."""
+        return getattr(self.session.estimate, "result", None)
+
+    @result.setter
+    def result(self, value: Any) -> None:  # a typed value (apply_typed shows it itself)
+        with self.session.events.estimate.blocked():
+            self.session.use_result(value)
+
     prepared = property(lambda self: self.session.prepared, doc="Cached bands of the shown plane, or None.")
     job = property(lambda self: self.session.job, doc="The Job the shown plane's results were made from.")
     base = property(lambda self: self.session.base, doc="Name of the raw layer the output layers belong to.")
@@ -141,6 +159,8 @@ class SimWidget(QWidget):
             pass  # said when the inputs are used
         self.session.drop_results()
 
+    _invalidate = _on_input_changed
+
     def _drop_runs(self, _version: Any = None) -> None:
         """Drop the runners' results in flight: the inputs changed."""
         for runner in (self._spectrum_runner, self._plane_runner, self._filter_runner):
@@ -152,9 +172,14 @@ class SimWidget(QWidget):
         if layer is not None:
             prefill(self.controls, layer)
         self.session.source, self.session.data = (layer.name, layer.data) if layer is not None else ("", None)
+        update_time_mean(self.controls, self.viewer)
         self._on_input_changed()
         self.table.setRowCount(0)  # the table described the previous layer
+        self.evidence.setText("")
         self.status.setText("")
+        if self.pattern.params is not None and layer is not None:  # a calibration applies to other data too
+            self.pattern.show(self, float(self.controls.pixel_size_um.value), layer.data.shape[-2:])
+            self.status.setText(f"the parameters loaded from {self.pattern.name} are used (Estimate drops them)")
 
     def _gather(self) -> Job:
         return gather(self.viewer, self.controls, self.session)
@@ -165,14 +190,31 @@ class SimWidget(QWidget):
         Returns (job, PatternParameters in use or None, raw layer name); raises
         SimInputError with a sentence on bad input.
         """
-        return self._gather(), self.session.params, self.controls.layer.value
+        job = self._gather()
+        return job, self.session.params_for_run(job), self.controls.layer.value
+
+    def _frame_shape(self) -> tuple[int, ...]:
+        """(Y, X) of the selected layer's frames ((1, 1) without one)."""
+        layer = L.find_layer(self.viewer, self.controls.layer.value)
+        return tuple(layer.data.shape[-2:]) if layer is not None else (1, 1)
+
+    def load_parameters(self, path: str | Path | None = None) -> bool:
+        """Use a parameters JSON instead of an estimate (a file dialog asks without ``path``)."""
+        return self.pattern.load(self, path)
+
+    def _params_or_notify(self, job: Job) -> tuple[bool, Any]:
+        """(ok, PatternParameters or None) a run of ``job`` uses; ok False after a notification."""
+        try:
+            return True, self.session.params_for_run(job)
+        except SimInputError as exc:
+            notify("error", str(exc), self.status)
+            return False, None
 
     def _job_or_notify(self) -> Job | None:
         try:
             job = self._gather()
         except SimInputError as exc:
-            self.status.setText(str(exc))  # the whole sentence (a notification may cut it off)
-            show_error(str(exc))
+            notify("error", str(exc), self.status)  # the whole sentence also in the status line
             return None
         if job.background > 0:
             self._offset_runner.submit(job)  # reads a few frames: in a worker
@@ -180,7 +222,7 @@ class SimWidget(QWidget):
 
     def _on_offset_checked(self, warning: str | None) -> None:
         if warning:
-            show_warning(warning)
+            notify("warning", warning)
 
     # ------------------------------------------------------------ workers
     @property
@@ -203,7 +245,14 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        self.status.setText("estimating the pattern…")
+        if job.known is not None:
+            self.status.setText(f"refitting the phases at the k of {self.pattern.name}…")
+        else:
+            if self.pattern.params is not None:
+                notify("info", f"estimating on these frames; the parameters loaded from {self.pattern.name} "
+                       "are dropped")
+                self.pattern.clear(self.controls)
+            self.status.setText("estimating the pattern…")
         return self._start(run_estimate, (job,), lambda out: self._on_estimated(out, job),
                            progress={"desc": "SIM: estimating the pattern"}, on_failure=self._on_estimate_failed)
 
@@ -211,13 +260,16 @@ class SimWidget(QWidget):
         """No stale table or parameters of another dataset after a failed estimate."""
         self.session.estimate = self.session.params = None
         self.table.setRowCount(0)
+        self.evidence.setText("")
         self.status.setText(f"estimate failed: {out.message}")
 
     def reconstruct(self) -> Any:
         job = self._job_or_notify()
         if job is None:
             return None
-        params = self.session.params
+        ok, params = self._params_or_notify(job)
+        if not ok:
+            return None
         self.status.setText("reconstructing…")
         return self._start(run_reconstruct, (job, params, self.controls.filter_settings()),
                            lambda out: self._on_reconstructed(out, job, fresh=True),
@@ -227,12 +279,14 @@ class SimWidget(QWidget):
         job = self._job_or_notify()
         if job is None:
             return None
-        params = self.session.params
+        ok, params = self._params_or_notify(job)
+        if not ok:
+            return None
         worker = self._start(run_all, (job, params, self.controls.filter_settings()),
                              lambda out: self._on_all(out, job), cancellable=True,
                              progress={"total": job.n_planes, "desc": "SIM: reconstructing all planes"})
         if worker is not None:
-            worker.aborted.connect(lambda: show_info("Reconstruct all was cancelled; nothing was added"))
+            worker.aborted.connect(lambda: notify("info", "Reconstruct all was cancelled; nothing was added"))
         return worker
 
     def cancel(self) -> None:
@@ -249,7 +303,7 @@ class SimWidget(QWidget):
         if out.estimate is not None:
             self._on_estimated(out.estimate, job)
         if self._raw_layer(job) is None:
-            show_error("the raw layer was removed while reconstructing")
+            notify("error", "the raw layer was removed while reconstructing", self.status)
             return
         self._spectrum_runner.invalidate()  # results for the previous image must not land here
         self._filter_runner.invalidate()
@@ -260,7 +314,7 @@ class SimWidget(QWidget):
     def _on_plane(self, out: Any) -> None:
         """Take a new current plane, prepared in a worker: the layers are updated in place."""
         if isinstance(out, Failure):
-            show_error(out.message)
+            notify("error", out.message, self.status)
         elif self.prepared is not None and self.job is not None:
             self._on_reconstructed(out, replace(self.job, plane=out.plane))
             self._on_filter_changed()
@@ -288,7 +342,7 @@ class SimWidget(QWidget):
         try:
             settings = self.controls.filter_settings()
         except SimInputError as exc:
-            show_error(str(exc))
+            notify("error", str(exc), self.status)
             return
         self.session.filter = settings  # drops the filtered image only
         if self.prepared is None or L.find_layer(self.viewer, f"{self.base} SIM") is None:
@@ -301,7 +355,7 @@ class SimWidget(QWidget):
 
     def _on_filtered(self, out: Any) -> None:
         if isinstance(out, Failure):
-            show_error(out.message)
+            notify("error", out.message, self.status)
             return
         t0 = time.perf_counter()
         image, settings, cost_ms = out

@@ -15,7 +15,11 @@ Invalidation: setting an input drops the results that depend on it (:data:`DROPS
   outputs of the old plane, and keeps the estimate and the all-planes result;
 * the filter settings (the sliders) drop only the filtered image: the prepared bands
   stay and a re-filter costs milliseconds;
-* the PINN settings drop only the PINN result.
+* the PINN settings drop only the PINN result;
+* loaded parameters (``loaded``, a calibration from a parameters JSON), "keep k, refit
+  phases" (``keep_k``) and "estimate on the time mean" (``time_mean``) change where the
+  pattern comes from: they drop every result and bump ``version`` too. Loaded parameters
+  are an input, so they survive a change of the data (a calibration is reused on other data).
 
 The same model runs without a viewer, e.g. in a notebook::
 
@@ -29,7 +33,7 @@ The same model runs without a viewer, e.g. in a notebook::
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,7 +46,7 @@ from ..engine.parameters import FilterSettings, Optics, PatternParameters
 from ..engine.steps import run_to_end
 from .tasks import AllOutput, EstimateOutput, Failure, Job, OtfChoice, ReconOutput, frames_of
 
-DATASET_INPUTS = ("data", "source", "layout", "optics", "background", "otf")
+DATASET_INPUTS = ("data", "source", "layout", "optics", "background", "otf", "loaded", "keep_k", "time_mean")
 RESULTS = ("estimate", "params", "job", "prepared", "reconstruction", "image", "all_planes", "pinn_result",
            "denoised")
 PLANE_RESULTS = ("prepared", "reconstruction", "image", "pinn_result", "denoised")
@@ -64,9 +68,11 @@ class SimSession:
     Inputs: ``data`` (the raw image's array, any shape (..., Y, X); lazy arrays stay
     lazy), ``source`` (its name), ``layout``, ``optics``, ``background`` (camera
     offset, counts), ``otf`` (:class:`OtfChoice`), ``plane`` (flat index t·Z + z),
-    ``filter`` (:class:`FilterSettings`), ``pinn`` (PinnSettings or None).
+    ``filter`` (:class:`FilterSettings`), ``pinn`` (PinnSettings or None), ``loaded``
+    (PatternParameters from a file, ``loaded_name`` its name), ``keep_k`` (refit the phases at
+    the loaded k), ``time_mean`` (estimate on the mean over the time points).
     Results: ``estimate`` (EstimateOutput), ``params`` (PatternParameters in use),
-    ``job`` (the Job the plane results were made from), ``prepared`` (bands of
+    ``job`` (the Job the latest results were made from), ``prepared`` (bands of
     ``plane``), ``reconstruction`` (ReconOutput), ``image`` ((2Y, 2X) filtered with
     ``filter``), ``all_planes`` (AllOutput), ``pinn_result``, ``denoised``.
     ``version`` counts dataset changes; ``base`` names the data the results' layers
@@ -82,6 +88,10 @@ class SimSession:
     plane: int = 0
     filter: FilterSettings = field(default_factory=FilterSettings)
     pinn: Any = None
+    loaded: PatternParameters | None = None
+    loaded_name: str = ""
+    keep_k: bool = False
+    time_mean: bool = False
     estimate: EstimateOutput | None = None
     params: PatternParameters | None = None
     job: Job | None = None
@@ -133,18 +143,52 @@ class SimSession:
                 f"angles × phases frames (e.g. 9 frames for 3 angles × 3 phases)")
         frames = self.frames
         arrange_frames(frames, self.layout)  # raises on a wrong frame count (lazily: nothing is read)
+        known = self.loaded if self.refits else None
         job = Job(frames, self.layout, self.optics, float(self.background), 0, self.otf.kind,
-                  float(self.otf.attenuation), str(self.otf.path), self.source)
+                  float(self.otf.attenuation), str(self.otf.path), self.source, bool(self.time_mean), known)
         index = self.plane if plane is None else plane
         if not 0 <= index < job.n_planes:
             raise SimInputError(f"plane {index} does not exist: the stack has {job.n_planes} planes")
-        return Job(frames, job.layout, job.optics, job.background, index, job.otf_kind, job.otf_attenuation,
-                   job.otf_path, job.layer_name)
+        return replace(job, plane=index)
+
+    @property
+    def refits(self) -> bool:
+        """Whether runs keep the loaded k and refit the phases (instead of estimating)."""
+        return self.loaded is not None and bool(self.keep_k)
+
+    def params_for_run(self, job: Job) -> PatternParameters | None:
+        """Return the parameters a reconstruction of ``job`` uses, or None (its worker estimates).
+
+        The estimate of these inputs, else the loaded parameters (checked against the job;
+        None when they are refitted: the worker does it with ``job.known``).
+        """
+        from .estimation import check_fits
+
+        if self.estimate is not None:
+            return self.estimate.result.params
+        if self.loaded is None:
+            return None
+        check_fits(self.loaded, job)
+        return None if self.refits else self.loaded
+
+    def load(self, params: PatternParameters | None, name: str) -> None:
+        """Use loaded parameters (a calibration) from now on; every result is dropped."""
+        self.loaded_name = name
+        self.loaded = params
+
+    def use_result(self, result: Any) -> None:
+        """Use an EstimationResult made here (e.g. with typed values) as the estimate."""
+        from dataclasses import replace as _replace
+
+        old = self.estimate
+        self.params = result.params
+        self.estimate = _replace(old, result=result) if old is not None else EstimateOutput(result, None, None)
 
     # ------------------------------------------------------------ results
-    def accept_estimate(self, out: EstimateOutput, job: Job) -> None:
-        """Keep an estimate (and its parameters) made from ``job``."""
-        self.base = job.layer_name
+    def accept_estimate(self, out: EstimateOutput, job: Job | None) -> None:
+        """Keep an estimate (and its parameters) made from ``job`` (None: the current job)."""
+        if job is not None:
+            self.base, self.job = job.layer_name, job
         self.params = out.result.params
         self.estimate = out
 

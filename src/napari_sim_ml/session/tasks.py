@@ -83,6 +83,8 @@ class Job:
     otf_attenuation: float = 0.3
     otf_path: str = ""
     layer_name: str = ""  # the raw layer (or file) the frames came from
+    time_mean: bool = False  # estimate on the mean over the time points (session.estimation)
+    known: PatternParameters | None = None  # keep these k, refit phases and modulation instead of estimating
 
     @property
     def planes(self) -> Any:
@@ -121,8 +123,8 @@ class EstimateOutput:
     """An estimate with the spectra the dock shows."""
 
     result: Any  # engine.estimate.EstimationResult
-    widefield_spectrum: np.ndarray  # (Y, X) log |FFT|, zero frequency at (Y//2, X//2)
-    raw_spectrum: np.ndarray  # (Y, X) mean over frames of log |FFT|
+    widefield_spectrum: np.ndarray | None  # (Y, X) log |FFT|, zero at (Y//2, X//2); None: typed/loaded
+    raw_spectrum: np.ndarray | None  # (Y, X) mean over frames of log |FFT|
 
 
 @dataclass
@@ -191,9 +193,15 @@ def _estimate(job: Job) -> EstimateOutput:
     from ..engine.bands import preprocess
     from ..engine.estimate import estimate_pattern
     from ..engine.wiener import log_spectrum
+    from .estimation import estimation_frames
 
-    plane = job.plane_frames()  # a lazy layer reads this plane only
-    result = estimate_pattern(plane, job.optics, otf=job.make_otf(), background=job.background)
+    plane = estimation_frames(job)  # the current plane (a lazy layer reads it only) or the time mean
+    if job.known is not None:
+        from ..engine.refit import refit_with_known_k
+
+        result = refit_with_known_k(plane, job.optics, job.known, otf=job.make_otf(), background=job.background)
+    else:
+        result = estimate_pattern(plane, job.optics, otf=job.make_otf(), background=job.background)
     frames = preprocess(plane, job.background)
     widefield = log_spectrum(frames.mean(axis=(0, 1)))
     flat = frames.reshape(-1, *frames.shape[-2:])
