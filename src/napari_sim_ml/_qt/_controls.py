@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -45,7 +46,8 @@ class Controls:
         self.background = FloatSpinBox(label="camera offset", value=0.0, min=0.0, max=65535.0, step=1.0)
         self.otf = ComboBox(label="OTF", choices=OTF_CHOICES, value="ideal")
         self.otf_attenuation = FloatSpinBox(label="OTF attenuation a", value=0.3, min=0.01, max=1.0, step=0.01)
-        self.otf_file = FileEdit(label="OTF/PSF file", mode="r", filter="*.tif *.tiff *.mrc *.dv *.otf")
+        self.otf_file = FileEdit(label="OTF/PSF file", mode=FileDialogMode.EXISTING_FILE,
+                                  filter="*.tif *.tiff *.mrc *.dv *.otf")
         self.load_params = PushButton(text="Load parameters…",
                                       tooltip="use a parameters JSON (as `napari-sim-ml estimate --json` writes it) "
                                               "instead of estimating; Estimate drops it again")
@@ -61,8 +63,8 @@ class Controls:
         self.reconstruct_all = PushButton(text="Reconstruct all")
         self.cancel = PushButton(text="Cancel", enabled=False)
         defaults = FilterSettings()
-        self.wiener = LogSlider(label="Wiener w", value=defaults.wiener, min=1e-3, max=1.0, base=10, max_pos=1500,
-                                tooltip="Wiener parameter (log scale): larger = smoother, less noise")
+        self.wiener = LogSlider(label="Wiener w", value=defaults.wiener, min=1e-3, max=1.0, base=10,  # type: ignore[call-arg]
+                                max_pos=1500, tooltip="Wiener parameter (log scale): larger = smoother, less noise")
         self.wiener.value = defaults.wiener  # magicgui sets the value before max_pos applies
         for readout in self.wiener.native.findChildren(QAbstractSpinBox):
             readout.hide()  # it would show the slider position; the label shows w
@@ -71,7 +73,7 @@ class Controls:
         self.attenuation = FloatSlider(label="attenuation", value=defaults.attenuation, min=0.0, max=1.0, step=0.01)
         self.attenuation_fwhm = FloatSlider(label="atten. FWHM (1/µm)", value=defaults.attenuation_fwhm,
                                             min=0.1, max=5.0, step=0.05)
-        self.export_path = FileEdit(label="export to", mode="w", filter="*.tif")
+        self.export_path = FileEdit(label="export to", mode=FileDialogMode.OPTIONAL_FILE, filter="*.tif")
         self.export = PushButton(text="Export")
         # preferences only: optics, camera offset and frame layout are per dataset (see prefill)
         self.persisted = {

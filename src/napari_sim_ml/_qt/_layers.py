@@ -34,7 +34,7 @@ def plugin_meta(layer: Any) -> dict[str, Any]:
 
 
 def is_output_layer(layer: Any) -> bool:
-    """True for layers this plugin made from a raw stack (or a simulation's truth)."""
+    """Tell whether this plugin made the layer from a raw stack (or it is a simulation's truth)."""
     return plugin_meta(layer).get("kind") in OUTPUT_KINDS
 
 
@@ -55,8 +55,10 @@ def contrast_limits(data: np.ndarray) -> tuple[float, float]:
 
 
 def _on_main_thread() -> None:
-    """Layers are changed on the main (GUI) thread only: a texture swapped under a draw can crash
-    the OpenGL driver. Raises RuntimeError when called from another thread.
+    """Raise RuntimeError when called from another thread than the main (GUI) thread.
+
+    Layers are changed on the main thread only: a texture swapped under a draw can crash the
+    OpenGL driver.
     """
     import threading
 
@@ -65,8 +67,9 @@ def _on_main_thread() -> None:
 
 
 def display_ready(data: Any) -> Any:
-    """``data`` as a texture-friendly array: C-contiguous, float64 → float32 (vispy uploads
-    float32 anyway); lazy (dask) arrays are left as they are.
+    """Make ``data`` texture-friendly: C-contiguous, float64 → float32 (vispy uploads float32 anyway).
+
+    Lazy (dask) arrays are left as they are.
     """
     if not isinstance(data, np.ndarray):
         return data
@@ -91,8 +94,9 @@ def raw_geometry(raw_layer: Any) -> dict[str, Any]:
 
 
 def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> dict[str, Any]:
-    """The same geometry with one leading (plane) axis; scaled by ``z_step_um`` (µm) when the
-    planes are z planes with a known step.
+    """Give the same geometry with one leading (plane) axis.
+
+    The axis is scaled by ``z_step_um`` (µm) when the planes are z planes with a known step.
     """
     if z_step_um:
         return {"scale": (float(z_step_um), *geometry["scale"]), "translate": (0.0, *geometry["translate"]),
@@ -102,8 +106,9 @@ def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> 
 
 
 def plane_axes(n_t: int, n_z: int) -> list[tuple[str, int]]:
-    """(label, length) of the plane axes of an all-planes result: t and/or z (one axis when only
-    one of them is longer than 1; "SIM plane" for a single plane).
+    """Name the plane axes of an all-planes result: (label, length) for t and/or z.
+
+    One axis when only one of them is longer than 1; "SIM plane" for a single plane.
     """
     axes = [(label, n) for label, n in (("SIM t", n_t), ("SIM z", n_z)) if n > 1]
     return axes or [("SIM plane", n_t * n_z)]
@@ -111,7 +116,7 @@ def plane_axes(n_t: int, n_z: int) -> list[tuple[str, int]]:
 
 def plane_stack(images: np.ndarray, raw_layer: Any, geometry: dict[str, Any], n_z: int,
                 z_step_um: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """An all-planes result (N, Y, X), N = T·Z, as a layer with its own plane slider(s).
+    """Shape an all-planes result (N, Y, X), N = T·Z, as a layer with its own plane slider(s).
 
     napari aligns the axes of all layers from the right, so a (Z, Y, X) result would share the
     raw layer's frame slider (its z axis on the raw's frame axis: it would vanish beyond frame
@@ -147,7 +152,7 @@ def plane_stack(images: np.ndarray, raw_layer: Any, geometry: dict[str, Any], n_
 
 
 def display_axes_meta(data: np.ndarray, raw_layer: Any) -> dict[str, Any]:
-    """What a writer needs to turn :func:`plane_stack`'s layer back into (N, Y, X)."""
+    """Describe what a writer needs to turn :func:`plane_stack`'s layer back into (N, Y, X)."""
     return {"planes_shape": [int(v) for v in data.shape[:data.ndim - raw_layer.ndim]],
             "spanning_axes": raw_layer.ndim - 2}
 
@@ -184,7 +189,7 @@ def upsert_image(viewer: Any, name: str, data: np.ndarray, geometry: dict[str, A
 
 
 def update_data(layer: Any, data: np.ndarray) -> None:
-    """New pixel values for an existing layer, in place.
+    """Put new pixel values into an existing layer, in place.
 
     Same shape and dtype (every slider move): copy into the layer's array and refresh the
     view without recomputing extents, which skips the viewer-wide dims update that
