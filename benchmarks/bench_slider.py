@@ -85,11 +85,11 @@ def run(size: int, moves: int) -> dict:
     import napari
     from qtpy.QtWidgets import QApplication
 
+    from napari_sim_ml._qt import SimWidget
+    from napari_sim_ml._qt._layers import update_data
+    from napari_sim_ml._qt.sim_widget import INLINE_FILTER_MS as inline_ms
     from napari_sim_ml.engine.simulate import simulate_acquisition
     from napari_sim_ml.engine.wiener import wiener_filter
-    from napari_sim_ml.widgets import SimWidget
-    from napari_sim_ml.widgets._layers import update_data
-    from napari_sim_ml.widgets.sim_widget import INLINE_FILTER_MS as inline_ms
 
     sim = simulate_acquisition("mesh", size=size, seed=3)
     px = sim.optics.pixel_size_um

@@ -1,5 +1,6 @@
-"""npe2 reader: raw SIM stacks (TIFF, OME-TIFF, MRC/DV, OME-Zarr, folders of frames) as image layers
-with physical scale.
+"""npe2 reader: raw SIM stacks as image layers with physical scale.
+
+The formats are TIFF, OME-TIFF, MRC/DV, OME-Zarr and folders of frames.
 
 The layer keeps the frames in file order, shape (F, Y, X) (or (Y, X) for a single
 image such as an exported reconstruction), as a lazy dask array: opening reads the
@@ -36,11 +37,14 @@ LayerData = tuple[np.ndarray, dict[str, Any], str]
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """Return a reader for one TIFF/MRC/DV file, OME-Zarr store or folder of frames, or None
-    when this plugin cannot take it.
+    """Return a reader for one TIFF/MRC/DV file, OME-Zarr store or folder of frames, or None.
 
-    Never raises: unreadable, complex-valued (OTF) or RGB files give None so that
-    napari can try another reader. Only the metadata is read here.
+    None means this plugin cannot take it.
+
+    Never raises. The decision reads the suffix and the file's header only (TIFF tags,
+    MRC header, zarr metadata, a folder's file list), never pixels: complex-valued
+    (OTF), RGB, empty or unreadable files give None so that napari can try another
+    reader. The frames are opened (lazily) when napari calls the reader.
     """
     try:
         if isinstance(path, (list, tuple)):
@@ -51,17 +55,19 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
             return None
         file = Path(path)
         if file.is_dir():
-            raw = open_raw(file)
-        elif file.suffix.lower() not in SUFFIXES or not file.is_file():
+            raw = open_raw(file)  # a folder or zarr store: lazy, headers only
+            if np.iscomplexobj(raw.frames) or raw.frames.ndim not in (2, 3):
+                return None
+            opened: RawFile | None = raw
+        elif file.suffix.lower() not in SUFFIXES or not file.is_file() or not _header_ok(file):
             return None
         else:
-            raw = open_raw(file)
-        if np.iscomplexobj(raw.frames) or raw.frames.ndim not in (2, 3):
-            return None
+            opened = None
     except Exception:  # noqa: BLE001 - a reader must never raise
         return None
 
     def _reader(_path: Any = None) -> list[LayerData]:
+        raw = opened if opened is not None else open_raw(file)
         average = (raw.extra.get("sequence") or {}).get("average_frame")
         if average is None:
             return [raw_to_layer_data(raw)]
@@ -70,26 +76,83 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
     return _reader
 
 
-def open_raw(path: Path) -> RawFile:
-    """The RawFile of ``path`` with lazy (dask) frames where the format allows, else read whole.
+def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, str]:
+    """(shape, dtype, axes) of a TIFF's first series or an MRC's data, from the header only."""
+    if path.suffix.lower() in (".mrc", ".dv"):
+        import warnings
 
-    Stacks (3-D and more) of TIFF, MRC, folders and OME-Zarr are opened lazily; 2-D
-    images and files with several channels are read whole (the engine flattens
-    channels into frames, as :func:`engine.io.read_raw` does).
+        import mrcfile
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.mmap(path, mode="r", permissive=True) as mrc:  # a memory map: no pixel is read
+                if mrc.data is None:
+                    raise ValueError("no image data")
+                return tuple(mrc.data.shape), np.dtype(mrc.data.dtype), "ZYX"[-mrc.data.ndim:]
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ValueError("no image data")
+        series = tif.series[0]
+        return tuple(series.shape), np.dtype(series.dtype), str(series.axes)
+
+
+def _header_ok(path: Path) -> bool:
+    """Whether the header describes grey-level real images this plugin opens (not OTF, RGB, 1-D)."""
+    shape, dtype, axes = _header(path)
+    if dtype.kind == "c" or len(shape) < 2 or min(shape[-2:]) < 2:
+        return False
+    rgb = axes.endswith("S") or (len(shape) > 2 and shape[-1] in (3, 4) and shape[-3] > 4)
+    return not rgb
+
+
+def open_raw(path: Path) -> RawFile:
+    """Open ``path`` as a RawFile with lazy (dask) frames where the format allows.
+
+    Stacks (3-D and more) of TIFF, MRC, folders and OME-Zarr are opened lazily; a file
+    with several channels (or whose frames a TIFF calls channels) opens lazily too, its
+    channels flattened into frames in file order as :func:`engine.io.read_raw` does;
+    only a single 2-D image (one frame) is read whole.
     """
     from .engine.lazy import open_lazy
 
     try:
-        raw, _ = open_lazy(path)
-    except SimInputError:
-        return read_raw(path, require_frames=False)
+        raw, source = open_lazy(path)
+    except SimInputError as exc:
+        if "channels; choose one" not in str(exc):
+            return read_raw(path, require_frames=False)
+        raw, source = _all_channels(path)
     if raw.frames.ndim == 3 and raw.frames.shape[0] == 1 and not (raw.extra.get("sequence") or {}):
         return read_raw(path, require_frames=False)  # one frame: an image, not a stack
     return raw
 
 
+def _all_channels(path: Path) -> tuple[RawFile, Any]:
+    """Open a multi-channel file lazily with every channel's frames, in file order."""
+    from dataclasses import replace
+
+    import dask.array as da
+
+    from .engine.lazy import FrameSource, open_lazy
+
+    raw, source = open_lazy(path, channel=0)
+    assert isinstance(source, FrameSource)
+    every = replace(source, channel_axis=None, channel=0)
+    frames = da.from_array(every, chunks=(1, *every.frame_shape), asarray=False,
+                           name=f"frames-all-channels-{_token(path)}")
+    return replace(raw, frames=frames), every
+
+
+def _token(path: Path) -> str:
+    from dask.base import tokenize
+
+    st = path.stat()
+    return tokenize(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
 def split_average_frame(raw: RawFile, index: int) -> list[LayerData]:
-    """The raw frames before ``index`` as the raw layer and frame ``index`` as its own layer."""
+    """Split the raw frames before ``index`` (the raw layer) from frame ``index`` (its own layer)."""
     seq = raw.extra.get("sequence") or {}
     frames_raw = RawFile(raw.path, raw.frames[:index], raw.pixel_size_um, raw.wavelength_nm, raw.na,
                          {**raw.extra, "frames_selected": f"0-{index - 1}"}, z_step_um=raw.z_step_um)
@@ -104,7 +167,7 @@ def split_average_frame(raw: RawFile, index: int) -> list[LayerData]:
 
 
 def _layout_for(raw: RawFile) -> dict[str, Any] | None:
-    """The stored layout when it fits the frame count, else a guess, else None."""
+    """Give the stored layout when it fits the frame count, else a guess, else None."""
     if raw.frames.ndim != 3:
         return None
     n = raw.frames.shape[0]
@@ -123,7 +186,7 @@ def _layout_for(raw: RawFile) -> dict[str, Any] | None:
 
 
 def raw_to_layer_data(raw: RawFile) -> LayerData:
-    """(data, add_image kwargs, "image") for a RawFile."""
+    """Turn a RawFile into (data, add_image kwargs, "image")."""
     data = raw.frames
     meta = {k: v for k, v in raw.extra.items() if k not in ("optics", "layout")}
     meta["optics"] = {"na": raw.na, "wavelength_nm": raw.wavelength_nm, "pixel_size_um": raw.pixel_size_um}

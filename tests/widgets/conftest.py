@@ -31,7 +31,7 @@ def wait(qtbot):
 def sim_viewer(make_napari_viewer_proxy):
     """A viewer (proxy: raises if napari objects are changed off the main thread) with the
     2-beam sample opened through the plugin and the SIM dock added."""
-    from napari_sim_ml.widgets import SimWidget
+    from napari_sim_ml._qt import SimWidget
 
     viewer = make_napari_viewer_proxy()
     viewer.open_sample("napari-sim-ml", "sim-2beam")

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_sim_ml.widgets import SimWidget
-from napari_sim_ml.widgets._layers import plane_stack
+from napari_sim_ml._qt import SimWidget
+from napari_sim_ml._qt._layers import plane_stack
 
 
 def _pza_viewer(make_viewer, n_z: int):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sim_ml._qt import SimWidget
 from napari_sim_ml.engine.io import write_tiff
-from napari_sim_ml.widgets import SimWidget
 
 RAW = "SIM raw 3x3"
 
@@ -117,7 +117,7 @@ def test_inputs_changed_while_computing(sim_viewer, wait, notes):
     wait(w)
     assert w.result is None and w.table.rowCount() == 0
     assert any("inputs changed while computing" in m for m in notes())
-    assert f"{RAW} peaks" not in [layer.name for layer in viewer.layers]
+    assert f"{RAW} peaks" not in [layer.name for layer in (*viewer.layers, *w.spectra.model.layers)]
     w.estimate()
     wait(w)
     assert w.result is not None

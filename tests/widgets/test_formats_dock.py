@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_sim_ml._qt import SimWidget
 from napari_sim_ml.batch import build_parser, run_batch
 from napari_sim_ml.engine.io import FrameLayout, write_tiff
-from napari_sim_ml.widgets import SimWidget
 
 from ..test_batch import timelapse
 

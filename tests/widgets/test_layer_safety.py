@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from napari_sim_ml.widgets import _layers as L
+from napari_sim_ml._qt import _layers as L
 
 GEO = {"scale": (0.5, 0.5), "translate": (0.0, 0.0), "units": ("um", "um")}
 

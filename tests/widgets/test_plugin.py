@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_sim_ml.widgets import SimWidget
+from napari_sim_ml._qt import SimWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def test_manifest_valid_and_ids_prefixed():
 
 @pytest.mark.slow
 def test_plugin_dock_and_menu_command(make_napari_viewer_proxy):
-    from napari_sim_ml.widgets._commands import open_for_selected_layer
+    from napari_sim_ml._qt._commands import open_for_selected_layer
 
     viewer = make_napari_viewer_proxy()
     layers = viewer.open_sample("napari-sim-ml", "sim-3beam")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sim_ml.widgets import SimWidget
-from napari_sim_ml.widgets._controls import NOT_FROM_FILE
+from napari_sim_ml._qt import SimWidget
+from napari_sim_ml._qt._controls import NOT_FROM_FILE
 
 RAW = "SIM raw 3x3"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sim_ml._qt import SimWidget
 from napari_sim_ml.engine.io import read_raw
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
-from napari_sim_ml.widgets import SimWidget
 
 RAW = "SIM raw 3x3"
 

@@ -7,9 +7,9 @@ import math
 import pytest
 from qtpy.QtCore import Qt
 
+from napari_sim_ml._qt._table import WARNING_COLOR, fill_table, make_table, phase_steps_deg
 from napari_sim_ml.engine.estimate import AngleDiagnostics, EstimationResult
 from napari_sim_ml.engine.parameters import AnglePattern, PatternParameters
-from napari_sim_ml.widgets._table import WARNING_COLOR, fill_table, make_table, phase_steps_deg
 
 
 def _result(grades):

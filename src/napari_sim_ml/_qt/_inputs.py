@@ -1,18 +1,21 @@
-"""From the dock's inputs and the selected layer to a worker Job (main thread)."""
+"""From the dock's fields and the selected layer to the session's inputs and a Job (main thread).
+
+Nothing here reads pixels: a lazy layer stays lazy, and the workers read the plane they need.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from napari.layers import Image
 
 from ..engine.errors import SimInputError
-from ..engine.io import FrameLayout, arrange_frames, guess_layout
+from ..engine.io import FrameLayout, guess_layout
 from ..engine.parameters import Optics
+from ..session.model import SimSession
+from ..session.tasks import Job, OtfChoice, plane_of_frame
 from ._layers import find_layer, plugin_meta
-from ._workers import Job
 
 
 def prefill(c: Any, layer: Any) -> None:
@@ -49,40 +52,35 @@ def prefill(c: Any, layer: Any) -> None:
     c.n_z.value, c.order.value = fitted.n_z, fitted.order
 
 
-def offset_warning(frames: np.ndarray, background: float) -> str | None:
-    """A sentence when the camera offset is above most pixels (a value kept from another
-    camera, or data already offset-corrected), else None.
+def push_inputs(c: Any, session: SimSession) -> None:
+    """Copy the fields' layout, optics, camera offset and OTF choice into the session.
+
+    Raises SimInputError when a field holds a value the engine refuses.
     """
-    if background <= 0:
-        return None
-    step = max(1, frames.shape[0] // 9)
-    sample = np.asarray(frames[::step, ::4, ::4], dtype=np.float64)
-    median = float(np.median(sample))
-    if background < median:
-        return None
-    return (f"the camera offset {background:g} is above most pixels (median {median:.3g}); subtracting it leaves "
-            "little or no signal: check the offset")
+    session.layout = FrameLayout(c.angles.value, c.phases.value, c.n_z.value, c.order.value)
+    session.optics = Optics(c.na.value, c.wavelength_nm.value, c.pixel_size_um.value)
+    session.background = float(c.background.value)
+    session.otf = OtfChoice(c.otf.value, float(c.otf_attenuation.value), str(c.otf_file.value))
+    session.time_mean, session.keep_k = bool(c.time_mean.value), bool(c.keep_k.value)
 
 
-def gather(viewer: Any, c: Any) -> Job:
-    """The current inputs as a Job; raises SimInputError with a sentence for the user."""
+def gather(viewer: Any, c: Any, session: SimSession) -> Job:
+    """Bring the session up to date with the fields, the layer and the shown plane; its Job.
+
+    Raises SimInputError with a sentence for the user. The layer's data are referenced,
+    never read (``np.asarray`` of a lazy layer would read the whole file).
+    """
     layer = find_layer(viewer, c.layer.value)
     if layer is None:
         raise SimInputError("select a raw SIM layer first (open a raw stack or File > Open Sample)")
     if not isinstance(layer, Image) or getattr(layer, "rgb", False):
         raise SimInputError(f"layer '{layer.name}' is not a grey-level image layer")
-    data = layer.data if hasattr(layer.data, "dask") else np.asarray(layer.data)  # dask: read planes on demand
-    if data.ndim < 3:
-        raise SimInputError(
-            f"layer '{layer.name}' is a single 2-D image; a raw SIM stack needs "
-            f"angles × phases frames (e.g. 9 frames for 3 angles × 3 phases)")
-    frames = data.reshape(-1, *data.shape[-2:])
-    layout = FrameLayout(c.angles.value, c.phases.value, c.n_z.value, c.order.value)
-    arrange_frames(frames, layout)  # raises on a wrong frame count
-    optics = Optics(c.na.value, c.wavelength_nm.value, c.pixel_size_um.value)
-    job = Job(frames, layout, optics, float(c.background.value), 0, c.otf.value,
-              float(c.otf_attenuation.value), str(c.otf_file.value), layer.name)
-    return replace(job, plane=current_plane(viewer, layer, job))
+    session.source = layer.name
+    session.data = layer.data
+    push_inputs(c, session)
+    job = session.make_job(0)  # raises on a 2-D layer or a wrong frame count
+    session.plane = current_plane(viewer, layer, job)
+    return session.make_job()
 
 
 def current_plane(viewer: Any, layer: Any, job: Job) -> int:
@@ -93,5 +91,4 @@ def current_plane(viewer: Any, layer: Any, job: Job) -> int:
     coords = layer.world_to_data(viewer.dims.point)
     lead = [int(np.clip(round(v), 0, n - 1)) for v, n in zip(coords[:-2], lead_shape, strict=False)]
     frame = int(np.ravel_multi_index(lead, lead_shape))
-    index = arrange_frames(np.arange(job.frames.shape[0]).reshape(-1, 1, 1), job.layout)
-    return int(np.nonzero(index.reshape(job.n_planes, -1) == frame)[0][0])
+    return plane_of_frame(frame, job.frames.shape[0], job.layout)

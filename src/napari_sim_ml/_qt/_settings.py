@@ -40,3 +40,29 @@ def write_settings(values: dict[str, Any]) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # read-only home: settings simply do not persist
+
+
+class SettingsSaver:
+    """Write the persisted fields of ``controls`` once a drag or typing pauses (300 ms)."""
+
+    def __init__(self, parent: Any, controls: Any) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.controls = controls
+        controls.restore(load_settings())
+        self.timer = QTimer(parent)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(300)
+        self.timer.timeout.connect(self.save)
+        for widget in controls.persisted.values():
+            widget.changed.connect(lambda _value=None: self.timer.start())
+
+    def save(self) -> None:
+        """Write the persisted fields now."""
+        self.timer.stop()
+        write_settings(self.controls.values())
+
+    def flush(self) -> None:
+        """Write now if a change is still waiting."""
+        if self.timer.isActive():
+            self.save()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -18,7 +20,7 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QAbstractSpinBox
 
 from ..engine.parameters import FilterSettings
-from ._workers import OTF_CHOICES
+from ..session.tasks import OTF_CHOICES
 
 ORDERS = ("PAZ", "APZ", "PZA", "ZAP", "AZP", "ZPA")
 # values that belong to a dataset: taken from each file, reset to these when a file does not state
@@ -44,14 +46,25 @@ class Controls:
         self.background = FloatSpinBox(label="camera offset", value=0.0, min=0.0, max=65535.0, step=1.0)
         self.otf = ComboBox(label="OTF", choices=OTF_CHOICES, value="ideal")
         self.otf_attenuation = FloatSpinBox(label="OTF attenuation a", value=0.3, min=0.01, max=1.0, step=0.01)
-        self.otf_file = FileEdit(label="OTF/PSF file", mode="r", filter="*.tif *.tiff *.mrc *.dv *.otf")
+        self.otf_file = FileEdit(label="OTF/PSF file", mode=FileDialogMode.EXISTING_FILE,
+                                  filter="*.tif *.tiff *.mrc *.dv *.otf")
+        self.load_params = PushButton(text="Load parameters…",
+                                      tooltip="use a parameters JSON (as `napari-sim-ml estimate --json` writes it) "
+                                              "instead of estimating; Estimate drops it again")
+        self.keep_k = CheckBox(text="keep k, refit phases", value=False, enabled=False,
+                               tooltip="with loaded parameters: keep their k (and angles), refit the phases and "
+                                       "modulation on these frames (calibration reuse; Estimate refits)")
+        self.time_mean = CheckBox(text="estimate on the time mean", value=False, visible=False,
+                                  tooltip="estimate the pattern on the mean of all time points at the current z "
+                                          "(more photons for a dim time-lapse); every time point is then "
+                                          "reconstructed with that pattern")
         self.estimate = PushButton(text="Estimate")
         self.reconstruct = PushButton(text="Reconstruct")
         self.reconstruct_all = PushButton(text="Reconstruct all")
         self.cancel = PushButton(text="Cancel", enabled=False)
         defaults = FilterSettings()
-        self.wiener = LogSlider(label="Wiener w", value=defaults.wiener, min=1e-3, max=1.0, base=10, max_pos=1500,
-                                tooltip="Wiener parameter (log scale): larger = smoother, less noise")
+        self.wiener = LogSlider(label="Wiener w", value=defaults.wiener, min=1e-3, max=1.0, base=10,  # type: ignore[call-arg]
+                                max_pos=1500, tooltip="Wiener parameter (log scale): larger = smoother, less noise")
         self.wiener.value = defaults.wiener  # magicgui sets the value before max_pos applies
         for readout in self.wiener.native.findChildren(QAbstractSpinBox):
             readout.hide()  # it would show the slider position; the label shows w
@@ -60,7 +73,7 @@ class Controls:
         self.attenuation = FloatSlider(label="attenuation", value=defaults.attenuation, min=0.0, max=1.0, step=0.01)
         self.attenuation_fwhm = FloatSlider(label="atten. FWHM (1/µm)", value=defaults.attenuation_fwhm,
                                             min=0.1, max=5.0, step=0.05)
-        self.export_path = FileEdit(label="export to", mode="w", filter="*.tif")
+        self.export_path = FileEdit(label="export to", mode=FileDialogMode.OPTIONAL_FILE, filter="*.tif")
         self.export = PushButton(text="Export")
         # preferences only: optics, camera offset and frame layout are per dataset (see prefill)
         self.persisted = {
@@ -72,7 +85,9 @@ class Controls:
         self.inputs = [self.layer, self.na, self.wavelength_nm, self.pixel_size_um, self.angles, self.phases,
                        self.n_z, self.order, self.background, self.otf, self.otf_attenuation, self.otf_file]
         self.sliders = [self.wiener, self.apo_cutoff, self.apo_bend, self.attenuation, self.attenuation_fwhm]
-        self.top = Container(widgets=[*self.inputs, Container(
+        self.pattern_row = Container(widgets=[self.load_params, self.keep_k, self.time_mean], layout="horizontal",
+                                     labels=False)
+        self.top = Container(widgets=[*self.inputs, self.pattern_row, Container(
             widgets=[self.estimate, self.reconstruct, self.reconstruct_all, self.cancel],
             layout="horizontal", labels=False)])
         self.bottom = Container(widgets=[*self.sliders, self.export_path, self.export])
@@ -114,6 +129,6 @@ class Controls:
                 continue
 
     def set_busy(self, busy: bool, cancellable: bool = False) -> None:
-        for button in (self.estimate, self.reconstruct, self.reconstruct_all, self.export):
+        for button in (self.estimate, self.reconstruct, self.reconstruct_all, self.export, self.load_params):
             button.enabled = not busy
         self.cancel.enabled = busy and cancellable

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.io import METADATA_KEY
+from .evidence import runner_up_points
 
 OUTPUT_KINDS = ("reconstruction", "widefield", "spectrum", "truth", "uncertainty", "residual", "pinn-preview")
 
@@ -33,7 +34,7 @@ def plugin_meta(layer: Any) -> dict[str, Any]:
 
 
 def is_output_layer(layer: Any) -> bool:
-    """True for layers this plugin made from a raw stack (or a simulation's truth)."""
+    """Tell whether this plugin made the layer from a raw stack (or it is a simulation's truth)."""
     return plugin_meta(layer).get("kind") in OUTPUT_KINDS
 
 
@@ -54,8 +55,10 @@ def contrast_limits(data: np.ndarray) -> tuple[float, float]:
 
 
 def _on_main_thread() -> None:
-    """Layers are changed on the main (GUI) thread only: a texture swapped under a draw can crash
-    the OpenGL driver. Raises RuntimeError when called from another thread.
+    """Raise RuntimeError when called from another thread than the main (GUI) thread.
+
+    Layers are changed on the main thread only: a texture swapped under a draw can crash the
+    OpenGL driver.
     """
     import threading
 
@@ -64,8 +67,9 @@ def _on_main_thread() -> None:
 
 
 def display_ready(data: Any) -> Any:
-    """``data`` as a texture-friendly array: C-contiguous, float64 → float32 (vispy uploads
-    float32 anyway); lazy (dask) arrays are left as they are.
+    """Make ``data`` texture-friendly: C-contiguous, float64 → float32 (vispy uploads float32 anyway).
+
+    Lazy (dask) arrays are left as they are.
     """
     if not isinstance(data, np.ndarray):
         return data
@@ -90,8 +94,9 @@ def raw_geometry(raw_layer: Any) -> dict[str, Any]:
 
 
 def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> dict[str, Any]:
-    """The same geometry with one leading (plane) axis; scaled by ``z_step_um`` (µm) when the
-    planes are z planes with a known step.
+    """Give the same geometry with one leading (plane) axis.
+
+    The axis is scaled by ``z_step_um`` (µm) when the planes are z planes with a known step.
     """
     if z_step_um:
         return {"scale": (float(z_step_um), *geometry["scale"]), "translate": (0.0, *geometry["translate"]),
@@ -101,8 +106,9 @@ def stack_geometry(geometry: dict[str, Any], z_step_um: float | None = None) -> 
 
 
 def plane_axes(n_t: int, n_z: int) -> list[tuple[str, int]]:
-    """(label, length) of the plane axes of an all-planes result: t and/or z (one axis when only
-    one of them is longer than 1; "SIM plane" for a single plane).
+    """Name the plane axes of an all-planes result: (label, length) for t and/or z.
+
+    One axis when only one of them is longer than 1; "SIM plane" for a single plane.
     """
     axes = [(label, n) for label, n in (("SIM t", n_t), ("SIM z", n_z)) if n > 1]
     return axes or [("SIM plane", n_t * n_z)]
@@ -110,7 +116,7 @@ def plane_axes(n_t: int, n_z: int) -> list[tuple[str, int]]:
 
 def plane_stack(images: np.ndarray, raw_layer: Any, geometry: dict[str, Any], n_z: int,
                 z_step_um: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """An all-planes result (N, Y, X), N = T·Z, as a layer with its own plane slider(s).
+    """Shape an all-planes result (N, Y, X), N = T·Z, as a layer with its own plane slider(s).
 
     napari aligns the axes of all layers from the right, so a (Z, Y, X) result would share the
     raw layer's frame slider (its z axis on the raw's frame axis: it would vanish beyond frame
@@ -146,7 +152,7 @@ def plane_stack(images: np.ndarray, raw_layer: Any, geometry: dict[str, Any], n_
 
 
 def display_axes_meta(data: np.ndarray, raw_layer: Any) -> dict[str, Any]:
-    """What a writer needs to turn :func:`plane_stack`'s layer back into (N, Y, X)."""
+    """Describe what a writer needs to turn :func:`plane_stack`'s layer back into (N, Y, X)."""
     return {"planes_shape": [int(v) for v in data.shape[:data.ndim - raw_layer.ndim]],
             "spanning_axes": raw_layer.ndim - 2}
 
@@ -183,7 +189,7 @@ def upsert_image(viewer: Any, name: str, data: np.ndarray, geometry: dict[str, A
 
 
 def update_data(layer: Any, data: np.ndarray) -> None:
-    """New pixel values for an existing layer, in place.
+    """Put new pixel values into an existing layer, in place.
 
     Same shape and dtype (every slider move): copy into the layer's array and refresh the
     view without recomputing extents, which skips the viewer-wide dims update that
@@ -241,15 +247,39 @@ def show_estimate(viewer: Any, base: str, out: Any, optics: Any, geometry: dict[
     common = {"scale": geometry["scale"], "translate": geometry["translate"], "units": geometry["units"],
               "metadata": {METADATA_KEY: meta}}
     replace_layer(viewer, f"{base} peaks")
+    replace_layer(viewer, f"{base} runner-up peaks")
     replace_layer(viewer, f"{base} OTF support")
     viewer.add_shapes(circles, shape_type="ellipse", name=f"{base} OTF support", edge_color="cyan",
                       face_color="transparent", edge_width=1.5, **common)
     viewer.add_points(peaks, name=f"{base} peaks", size=8, face_color="transparent",
                       border_color="lime", border_width=0.15, **common)
+    runners = runner_up_points(out.result, shape)
+    if len(runners):  # the best peak not chosen: a different marker and colour than the chosen one
+        viewer.add_points(runners, name=f"{base} runner-up peaks", size=8, symbol="x", face_color="magenta",
+                          border_color="magenta", border_width=0.1, **common)
 
 
 def hide_estimate_layers(viewer: Any, base: str) -> None:
-    for suffix in ("spectrum widefield", "spectrum raw", "peaks", "OTF support"):
+    for suffix in ("spectrum widefield", "spectrum raw", "peaks", "runner-up peaks", "OTF support"):
         layer = find_layer(viewer, f"{base} {suffix}")
         if layer is not None:
             layer.visible = False
+
+
+def z_step_of(raw_layer: Any, job: Any) -> float | None:
+    """Return the raw layer's z step (µm) when the job's planes are z planes of one time point, else None."""
+    step = plugin_meta(raw_layer).get("z_step_um") if raw_layer is not None else None
+    return float(step) if step and job.layout.n_z > 1 and job.n_planes == job.layout.n_z else None
+
+
+def recon_meta(job: Any, kind: str, params: Any, base: str, settings: Any, z_step_um: float | None) -> dict[str, Any]:
+    """Build the metadata of a Wiener output layer of ``job`` (optics on the 2× grid, parameters, filter)."""
+    from dataclasses import asdict
+
+    optics = job.optics
+    return {"kind": kind, "method": "wiener", "source_layer": base,
+            "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
+            "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
+            "filter": asdict(settings), "layout": asdict(job.layout),
+            "background": job.background, "plane": job.plane,
+            **({"z_step_um": z_step_um} if z_step_um else {})}

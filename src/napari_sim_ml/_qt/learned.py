@@ -9,7 +9,7 @@ generator and frees the network. Layers are touched only in main-thread callback
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
@@ -18,41 +18,21 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine.errors import SimInputError
 from ..engine.parameters import PatternParameters
+from ..session.learned import run_pinn
+from ..session.tasks import Failure, Job
 from . import _layers as L
-from ._workers import Failure, Job
+from ._workers import WorkerSlot
 
 Context = Callable[[], tuple[Job, PatternParameters | None, str]]
-
-
-def run_pinn(job: Job, params: PatternParameters, settings: Any) -> Generator[Any, None, Any]:
-    """Worker body: yields PinnProgress, returns PinnResult or a Failure (no Qt here)."""
-    import numpy as np
-
-    from ..engine.pinn import pinn_steps
-
-    try:
-        steps = pinn_steps(np.asarray(job.planes[job.plane]), job.optics, params, settings, job.make_otf(), job.background)
-    except SimInputError as exc:
-        return Failure(str(exc))
-    try:
-        while True:
-            try:
-                progress = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            yield progress
-    except SimInputError as exc:
-        return Failure(str(exc))
-    finally:
-        steps.close()  # frees the network also when the worker is cancelled
+__all__ = ["LearnedPanel", "run_pinn"]
 
 
 class LearnedPanel(QWidget):
     """Mode, iterations, TV weight, uncertainty samples, device, seed; Run / Cancel."""
 
-    def __init__(self, viewer: Any, context: Context, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: Any, context: Context, session: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer, self.context = viewer, context
+        self.viewer, self.context, self.session = viewer, context, session
         self.mode = ComboBox(label="PINN mode", choices=["noise-aware", "faithful"], value="noise-aware")
         self.iterations = SpinBox(label="max iterations", min=1, max=5000, value=150)
         self.tv_weight = FloatSpinBox(label="TV weight", min=0.0, max=100.0, step=0.1, value=0.5)
@@ -71,12 +51,19 @@ class LearnedPanel(QWidget):
         layout.addWidget(QLabel("<b>Learned reconstruction (untrained PINN)</b>"))
         layout.addWidget(box.native)
         layout.addWidget(self.status)
-        self.worker: Any = None
+        self.slot = WorkerSlot("a PINN fit is already running; wait for it or press Cancel PINN",
+                               "the PINN fit failed", self.run_button, self.cancel_button)
         self.base = ""
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
 
+    @property
+    def worker(self) -> Any:
+        """The running fit's worker, or None."""
+        return self.slot.worker
+
     def settings(self) -> Any:
+        """Build the PINN settings the fields give."""
         from ..engine.pinn import PinnSettings
 
         return PinnSettings(mode=self.mode.value, iterations=int(self.iterations.value),
@@ -86,10 +73,7 @@ class LearnedPanel(QWidget):
 
     def run(self) -> Any:
         """Start a fit; returns the worker (or None after a notification)."""
-        from napari.qt.threading import create_worker
-
-        if self.worker is not None:
-            show_error("a PINN fit is already running; wait for it or press Cancel PINN")
+        if self.slot.refuse():
             return None
         try:
             job, params, base = self.context()
@@ -101,22 +85,19 @@ class LearnedPanel(QWidget):
             show_error(str(exc))
             return None
         self.base = base
-        worker = create_worker(run_pinn, job, params, settings, _start_thread=False,
-                               _progress={"total": settings.max_steps, "desc": "PINN fit"})
-        worker.yielded.connect(lambda progress: self._on_progress(progress, job))
-        worker.returned.connect(lambda result: self._on_result(result, job, params))
-        worker.errored.connect(lambda exc: show_error(f"the PINN fit failed: {type(exc).__name__}: {exc}"))
-        worker.aborted.connect(lambda: show_info("PINN fit cancelled"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.run_button.enabled, self.cancel_button.enabled = False, True
+        if self.session is not None:
+            self.session.pinn = settings  # drops an earlier PINN result
+        version = self.session.version if self.session is not None else 0
         self.status.setText("PINN: starting…")
-        worker.start()
-        return worker
+        return self.slot.start(run_pinn, job, params, settings,
+                               yielded=lambda progress: self._on_progress(progress, job),
+                               returned=lambda result: self._on_result(result, job, params, version),
+                               aborted=lambda: show_info("PINN fit cancelled"),
+                               progress={"total": settings.max_steps, "desc": "PINN fit"})
 
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
+        """Stop the fit at its next step."""
+        if self.slot.quit():
             self.status.setText("PINN: cancelling…")
 
     # ------------------------------------------------------------ main-thread callbacks
@@ -132,11 +113,13 @@ class LearnedPanel(QWidget):
             L.upsert_image(self.viewer, f"{self.base} PINN preview", progress.preview, self._geometry(True),
                            {"kind": "pinn-preview", "source_layer": self.base}, colormap="gray")
 
-    def _on_result(self, result: Any, job: Job, params: PatternParameters) -> None:
+    def _on_result(self, result: Any, job: Job, params: PatternParameters, version: int | None = None) -> None:
         if isinstance(result, Failure):
             show_error(result.message)
             self.status.setText(f"PINN: {result.message}")
             return
+        if self.session is not None and (version is None or self.session.is_current(version)):
+            self.session.pinn_result = result
         L.replace_layer(self.viewer, f"{self.base} PINN preview")
         meta = {"kind": "reconstruction", "method": "pinn", "source_layer": self.base,
                 "params": params.to_dict(job.optics), "iterations": result.iterations,
@@ -155,7 +138,3 @@ class LearnedPanel(QWidget):
                 layer.colorbar.visible = True
         self.status.setText(f"PINN: {result.iterations} steps in {result.seconds:.1f} s on {result.device}"
                             + (" (stopped early)" if result.stopped_early else ""))
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled, self.cancel_button.enabled = True, False

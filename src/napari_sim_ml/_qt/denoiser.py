@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from magicgui.types import FileDialogMode
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QPointF, Qt
@@ -27,87 +27,13 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine.errors import SimInputError
 from ..engine.parameters import FilterSettings, PatternParameters
+from ..session.learned import Cancelled, TrainRequest, run_apply, run_training
+from ..session.tasks import Failure, Job
 from . import _layers as L
-from ._workers import Failure, Job
+from ._workers import WorkerSlot
 
 Context = Callable[[], tuple[Job, PatternParameters | None, str]]
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    source: str  # "simulation" | "thinning"
-    structures: tuple[str, ...]
-    photons: tuple[float, float]
-    thin: float
-    n_stacks: int
-    settings: Any  # TrainSettings
-    path: str
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    path: str
-
-
-@dataclass(frozen=True)
-class ApplyOutput:
-    denoised: np.ndarray  # (A·P, Y, X) counts
-    image: np.ndarray  # (2Y, 2X) Wiener-SIM of the denoised frames
-    flags: np.ndarray  # (Y, X) uint8
-    summary: str
-
-
-def run_training(job: Job, params: PatternParameters, req: TrainRequest,
-                 stop: threading.Event) -> Generator[Any, None, Any]:
-    """Worker body: yields TrainProgress, returns TrainResult, Cancelled or a Failure (no Qt here)."""
-    from ..engine.denoise.data import simulated_set, thinned_set
-    from ..engine.denoise.train import train_steps
-
-    try:
-        otf = job.make_otf()
-        if req.source == "simulation":
-            ts = simulated_set(job.optics, params, req.n_stacks, 2 * req.settings.patch, req.photons,
-                               req.structures, otf=otf, seed=req.settings.seed)
-        else:
-            stacks = [p.reshape(-1, *p.shape[-2:]) for p in job.planes]
-            ts, _ = thinned_set(stacks, req.thin, job.optics.pixel_size_um, otf.support_cycles_per_um,
-                                job.background, names=[job.layer_name])
-        steps = train_steps(ts, job.optics, params, req.settings, checkpoint=req.path)
-    except SimInputError as exc:
-        return Failure(str(exc))
-    try:
-        while True:
-            if stop.is_set():
-                steps.close()  # writes the checkpoint
-                return Cancelled(req.path)
-            try:
-                progress = next(steps)
-            except StopIteration as done:
-                return done.value
-            yield progress
-    except SimInputError as exc:
-        return Failure(str(exc))
-    finally:
-        steps.close()
-
-
-def run_apply(job: Job, params: PatternParameters, model: str, settings: FilterSettings) -> ApplyOutput | Failure:
-    """Worker body: denoise the current plane, reconstruct it, check it against the data."""
-    from ..engine.denoise.apply import Denoiser, denoise_plane
-    from ..engine.denoise.check import consistency_check, data_noise
-    from ..engine.wiener import prepare_reconstruction, wiener_filter
-
-    try:
-        den = Denoiser.load(model)
-        plane = job.planes[job.plane]
-        dn = denoise_plane(plane, den, job.optics, params, job.background)
-        image = wiener_filter(prepare_reconstruction(dn, job.optics, params, job.make_otf(), job.background),
-                              settings)
-        gain, var0 = data_noise(plane, job.optics, den.meta.gain, job.background)
-        rep = consistency_check(plane, dn, job.optics, params, gain, var0, job.background)
-    except SimInputError as exc:
-        return Failure(str(exc))
-    return ApplyOutput(dn.reshape(-1, *dn.shape[-2:]), image, rep.flags, rep.summary())
+__all__ = ["DenoiserPanel", "LossCurve", "run_apply", "run_training"]
 
 
 class LossCurve(QWidget):
@@ -132,14 +58,14 @@ class LossCurve(QWidget):
 
     def paintEvent(self, _event: Any) -> None:  # Qt override
         p = QPainter(self)
-        p.fillRect(self.rect(), Qt.black)
+        p.fillRect(self.rect(), Qt.GlobalColor.black)
         pts = self.train + self.val
         if len(pts) >= 2:
             w, h = self.width() - 4, self.height() - 4
             s_max = max(s for s, _ in pts) or 1
             lo, hi = math.log(min(v for _, v in pts)), math.log(max(v for _, v in pts))
             span = (hi - lo) or 1.0
-            for series, colour in ((self.train, Qt.gray), (self.val, Qt.cyan)):
+            for series, colour in ((self.train, Qt.GlobalColor.gray), (self.val, Qt.GlobalColor.cyan)):
                 poly = QPolygonF([QPointF(2 + w * s / s_max, 2 + h * (hi - math.log(v)) / span) for s, v in series])
                 p.setPen(QPen(colour, 1.5))
                 p.drawPolyline(poly)
@@ -150,9 +76,10 @@ class DenoiserPanel(QWidget):
     """Source, structures, photons, epochs, model file; Train / Cancel; apply before Reconstruct."""
 
     def __init__(self, viewer: Any, context: Context, filter_settings: Callable[[], FilterSettings],
-                 parent: QWidget | None = None) -> None:
+                 session: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.context, self.filter_settings = viewer, context, filter_settings
+        self.session = session
         self.source = ComboBox(label="training data", choices=["simulation", "this layer (thinning)"],
                                value="simulation")
         self.structures = LineEdit(label="structures", value="filaments,rings,mesh")
@@ -161,8 +88,8 @@ class DenoiserPanel(QWidget):
         self.thin = FloatSpinBox(label="thinning S", min=1.0, max=1000.0, value=20.0)
         self.epochs = SpinBox(label="epochs", min=1, max=10000, value=20)
         self.steps = SpinBox(label="steps / epoch", min=1, max=10000, value=25)
-        self.model = FileEdit(label="model file", mode="w", filter="*.pt",
-                              value=str(Path.home() / "napari-sim-ml-denoiser.pt"))
+        self.model = FileEdit(label="model file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.pt",
+                              value=Path.home() / "napari-sim-ml-denoiser.pt")
         self.overwrite = CheckBox(text="replace an existing model file", value=False)
         self.train_button = PushButton(text="Train denoiser")
         self.cancel_button = PushButton(text="Cancel training", enabled=False)
@@ -178,15 +105,27 @@ class DenoiserPanel(QWidget):
         layout.addWidget(box.native)
         layout.addWidget(self.curve)
         layout.addWidget(self.status)
-        self.worker: Any = None
-        self.apply_worker: Any = None
+        self.training = WorkerSlot("a denoiser is already training; wait for it or press Cancel training",
+                                   "denoiser training failed", self.train_button, self.cancel_button)
+        self.applying = WorkerSlot(None, "denoising failed")
         self._stop = threading.Event()
         self.train_button.changed.connect(lambda _value=None: self.train())
         self.cancel_button.changed.connect(self.cancel)
 
     @property
+    def worker(self) -> Any:
+        """The training worker, or None."""
+        return self.training.worker
+
+    @property
+    def apply_worker(self) -> Any:
+        """The worker denoising the current plane, or None."""
+        return self.applying.worker
+
+    @property
     def busy(self) -> bool:
-        return self.worker is not None or self.apply_worker is not None
+        """Whether training or denoising runs."""
+        return self.training.busy or self.applying.busy
 
     def _request(self, patch: int = 64, width: int | None = None, depth: int | None = None) -> TrainRequest:
         from ..engine.denoise.train import TrainSettings
@@ -205,10 +144,7 @@ class DenoiserPanel(QWidget):
 
     def train(self, patch: int = 64, width: int | None = None, depth: int | None = None) -> Any:
         """Start training; returns the worker (or None after a notification)."""
-        from napari.qt.threading import create_worker
-
-        if self.worker is not None:
-            show_error("a denoiser is already training; wait for it or press Cancel training")
+        if self.training.refuse():
             return None
         try:
             job, params, _ = self.context()
@@ -220,29 +156,21 @@ class DenoiserPanel(QWidget):
             return None
         self._stop = threading.Event()
         total = req.settings.epochs * req.settings.steps_per_epoch
-        worker = create_worker(run_training, job, params, req, self._stop, _start_thread=False,
-                               _progress={"total": total, "desc": "denoiser training"})
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_trained)
-        worker.errored.connect(lambda exc: show_error(f"denoiser training failed: {type(exc).__name__}: {exc}"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.curve.clear()
-        self.train_button.enabled, self.cancel_button.enabled = False, True
         self.status.setText("denoiser: preparing the training data…")
-        worker.start()
-        return worker
+        return self.training.start(run_training, job, params, req, self._stop, yielded=self._on_progress,
+                                   returned=self._on_trained,
+                                   progress={"total": total, "desc": "denoiser training"})
 
     def cancel(self) -> None:
+        """Stop training between steps (the checkpoint is written)."""
         if self.worker is not None:
             self._stop.set()
             self.status.setText("denoiser: cancelling (the checkpoint is kept)…")
 
     def on_reconstruct(self, _value: Any = None) -> Any:
-        """Connected to the dock's Reconstruct: with 'Apply denoiser' ticked, denoise and reconstruct."""
-        from napari.qt.threading import create_worker
-
-        if not self.apply.value or self.apply_worker is not None:
+        """Denoise and reconstruct the current plane when 'Apply denoiser' is ticked (on Reconstruct)."""
+        if not self.apply.value or self.applying.refuse():
             return None
         try:
             job, params, base = self.context()
@@ -254,14 +182,9 @@ class DenoiserPanel(QWidget):
         except SimInputError as exc:
             show_error(str(exc))
             return None
-        worker = create_worker(run_apply, job, params, model, self.filter_settings(), _start_thread=False)
-        worker.returned.connect(lambda out: self._on_applied(out, base))
-        worker.errored.connect(lambda exc: show_error(f"denoising failed: {type(exc).__name__}: {exc}"))
-        worker.finished.connect(self._on_apply_finished)
-        self.apply_worker = worker
         self.status.setText("denoiser: denoising the current plane…")
-        worker.start()
-        return worker
+        return self.applying.start(run_apply, job, params, model, self.filter_settings(),
+                                   returned=lambda out: self._on_applied(out, base))
 
     # ------------------------------------------------------------ main-thread callbacks
     def _on_progress(self, p: Any) -> None:
@@ -282,15 +205,13 @@ class DenoiserPanel(QWidget):
                                 f"validation loss {result.val_losses[0]:.3f} → {result.val_losses[-1]:.3f}; "
                                 f"wrote {Path(str(result.path)).name}")
 
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.train_button.enabled, self.cancel_button.enabled = True, False
-
     def _on_applied(self, out: Any, base: str) -> None:
         if isinstance(out, Failure):
             show_error(out.message)
             self.status.setText(f"denoiser: {out.message}")
             return
+        if self.session is not None and self.session.base == base:
+            self.session.denoised = out
         layer = L.find_layer(self.viewer, base)
         raw = L.raw_geometry(layer) if layer is not None else {"scale": (1.0, 1.0), "translate": (0.0, 0.0),
                                                                 "units": ("pixel", "pixel")}
@@ -302,6 +223,3 @@ class DenoiserPanel(QWidget):
         L.upsert_image(self.viewer, f"{base} denoiser flags", out.flags.astype(np.float32), raw,
                        {**meta, "kind": "consistency-flags"}, colormap="red", visible=False, opacity=0.5)
         self.status.setText(f"denoiser: {out.summary}")
-
-    def _on_apply_finished(self) -> None:
-        self.apply_worker = None
