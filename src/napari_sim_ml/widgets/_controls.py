@@ -83,7 +83,8 @@ class Controls:
         self.inputs = [self.layer, self.na, self.wavelength_nm, self.pixel_size_um, self.angles, self.phases,
                        self.n_z, self.order, self.background, self.otf, self.otf_attenuation, self.otf_file]
         self.sliders = [self.wiener, self.apo_cutoff, self.apo_bend, self.attenuation, self.attenuation_fwhm]
-        self.pattern_row = Container(widgets=[self.load_params, self.keep_k, self.time_mean], layout="horizontal", labels=False)
+        self.pattern_row = Container(widgets=[self.load_params, self.keep_k, self.time_mean], layout="horizontal",
+                                     labels=False)
         self.top = Container(widgets=[*self.inputs, self.pattern_row, Container(
             widgets=[self.estimate, self.reconstruct, self.reconstruct_all, self.cancel],
             layout="horizontal", labels=False)])

@@ -111,7 +111,6 @@ def _estimate(job: Job) -> EstimateOutput:
     from ..engine.bands import preprocess
     from ..engine.estimate import estimate_pattern
     from ..engine.wiener import log_spectrum
-
     from .estimation import estimation_frames
 
     plane = estimation_frames(job)  # the current plane (a lazy layer reads it only) or the time mean
