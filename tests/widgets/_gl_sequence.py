@@ -20,7 +20,7 @@ for cls in (texture.Texture2D, texture.Texture3D):
         return _orig(self, data, offset=offset, copy=copy)
     cls.set_data = wrapped
 
-from napari_sim_ml.widgets import SimWidget  # noqa: E402
+from napari_sim_ml._qt import SimWidget  # noqa: E402
 
 path, rounds = sys.argv[1], int(sys.argv[2])
 v = napari.Viewer(show=True)

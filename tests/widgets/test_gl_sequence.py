@@ -14,19 +14,17 @@ from pathlib import Path
 
 import pytest
 
-OMX = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "omx-3d-sim-64px" / "raw.tif"
-
 
 @pytest.mark.gui
 @pytest.mark.slow
-@pytest.mark.skipif(not OMX.exists(), reason=f"real data missing: {OMX}")
-def test_item22_sequence_does_not_crash():
+def test_item22_sequence_does_not_crash(data_dir):
+    omx = data_dir / "omx-3d-sim-64px" / "raw.tif"
     if not os.environ.get("DISPLAY"):
         pytest.skip("needs a display (Xvfb, started by pytest-xvfb)")
     script = Path(__file__).with_name("_gl_sequence.py")
     src = Path(__file__).resolve().parents[2] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, str(script), str(OMX), "2"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(script), str(omx), "2"], capture_output=True, text=True,
                           timeout=600, env=env)
     tail = (proc.stdout + proc.stderr)[-3000:]
     assert proc.returncode == 0, tail

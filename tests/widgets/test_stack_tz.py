@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sim_ml.widgets import SimWidget
+from napari_sim_ml._qt import SimWidget
 
 N_T, N_Z = 2, 2
 SCALE = ((1.0, 1 / 2), (1 / 3, 1 / 4))  # plane (t, z) = the sample's signal × SCALE[t][z]
