@@ -60,6 +60,7 @@ class Imperfections:
 
     @property
     def any(self) -> bool:
+        """Return True when at least one imperfection is switched on."""
         return any(getattr(self, f.name) for f in fields(self))
 
     @classmethod
@@ -89,8 +90,9 @@ def frame_gains(shape: tuple[int, int], strength: float, rng: np.random.Generato
 
 
 def envelope_map(shape: tuple[int, int], depth: float, rng: np.random.Generator) -> np.ndarray:
-    """Smooth intensity envelope (Y, X): a Gaussian beam, off-centre, ≈ 1 at its peak and
-    ≈ 1 − depth at the corners of the field.
+    """Return a smooth intensity envelope (Y, X).
+
+    A Gaussian beam, off-centre, ≈ 1 at its peak and ≈ 1 − depth at the corners of the field.
     """
     ny, nx = shape
     cy, cx = (np.array(shape) / 2) * (1 + rng.uniform(-0.2, 0.2, 2))
@@ -101,8 +103,9 @@ def envelope_map(shape: tuple[int, int], depth: float, rng: np.random.Generator)
 
 
 def modulation_map(shape: tuple[int, int], variation: float, rng: np.random.Generator) -> np.ndarray:
-    """Relative modulation depth (Y, X): falls linearly from 1 to 1 − variation across the field
-    along a random direction.
+    """Return the relative modulation depth (Y, X).
+
+    It falls linearly from 1 to 1 − variation across the field along a random direction.
     """
     ny, nx = shape
     t = rng.uniform(0, 2 * np.pi)
@@ -131,14 +134,16 @@ def real_illumination(shape: tuple[int, int], pixel_um: float, pattern: AnglePat
 
 
 def data_otf(optics: Optics, strength: float) -> RadialOTF:
-    """The OTF the data are blurred with: fairSIM's attenuated form, a = exp(−2·strength)."""
+    """Return the OTF the data are blurred with: fairSIM's attenuated form, a = exp(−2·strength)."""
     return ideal_otf(optics, attenuation=float(np.exp(-2.0 * strength)))
 
 
 def perturbed_parameters(params: PatternParameters, k_error: float, phase_error: float,
                          rng: np.random.Generator) -> PatternParameters:
-    """The parameters a reconstruction is given: |k| off by ±k_error (relative), its direction
-    by ±k_error radians, every phase by N(0, phase_error) radians.
+    """Return the parameters a reconstruction is given.
+
+    |k| off by ±k_error (relative), its direction by ±k_error radians, every phase by
+    N(0, phase_error) radians.
     """
     angles = []
     for a in params.angles:
@@ -168,9 +173,10 @@ def haze(shape: tuple[int, int], pixel_um: float, level: float, rng: np.random.G
 
 def add_border_structure(obj: np.ndarray, inner: tuple[slice, slice], brightness: float,
                          pixel_um: float, rng: np.random.Generator) -> np.ndarray:
-    """The object plus bright, thick structures that cross the borders of the field ``inner``
-    (two bands entering through different edges, and a bright blob half outside one edge),
-    renormalised to [0, 1].
+    """Return the object plus bright, thick structures that cross the borders of the field ``inner``.
+
+    Two bands enter through different edges, and a bright blob sits half outside one edge;
+    the result is renormalised to [0, 1].
     """
     ny, nx = obj.shape
     y0, y1 = inner[0].start, inner[0].stop
