@@ -84,7 +84,7 @@ def _training_set(args: argparse.Namespace):
     from .cli import _background, _estimate, resolve_layout, resolve_otf
     from .engine.denoise.data import simulated_set, thinned_set
     from .engine.io import arrange_frames, read_raw
-    from .engine.pinn_noise import NoiseModel
+    from .engine.pinn.noise import NoiseModel
 
     patch = args.patch
     base: dict[str, Any] = {}
@@ -120,7 +120,7 @@ def _training_set(args: argparse.Namespace):
         params = _estimate(first_plane, optics, otf, args, background).params
     noise = None
     if args.gain:
-        from .engine.pinn_noise import estimate_noise
+        from .engine.pinn.noise import estimate_noise
 
         noise = estimate_noise(stacks[0] - background, optics.pixel_size_um, otf.support_cycles_per_um,
                                gain=args.gain)

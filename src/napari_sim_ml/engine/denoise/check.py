@@ -70,7 +70,7 @@ def data_noise(measured: np.ndarray, optics: Optics, gain: float, background: fl
     """(gain, var0) for the residual of measured planes (A, P, Y, X): the given gain (the model's),
     var0 fitted on the measured frames themselves (photon-transfer fit, slope fixed).
     """
-    from ..pinn_noise import estimate_noise
+    from ..pinn.noise import estimate_noise
 
     a, p, ny, nx = measured.shape
     fit = estimate_noise(np.asarray(measured, dtype=np.float64).reshape(a * p, ny, nx) - background,

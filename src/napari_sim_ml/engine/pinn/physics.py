@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .otf import RadialOTF
-from .parameters import PatternParameters
+from ..otf import RadialOTF
+from ..parameters import PatternParameters
 
 
 def render_patterns(params: PatternParameters, shape: tuple[int, int], fine_px_um: float,

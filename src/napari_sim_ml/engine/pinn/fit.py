@@ -40,11 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SimInputError
-from .io import validate_plane
-from .otf import RadialOTF, ideal_otf, otf_from_psf
-from .parameters import Optics, PatternParameters
-from .steps import run_to_end
+from ..errors import SimInputError
+from ..io import validate_plane
+from ..otf import RadialOTF, ideal_otf, otf_from_psf
+from ..parameters import Optics, PatternParameters
+from ..steps import run_to_end
 
 MODES = ("noise-aware", "faithful")
 DEFAULT_ITERATIONS = {"faithful": 1000, "noise-aware": 150}
@@ -216,7 +216,7 @@ def _check_memory(device, n_frames: int, fine: tuple[int, int], net_px: int, cfg
     """Raise SimInputError when the fit would not fit into memory (estimated before allocating)."""
     import torch
 
-    from .pinn_noise import available_memory_bytes
+    from .noise import available_memory_bytes
 
     acts = sum(w * (e + d + 1) / 4**i for i, (w, e, d) in
                enumerate(zip(cfg["widths"], cfg["enc"], (*cfg["dec"], 0), strict=False)))
@@ -287,8 +287,8 @@ def pinn_steps(
 
     import torch
 
-    from . import pinn_model as pm
-    from .pinn_net import FAITHFUL_NET, SLIM_NET
+    from . import model as pm
+    from .net import FAITHFUL_NET, SLIM_NET
 
     device = _select_device(settings.device)
     cfg = FAITHFUL_NET if settings.mode == "faithful" else SLIM_NET

@@ -17,11 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from .errors import SimInputError
-from .otf import RadialOTF
-from .parameters import FilterSettings, Optics, PatternParameters
-from .pinn_net import FAITHFUL_NET, SLIM_NET, Adam, UNet, native_bf16, run_net
-from .pinn_physics import (
+from ..errors import SimInputError
+from ..otf import RadialOTF
+from ..parameters import FilterSettings, Optics, PatternParameters
+from .net import FAITHFUL_NET, SLIM_NET, Adam, UNet, native_bf16, run_net
+from .physics import (
     ForwardModel,
     gaussian_window,
     psf_transfer,
@@ -58,7 +58,7 @@ class Context:
 
 
 def _progress(step: int, total: int, loss: float, every: int, image) -> object:
-    from .pinn import PinnProgress
+    from .fit import PinnProgress
 
     preview = None
     if every and step % every == 0 and image is not None:
@@ -81,7 +81,7 @@ def _ceil_to(n: int, m: int) -> int:
 
 def noise_model_for(y: np.ndarray, ctx: Context):
     """The camera noise model: given values where the user gave them, else the photon-transfer fit."""
-    from .pinn_noise import NoiseModel, estimate_noise
+    from .noise import NoiseModel, estimate_noise
 
     s = ctx.settings
     if s.camera_gain is not None and s.read_noise is not None and s.camera_offset is not None:
@@ -122,7 +122,7 @@ def apodizer(cutoff: float, shape: tuple[int, int], fine_px: float):
     """A function that filters fine-grid images by the ideal OTF profile of radius ``cutoff``:
     the estimate beyond the SIM passband is not determined by the data (as the Wiener's apodization).
     """
-    from .otf import ideal_profile
+    from ..otf import ideal_profile
 
     fy = np.fft.fftfreq(shape[0], fine_px)[:, None]
     fx = np.fft.rfftfreq(shape[1], fine_px)[None, :]
@@ -132,10 +132,10 @@ def apodizer(cutoff: float, shape: tuple[int, int], fine_px: float):
 
 def noise_aware(ctx: Context):
     """Noise-aware fit (generator): yields progress, returns the result tuple."""
-    from .pinn import SIGMA_CALIBRATION
-    from .pinn_noise import robust_scale
-    from .pinn_refine import Nuisance, PatternModel, imprint_notch, periodic_border, power_law_prior
-    from .wiener import prepare_reconstruction, wiener_filter
+    from .fit import SIGMA_CALIBRATION
+    from .noise import robust_scale
+    from .refine import Nuisance, PatternModel, imprint_notch, periodic_border, power_law_prior
+    from ..wiener import prepare_reconstruction, wiener_filter
 
     s, dev, f, optics = ctx.settings, ctx.device, ctx.factor, ctx.optics
     n_a, n_p, ny, nx = ctx.plane.shape

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .parameters import AnglePattern, PatternParameters, wrap_phase
+from ..parameters import AnglePattern, PatternParameters, wrap_phase
 
 PHASE_BOUND_RAD = 0.5
 GAIN_BOUND = 0.4  # log of the per-frame gain
@@ -219,7 +219,7 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
     where the power is at least 10× the floor and the OTF above 5 % (α clipped to 2–4).
     Zero at f = 0.
     """
-    from .bands import periodic_smooth
+    from ..bands import periodic_smooth
 
     ny, nx = mean_frame.shape
     img = periodic_smooth(np.asarray(mean_frame, np.float64))[0].astype(np.float64)
@@ -263,7 +263,7 @@ def periodic_border(image: np.ndarray, width: int) -> np.ndarray:
     faded out over ``width`` px from the borders: the jumps between opposite borders are
     removed where they are (no cross on the spectral axes), the interior is unchanged.
     """
-    from .bands import periodic_smooth
+    from ..bands import periodic_smooth
 
     img = np.asarray(image, dtype=np.float32)
     smooth = periodic_smooth(img)[1]
