@@ -479,8 +479,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             save_tiff(outs.stage(args.uncertainty), stack(sigmas), out_px, {**meta, "kind": "uncertainty"})
             written.append(args.uncertainty)
         if args.residual:
-            save_tiff(outs.stage(args.residual), stack(residuals), optics.pixel_size_um,
-                      {**meta, "kind": "residual"})
+            save_tiff(outs.stage(args.residual), stack(residuals), optics.pixel_size_um,  # camera grid
+                      {**meta, "kind": "residual", "optics": asdict(optics)})
             written.append(args.residual)
         if args.denoised and args.denoiser:
             save_tiff(outs.stage(args.denoised), flat.reshape(-1, *flat.shape[-2:]), optics.pixel_size_um,

@@ -134,6 +134,7 @@ def _training_set(args: argparse.Namespace):
 
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
     from .engine.denoise.train import TrainSettings, train_steps
+    from .engine.steps import run_to_end
 
     out = Path(args.output)
     if out.exists() and not (args.overwrite or args.resume):
@@ -149,14 +150,14 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
     print(f"training data: {ts.clean.shape[0]} stacks of {ts.n_frames} frames, {ts.clean.shape[-2]}×"
           f"{ts.clean.shape[-1]} px ({ts.description['source']}) in {time.perf_counter() - t0:.1f} s")
     gen = train_steps(ts, optics, params, settings, checkpoint=out, resume=out if args.resume else None)
+
+    def report(p: Any) -> None:
+        if p.val_loss is not None:
+            print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
+                  f"{p.seconds:.0f} s", flush=True)
+
     try:
-        while True:
-            p = next(gen)
-            if p.val_loss is not None:
-                print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
-                      f"{p.seconds:.0f} s", flush=True)
-    except StopIteration as stop:
-        res = stop.value
+        res = run_to_end(gen, report)
     except KeyboardInterrupt:
         gen.close()
         print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")

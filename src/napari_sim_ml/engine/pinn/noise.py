@@ -98,8 +98,25 @@ def estimate_noise(frames: np.ndarray, pixel_size_um: float, support_cycles_per_
     return NoiseModel(gain=float(g), var0=float(v0), reliable=reliable)
 
 
+def noise_model_for(frames: np.ndarray, settings, background: float, pixel_size_um: float,
+                    support_cycles_per_um: float) -> NoiseModel:
+    """Return the camera noise model of a fit.
+
+    The user's values where given (``settings``: a PinnSettings), else the photon-transfer
+    fit on ``frames`` (F, Y, X), background-subtracted counts.
+    """
+    s = settings
+    if s.camera_gain is not None and s.read_noise is not None and s.camera_offset is not None:
+        return noise_from_camera(s.camera_gain, s.camera_offset, s.read_noise, background)
+    fitted = estimate_noise(frames, pixel_size_um, support_cycles_per_um, gain=s.camera_gain)
+    if s.read_noise is not None and s.camera_offset is not None:
+        var0 = s.read_noise ** 2 - fitted.gain * (s.camera_offset - background)
+        return NoiseModel(gain=fitted.gain, var0=float(var0), reliable=fitted.reliable)
+    return fitted
+
+
 def robust_scale(frames: np.ndarray, q: float = 99.9) -> float:
-    """A robust intensity scale of background-subtracted frames (the q-th percentile)."""
+    """Return a robust intensity scale of background-subtracted frames (the q-th percentile)."""
     s = float(np.percentile(frames, q))
     if not np.isfinite(s) or s <= 0:
         s = float(np.abs(frames).max())
@@ -118,4 +135,5 @@ def available_memory_bytes() -> int:
     return 8 * 2**30
 
 
-__all__ = ["NoiseModel", "noise_from_camera", "estimate_noise", "robust_scale", "available_memory_bytes"]
+__all__ = ["NoiseModel", "noise_from_camera", "estimate_noise", "noise_model_for", "robust_scale",
+           "available_memory_bytes"]
