@@ -18,10 +18,10 @@ import torch.nn.functional as F
 
 from ..parameters import FilterSettings
 from .net import SLIM_NET, Adam, UNet, native_bf16, run_net, seeded_generator
-from .noise import noise_model_for, robust_scale
+from .noise import NoiseModel, inband_noise_ratio, noise_model_for, robust_scale
 from .physics import ForwardModel, apodizer, fit_transfer, sim_support, total_variation
 from .refine import Nuisance, PatternModel, imprint_notch, periodic_border, power_law_prior
-from .types import FitContext, PinnProgress, PinnResult, nan_error, progress
+from .types import NOISE_CHECK_RATIO, FitContext, PinnProgress, PinnResult, nan_error, progress
 from .uncertainty import Snapshot, bootstrap_sigma
 
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
@@ -47,8 +47,12 @@ def _warm_start(ctx: FitContext, y_np: np.ndarray) -> tuple[np.ndarray, np.ndarr
         from ..wiener import prepare_reconstruction, wiener_filter
 
         assert ctx.params is not None  # checked by pinn_steps
+        from ..filters import auto_wiener
+
         prepared = prepare_reconstruction(ctx.plane, ctx.optics, ctx.params, ctx.otf, ctx.background)
-        return wiener_filter(prepared, FilterSettings(wiener=ctx.settings.start_wiener)), prepared.widefield
+        w = ctx.settings.start_wiener
+        w = auto_wiener(prepared, FilterSettings()) if w is None else w
+        return wiener_filter(prepared, FilterSettings(wiener=w)), prepared.widefield
     mean = torch.from_numpy(y_np.mean(axis=0).astype(np.float32))[None, None]
     wide = F.interpolate(mean, scale_factor=ctx.factor, mode="bicubic", align_corners=False)[0, 0].numpy()
     return wide, wide
@@ -69,6 +73,14 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     nf = n_a * n_p
     y_np = (ctx.plane - ctx.background).reshape(nf, ny, nx)
     noise = noise_model_for(y_np, s, ctx.background, optics.pixel_size_um, ctx.otf.support_cycles_per_um)
+    inflation = 1.0
+    user_camera = s.camera_gain is not None and s.read_noise is not None and s.camera_offset is not None
+    if s.check_noise and ctx.params is not None and ctx.patterns is None and not user_camera:
+        ratio = inband_noise_ratio(y_np.reshape(ctx.plane.shape), ctx.params, optics.pixel_size_um,
+                                   ctx.otf.support_cycles_per_um, noise)
+        if ratio is not None and ratio > NOISE_CHECK_RATIO:
+            inflation = ratio
+            noise = NoiseModel(gain=noise.gain * ratio, var0=noise.var0 * ratio, reliable=noise.reliable)
     scale = robust_scale(y_np)
     depth_mult = 2 ** (len(SLIM_NET["widths"]) - 1)
     params = ctx.params if ctx.patterns is None else None  # pattern parameters (not pattern images) are given
@@ -117,7 +129,10 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         notch = imprint_notch(params, shape, fine_px, s.imprint_notch / (max(ny, nx) * px), dev)
     inv_power = None
     if s.spectral_prior > 0:
-        inv_power = power_law_prior(y_np.mean(0) / scale - offset0, px, ctx.otf, shape, fine_px, dev)
+        floor_power = None
+        if inflation > 1.0:  # the model's noise power of the mean frame (per DFT coefficient, object units)
+            floor_power = ny * nx * max(noise.gain * float(y_np.mean()) + noise.var0, 0.0) / (nf * scale**2)
+        inv_power = power_law_prior(y_np.mean(0) / scale - offset0, px, ctx.otf, shape, fine_px, dev, floor_power)
     n_data = float(nf * ny * nx)
 
     net = UNet(x.shape[0], **SLIM_NET, shuffle=f, generator=seeded_generator(s.seed)).to(dev)
@@ -201,7 +216,7 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         losses += more
         sigma = (spread * scale).astype(np.float32)
     info = {"gain": g, "var0": v0, "fitted": s.camera_gain is None, "reliable": noise.reliable,
-            "scale": scale, **nuis.summary()}
+            "noise_inflation": inflation, "scale": scale, **nuis.summary()}
     info["background"] = info.pop("offset") * scale
     return PinnResult(image=image, sigma=sigma, residual=residual, losses=losses, iterations=step,
                       seconds=0.0, device=str(dev), stopped_early=stopped_early, noise=info,

@@ -220,7 +220,7 @@ def imprint_notch(params: PatternParameters, shape: tuple[int, int], fine_px: fl
 
 
 def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[int, int], fine_px: float,
-                    device: torch.device) -> torch.Tensor | None:
+                    device: torch.device, noise_floor: float | None = None) -> torch.Tensor | None:
     """Return 1 / P(f), the inverse prior power of the object, or None.
 
     On the rfft grid of the fine canvas ``shape`` for the object in the units of
@@ -230,6 +230,9 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
     P(f) = A·|f|^−α, the unnormalised-DFT power of the object on that canvas, fitted on the
     radial power of the mean frame minus its out-of-band noise floor, divided by OTF(f)²,
     where the power is at least 10× the floor and the OTF above 5 % (α clipped to 2–4).
+    noise_floor: the noise power of ``mean_frame`` per DFT coefficient (unnormalised DFT) from
+    the noise model, used when it is above the out-of-band floor (correlated noise falls
+    beyond the OTF support, so the out-of-band floor under-estimates it inside).
     Zero at f = 0.
     """
     from ..bands import periodic_smooth
@@ -246,6 +249,8 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
     if out.sum() < 64:
         return None
     floor = float(np.median(power[out]))
+    if noise_floor is not None:
+        floor = max(floor, float(noise_floor))
     t = otf(r) * np.sinc(fy * camera_px) * np.sinc(fx * camera_px)
     bins = np.rint(r / df).astype(int)
     n = int(kc / df)

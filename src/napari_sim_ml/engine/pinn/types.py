@@ -17,6 +17,7 @@ from ..parameters import Optics, PatternParameters
 
 MODES = ("noise-aware", "faithful")
 DEFAULT_ITERATIONS = {"faithful": 1000, "noise-aware": 150}
+NOISE_CHECK_RATIO = 1.5  # in-band noise over the model's above which the model is scaled (simulations: 0.84–0.98)
 SIGMA_CALIBRATION = 1.28  # σ = this × bootstrap spread; fitted on 128² simulations (bench_pinn.py --calibrate)
 
 
@@ -76,8 +77,16 @@ class PinnSettings:
         Divide the data term by the current reduced χ² when it exceeds 1 (inflate the noise
         model to what the residual shows). Off by default: early in a fit the χ² is above 1 on
         any data, and damping the data term then stops the fit too soon.
-    start_wiener : float
-        Wiener parameter w of the warm start.
+    start_wiener : float or None
+        Wiener parameter w of the warm start (None: chosen from the data's noise by
+        :func:`napari_sim_ml.engine.filters.auto_wiener`).
+    check_noise : bool
+        Measure the noise inside the OTF support (differences of the band-free widefield
+        images of the angles, :func:`napari_sim_ml.engine.pinn.noise.inband_noise_ratio`) and,
+        when it exceeds the photon-transfer model by more than ``NOISE_CHECK_RATIO``, scale
+        the model's variance up to it (correlated noise of interpolated or binned data,
+        which the fit beyond the OTF support does not see). Needs pattern parameters and at
+        least two angles; ignored with user-given camera values.
     """
 
     mode: str = "noise-aware"
@@ -107,7 +116,8 @@ class PinnSettings:
     margin_px: int = 8
     nuisance_rate: float = 0.01
     inflate: bool = False
-    start_wiener: float = 0.05
+    start_wiener: float | None = 0.05
+    check_noise: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -232,5 +242,6 @@ def nan_error(step: int) -> SimInputError:
                          "(camera offset), the pattern parameters and the optics, or lower the learning rate")
 
 
-__all__ = ["MODES", "DEFAULT_ITERATIONS", "SIGMA_CALIBRATION", "PinnSettings", "PinnProgress", "PinnResult",
+__all__ = ["MODES", "DEFAULT_ITERATIONS", "SIGMA_CALIBRATION", "NOISE_CHECK_RATIO", "PinnSettings", "PinnProgress",
+           "PinnResult",
            "FitContext", "progress", "nan_error"]
