@@ -33,7 +33,7 @@ from napari_sim_ml.engine.estimate import estimate_pattern  # noqa: E402
 from napari_sim_ml.engine.metrics import compare_to_truth  # noqa: E402
 from napari_sim_ml.engine.otf import ideal_otf  # noqa: E402
 from napari_sim_ml.engine.parameters import FilterSettings, Optics  # noqa: E402
-from napari_sim_ml.engine.pinn_noise import NoiseModel  # noqa: E402
+from napari_sim_ml.engine.pinn.noise import NoiseModel  # noqa: E402
 from napari_sim_ml.engine.wiener import log_spectrum, prepare_reconstruction, wiener_filter  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "3beam-microtubules-x2"
@@ -106,7 +106,7 @@ def main() -> int:
     s = float((high.mean() - BACKGROUND) / (low.mean() - BACKGROUND))
     model = Path(args.model)
     top = high[..., :64, :].reshape(15, 64, 128)
-    from napari_sim_ml.engine.pinn_noise import estimate_noise
+    from napari_sim_ml.engine.pinn.noise import estimate_noise
 
     low_fit = estimate_noise(low.reshape(15, 128, 128) - BACKGROUND, OPTICS.pixel_size_um, otf.support_cycles_per_um)
     paired = paired_noise(high[..., :64, :], low[..., :64, :], s)  # calibrated on the training half only

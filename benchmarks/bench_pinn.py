@@ -30,6 +30,7 @@ from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth
 from napari_sim_ml.engine.parameters import Optics
 from napari_sim_ml.engine.pinn import SIGMA_CALIBRATION, PinnSettings, pinn_steps
 from napari_sim_ml.engine.simulate import simulate_acquisition
+from napari_sim_ml.engine.steps import run_to_end
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 
 DEMO = Path(__file__).resolve().parent / ".." / ".." / "shared" / "data" / "pinn-demo" / "SIM" / "microtubules"
@@ -66,16 +67,10 @@ class PeakRSS:
 
 def run_fit(plane, optics, params, settings, **kw):
     """Run pinn_steps; returns (result, fit seconds without the uncertainty continuations)."""
-    gen = pinn_steps(plane, optics, params, settings, **kw)
     stamps = {}
     t0 = time.perf_counter()
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        stamps[p.step] = time.perf_counter() - t0
+    result = run_to_end(pinn_steps(plane, optics, params, settings, **kw),
+                        lambda p: stamps.__setitem__(p.step, time.perf_counter() - t0))
     return result, stamps.get(result.iterations, result.seconds)
 
 
@@ -197,17 +192,15 @@ def demo(args) -> None:
     gen = pinn_steps(frames.reshape(3, 3, 120, 120), optics, None, settings, otf=otf, patterns=patterns,
                      psf=psf if args.exact_psf else None)
     t0 = time.perf_counter()
+
+    def report(p):
+        if p.preview is not None:
+            db, ss = score(p.preview)
+            print(f"  step {p.step:4d}  loss {p.loss:.4f}  PSNR {db:.2f} dB  SSIM {ss:.3f}  "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+
     with PeakRSS() as mem:
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                res = stop.value
-                break
-            if p.preview is not None:
-                db, ss = score(p.preview)
-                print(f"  step {p.step:4d}  loss {p.loss:.4f}  PSNR {db:.2f} dB  SSIM {ss:.3f}  "
-                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+        res = run_to_end(gen, report)
     db, ss = score(res.image)
     print(f"faithful PINN: {res.iterations} steps, {res.seconds:.0f} s, peak {mem.mb:.0f} MB: "
           f"PSNR {db:.2f} dB SSIM {ss:.3f}")

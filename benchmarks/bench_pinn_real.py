@@ -16,6 +16,7 @@ For the low-light set, PSNR/SSIM against the high-light reconstructions of the s
 go to ``--png``.
 
     python benchmarks/bench_pinn_real.py --real                     # real table
+    python benchmarks/bench_pinn_real.py --real --sets 3-beam       # the 3-beam sets only
     python benchmarks/bench_pinn_real.py --mismatch --size 256      # mismatch table
     python benchmarks/bench_pinn_real.py --mismatch --photons 1000 --only all clean
 """
@@ -137,7 +138,7 @@ def register(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def real_table(args) -> None:
-    sets = real_sets()
+    sets = [s for s in real_sets() if not args.sets or any(s[0].startswith(p) for p in args.sets)]
     if not sets:
         raise SystemExit(f"no real data under {DATA.resolve()}")
     print(f"{'set':<20}{'method':<16}{'imprint':>8}{'cross':>7}{'s':>7}{'iters':>6}  residual / note", flush=True)
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="mismatch cases (clean, all, or Imperfections field names)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
+    parser.add_argument("--sets", nargs="+", help="real sets whose names start with these (e.g. 3-beam TIRF)")
     parser.add_argument("--png", type=Path, default=None, help="folder for image | spectrum PNGs")
     args = parser.parse_args()
     if args.png:

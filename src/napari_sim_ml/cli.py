@@ -223,8 +223,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         for path, name, kind, px in ((args.widefield, "widefield", "widefield", out_px),
                                      (args.uncertainty, "sigma", "uncertainty", out_px),
                                      (args.residual, "residual", "residual", optics.pixel_size_um)):
-            if path:
-                save_tiff(outs.stage(path), stack(name), px, meta.replace(kind=kind).to_dict())
+            if path:  # the residual is on the camera grid: its metadata says so too
+                save_tiff(outs.stage(path), stack(name), px,
+                          meta.replace(kind=kind, optics=ImageOptics.from_optics(optics, px)).to_dict())
                 written.append(path)
         if args.denoised and args.denoiser:
             raw_meta = meta.replace(kind="raw", layout=asdict(FrameLayout(params.n_angles, params.n_phases, 1, "PAZ")))

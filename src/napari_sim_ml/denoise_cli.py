@@ -85,7 +85,7 @@ def _optics(args: argparse.Namespace, base: dict[str, Any], raw: Any = None) -> 
 def _training_set(args: argparse.Namespace):
     from .engine.denoise.data import simulated_set, thinned_set
     from .engine.io import arrange_frames, read_raw
-    from .engine.pinn_noise import NoiseModel
+    from .engine.pinn.noise import NoiseModel
 
     patch = args.patch
     base: dict[str, Any] = {}
@@ -124,7 +124,7 @@ def _training_set(args: argparse.Namespace):
         params = estimate_with_warnings(first_plane, optics, otf, args, background).params
     noise = None
     if args.gain:
-        from .engine.pinn_noise import estimate_noise
+        from .engine.pinn.noise import estimate_noise
 
         noise = estimate_noise(stacks[0] - background, optics.pixel_size_um, otf.support_cycles_per_um,
                                gain=args.gain)
@@ -139,6 +139,7 @@ def _training_set(args: argparse.Namespace):
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
     """Train a raw-frame denoiser (``train-denoiser``)."""
     from .engine.denoise.train import TrainSettings, train_steps
+    from .engine.steps import run_to_end
 
     out = Path(args.output)
     if out.exists() and not (args.overwrite or args.resume):
@@ -154,14 +155,14 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
     print(f"training data: {ts.clean.shape[0]} stacks of {ts.n_frames} frames, {ts.clean.shape[-2]}×"
           f"{ts.clean.shape[-1]} px ({ts.description['source']}) in {time.perf_counter() - t0:.1f} s")
     gen = train_steps(ts, optics, params, settings, checkpoint=out, resume=out if args.resume else None)
+
+    def report(p: Any) -> None:
+        if p.val_loss is not None:
+            print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
+                  f"{p.seconds:.0f} s", flush=True)
+
     try:
-        while True:
-            p = next(gen)
-            if p.val_loss is not None:
-                print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
-                      f"{p.seconds:.0f} s", flush=True)
-    except StopIteration as stop:
-        res = stop.value
+        res = run_to_end(gen, report)
     except KeyboardInterrupt:
         gen.close()
         print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")

@@ -54,7 +54,7 @@ def test_simulated_set_has_the_users_pattern_and_photons():
 def test_thinning_matches_the_noise_model():
     rng = np.random.default_rng(0)
     high = [rng.poisson(2000.0, (9, 48, 48)).astype(np.float64) * 2.0 + 100.0]  # gain 2, offset 100
-    from napari_sim_ml.engine.pinn_noise import NoiseModel
+    from napari_sim_ml.engine.pinn.noise import NoiseModel
 
     ts, noise = thinned_set(high, 20.0, 0.08, OPTICS.cutoff_cycles_per_um, background=100.0,
                             noise=NoiseModel(2.0, 4.0))

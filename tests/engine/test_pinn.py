@@ -12,9 +12,10 @@ from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth
 from napari_sim_ml.engine.otf import ideal_otf
 from napari_sim_ml.engine.pinn import PinnProgress, PinnResult, PinnSettings, fit_pinn, pinn_steps
-from napari_sim_ml.engine.pinn_noise import estimate_noise
-from napari_sim_ml.engine.pinn_physics import ForwardModel, render_patterns, transfer_function
+from napari_sim_ml.engine.pinn.noise import estimate_noise
+from napari_sim_ml.engine.pinn.physics import ForwardModel, render_patterns, transfer_function
 from napari_sim_ml.engine.simulate import simulate_acquisition
+from napari_sim_ml.engine.steps import run_to_end
 from napari_sim_ml.engine.wiener import prepare_reconstruction
 
 FAST = dict(iterations=25, preview_every=5)
@@ -22,7 +23,7 @@ FAST = dict(iterations=25, preview_every=5)
 
 def live_networks() -> list:
     """The PINN networks still reachable in this process."""
-    from napari_sim_ml.engine.pinn_net import UNet
+    from napari_sim_ml.engine.pinn.net import UNet
 
     return [o for o in gc.get_objects() if type(o) is UNet]  # type(): no attribute look-ups on lazy proxies
 
@@ -77,16 +78,13 @@ def test_photon_transfer_fit_finds_gain_and_read_noise():
 def test_noise_aware_loss_falls_and_beats_widefield(sim64):
     settings = PinnSettings(iterations=40, preview_every=10, early_stopping=False)
     previews = []
-    gen = pinn_steps(sim64.raw, sim64.optics, sim64.params, settings, background=sim64.offset)
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
+
+    def seen(p):
         assert isinstance(p, PinnProgress) and p.total == 40
         if p.preview is not None:
             previews.append(p.preview)
+
+    result = run_to_end(pinn_steps(sim64.raw, sim64.optics, sim64.params, settings, background=sim64.offset), seen)
     assert isinstance(result, PinnResult)
     assert result.image.shape == (128, 128) and result.image.dtype == np.float32
     assert result.residual.shape == (64, 64)
@@ -156,7 +154,7 @@ def test_closing_the_generator_stops_the_fit_and_frees_the_network(sim64):
 
 @pytest.mark.slow
 def test_error_inside_the_fit_frees_the_network(sim64, monkeypatch):
-    from napari_sim_ml.engine import pinn_model
+    from napari_sim_ml.engine.pinn import noise_aware as pinn_model
 
     gc.collect()
     monkeypatch.setattr(pinn_model, "total_variation", lambda o, eps: o.sum() * float("nan"))
@@ -187,7 +185,7 @@ def test_bad_input_raises_clear_errors(sim64, monkeypatch):
     bad[0, 0, 3, 3] = np.nan
     with pytest.raises(SimInputError):
         fit_pinn(bad, sim64.optics, sim64.params)
-    from napari_sim_ml.engine import pinn_noise
+    from napari_sim_ml.engine.pinn import noise as pinn_noise
 
     monkeypatch.setattr(pinn_noise, "available_memory_bytes", lambda: 50 * 2**20)
     with pytest.raises(SimInputError, match="crop the field of view"):

@@ -9,7 +9,7 @@ from napari_sim_ml.engine.metrics import border_cross, pattern_imprint
 from napari_sim_ml.engine.mismatch import Imperfections
 from napari_sim_ml.engine.otf import ideal_otf
 from napari_sim_ml.engine.pinn import PinnSettings, fit_pinn
-from napari_sim_ml.engine.pinn_refine import imprint_notch, periodic_border, power_law_prior
+from napari_sim_ml.engine.pinn.refine import imprint_notch, periodic_border, power_law_prior
 from napari_sim_ml.engine.simulate import simulate_acquisition
 
 SHORT = dict(iterations=60, early_stopping=False, preview_every=0, threads=1)

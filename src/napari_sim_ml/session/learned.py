@@ -28,12 +28,7 @@ def run_pinn(job: Job, params: PatternParameters, settings: Any) -> Generator[An
     except SimInputError as exc:
         return Failure(str(exc))
     try:
-        while True:
-            try:
-                progress = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            yield progress
+        return (yield from steps)
     except SimInputError as exc:
         return Failure(str(exc))
     finally:

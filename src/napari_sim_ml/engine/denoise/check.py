@@ -74,7 +74,7 @@ def data_noise(measured: np.ndarray, optics: Optics, gain: float, background: fl
     gain is the given one (the model's, counts per photon); var0 (counts²) is fitted on the
     measured frames themselves (photon-transfer fit, slope fixed).
     """
-    from ..pinn_noise import estimate_noise
+    from ..pinn.noise import estimate_noise
 
     a, p, ny, nx = measured.shape
     fit = estimate_noise(np.asarray(measured, dtype=np.float64).reshape(a * p, ny, nx) - background,

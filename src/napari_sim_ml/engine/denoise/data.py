@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import SimInputError
 from ..otf import RadialOTF
 from ..parameters import AnglePattern, Optics, PatternParameters, wrap_phase
-from ..pinn_noise import NoiseModel, estimate_noise
+from ..pinn.noise import NoiseModel, estimate_noise
 from ..simulate import make_object, simulate_acquisition
 
 STRUCTURES = ("filaments", "rings", "mesh", "bundles")

@@ -1,5 +1,7 @@
-"""The PINN's physics in torch: rendered patterns, transfer functions, the SIM forward model,
-SSIM and total variation.
+"""The PINN's physics in torch.
+
+Rendered patterns, transfer functions, the SIM forward model, SSIM, total variation, the
+SIM passband and its apodization.
 
 Grids: the object lives on a fine grid with ``factor`` × the camera sampling (2 for our
 reconstructions, 4 for the paper's demo sets); fine pixel (s·i, s·j) sits on raw pixel (i, j),
@@ -9,13 +11,14 @@ as in :mod:`napari_sim_ml.engine.simulate`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .otf import RadialOTF
-from .parameters import PatternParameters
+from ..otf import RadialOTF, ideal_profile
+from ..parameters import PatternParameters
 
 
 def render_patterns(params: PatternParameters, shape: tuple[int, int], fine_px_um: float,
@@ -49,8 +52,9 @@ def transfer_function(otf: RadialOTF, shape: tuple[int, int], fine_px_um: float,
 
 def psf_transfer(psf: np.ndarray, shape: tuple[int, int], fine_px_um: float, camera_px_um: float | None,
                  device: torch.device) -> torch.Tensor:
-    """Rfft transfer function of a PSF image on the fine grid (centred, normalised to sum 1),
-    zero-padded to ``shape`` [× camera-pixel sinc]; complex64.
+    """Return the rfft transfer function of a PSF image on the fine grid, complex64.
+
+    The PSF is centred, normalised to sum 1 and zero-padded to ``shape`` [× camera-pixel sinc].
     """
     psf = np.asarray(psf, dtype=np.float64)
     psf = psf / psf.sum()
@@ -96,7 +100,9 @@ class ForwardModel:
     def __call__(self, obj: torch.Tensor, patterns: torch.Tensor | None = None,
                  scale: tuple[torch.Tensor, torch.Tensor] | None = None,
                  modulated: torch.Tensor | None = None) -> torch.Tensor:
-        """patterns: (F, H, W) instead of the fixed ones; scale: (full, small) factors on the
+        """Predict the raw frames (F, Y, X) of ``obj`` (H, W).
+
+        patterns: (F, H, W) instead of the fixed ones; scale: (full, small) factors on the
         transfer function (e.g. a fitted OTF attenuation) on the full and the small rfft grid;
         modulated: the object seen by the modulated part of the patterns (pattern − 1), when it
         differs from ``obj`` (seen by the constant part).
@@ -104,6 +110,7 @@ class ForwardModel:
         h, w = obj.shape[-2:]
         m, (ny, nx), s = self.margin, self.field, self.factor
         pats = self.patterns if patterns is None else patterns
+        assert pats is not None, "the forward model was made without patterns; pass them"
         lit = obj * pats if modulated is None else obj + modulated * (pats - 1.0)
         spec = torch.fft.rfft2(lit)
         if self.small is not None:
@@ -118,6 +125,7 @@ class ForwardModel:
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian window of ``size`` taps (SSIM's, σ in pixels)."""
     t = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
     g = torch.exp(-t * t / (2 * sigma * sigma))
     return g / g.sum()
@@ -149,5 +157,42 @@ def total_variation(obj: torch.Tensor, eps: float) -> torch.Tensor:
     return (torch.sqrt(dx * dx + dy * dy + eps * eps) - eps).mean()
 
 
-__all__ = ["render_patterns", "transfer_function", "psf_transfer", "ForwardModel",
-           "gaussian_window", "ssim", "total_variation"]
+def fit_transfer(otf: RadialOTF, psf: np.ndarray | None, shape: tuple[int, int], fine_px: float,
+                 camera_px: float | None, device: torch.device) -> torch.Tensor:
+    """Return the forward model's transfer function: of the PSF image when one is given, else of ``otf``."""
+    if psf is not None:
+        return psf_transfer(psf, shape, fine_px, camera_px, device)
+    return transfer_function(otf, shape, fine_px, camera_px, device)
+
+
+def sim_support(otf: RadialOTF, params: PatternParameters | None, fine_px: float, pats: torch.Tensor) -> float:
+    """Radius of the SIM passband, kc + highest pattern frequency (cycles/µm).
+
+    From the parameters when given, else from the strongest frequencies of the pattern
+    images ``pats`` (F, H, W) on the fine grid (``fine_px`` µm).
+    """
+    kc = otf.support_cycles_per_um
+    if params is not None:
+        return kc + params.n_orders * max(a.k_magnitude for a in params.angles)
+    spec = torch.fft.rfft2(pats - pats.mean(dim=(-2, -1), keepdim=True)).abs().amax(0).cpu().numpy()
+    fy = np.fft.fftfreq(pats.shape[-2], fine_px)[:, None]
+    fx = np.fft.rfftfreq(pats.shape[-1], fine_px)[None, :]
+    radius = np.hypot(fy, fx)
+    strong = spec > 1e-2 * spec.max()
+    return kc + float(radius[strong].max()) if strong.any() else 2 * kc
+
+
+def apodizer(cutoff: float, shape: tuple[int, int], fine_px: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Return a function that filters fine-grid images by an ideal OTF profile.
+
+    The profile has radius ``cutoff`` (cycles/µm) on the grid ``shape``: the estimate beyond
+    the SIM passband is not determined by the data (as the Wiener's apodization).
+    """
+    fy = np.fft.fftfreq(shape[0], fine_px)[:, None]
+    fx = np.fft.rfftfreq(shape[1], fine_px)[None, :]
+    transfer = ideal_profile(np.hypot(fy, fx) / cutoff)
+    return lambda img: np.fft.irfft2(np.fft.rfft2(img) * transfer, s=shape)
+
+
+__all__ = ["render_patterns", "transfer_function", "psf_transfer", "ForwardModel", "gaussian_window", "ssim",
+           "total_variation", "fit_transfer", "sim_support", "apodizer"]

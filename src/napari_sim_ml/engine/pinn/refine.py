@@ -1,6 +1,6 @@
 """What real frames need beyond the ideal SIM model, as fitted parts of the noise-aware PINN.
 
-Imported only by :mod:`napari_sim_ml.engine.pinn_model` (torch inside). Each part is fitted
+Imported only by :mod:`napari_sim_ml.engine.pinn.noise_aware` (torch inside). Each part is fitted
 together with the object, within bounds:
 
 * :class:`PatternModel` — the illumination rendered from parameters: per-frame phases
@@ -28,12 +28,13 @@ together with the object, within bounds:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .parameters import AnglePattern, PatternParameters, wrap_phase
+from ..parameters import AnglePattern, PatternParameters, wrap_phase
 
 PHASE_BOUND_RAD = 0.5
 GAIN_BOUND = 0.4  # log of the per-frame gain
@@ -78,16 +79,19 @@ class PatternModel:
         self._fixed_base = None if fit_k else self._bases(torch.zeros_like(self.dk))
 
     def modulation(self) -> torch.Tensor:
+        """Modulation depths (A, orders), within MOD_RANGE."""
         lo, hi = MOD_RANGE
         return lo + (hi - lo) * torch.sigmoid(self.m_raw)
 
     def phases(self) -> torch.Tensor:
+        """Phases (A, P), radians, within ±PHASE_BOUND_RAD of the start."""
         return self.phi0 + _bounded(self.dphi, PHASE_BOUND_RAD)
 
     def k(self) -> torch.Tensor:
+        """Pattern wave vectors (A, 2) (kx, ky), cycles/µm."""
         return self.k0.float() + torch.tanh(self.dk) * self.k_bound
 
-    def _bases(self, dk: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _bases(self, dk: torch.Tensor) -> list[torch.Tensor]:
         out = []
         for d in range(self.k0.shape[0]):
             kx = self.k0[d, 0] + (torch.tanh(dk[d, 0]) * self.k_bound[0]).double()
@@ -99,6 +103,7 @@ class PatternModel:
         return out
 
     def __call__(self) -> torch.Tensor:
+        """Render the illumination (F, H, W) of every frame from the current parameters."""
         args = self._fixed_base if self._fixed_base is not None else self._bases(self.dk)
         phis, mods = self.phases(), self.modulation()
         frames = []
@@ -106,14 +111,14 @@ class PatternModel:
             # cos(b(arg + φ)) = cos(b·arg) cos(bφ) − sin(b·arg) sin(bφ): two maps per order and angle
             trig = [(torch.cos(b * arg), torch.sin(b * arg)) for b in range(1, self.n_orders + 1)]
             for p in range(phis.shape[1]):
-                frame = 1.0
+                frame: Any = 1.0
                 for b, (c, sn) in enumerate(trig, start=1):
                     frame = frame + mods[d, b - 1] * (c * torch.cos(b * phis[d, p]) - sn * torch.sin(b * phis[d, p]))
                 frames.append(frame)
         return torch.stack(frames)
 
     def fitted(self) -> PatternParameters:
-        """The fitted parameters (canonical form)."""
+        """Return the fitted parameters (canonical form)."""
         k, phis, mods = (t.detach().cpu().numpy().astype(np.float64) for t in (self.k(), self.phases(),
                                                                                  self.modulation()))
         angles = [AnglePattern((float(k[d, 0]), float(k[d, 1])), tuple(wrap_phase(float(v)) for v in phis[d]),
@@ -150,6 +155,7 @@ class Nuisance:
         self.rho = rho if attenuation else None
 
     def attenuation(self) -> torch.Tensor:
+        """OTF attenuation a, within ATTENUATION_RANGE."""
         lo, hi = ATTENUATION_RANGE
         return lo + (hi - lo) * torch.sigmoid(self.att_raw)
 
@@ -161,20 +167,24 @@ class Nuisance:
         return torch.exp(self.rho[0] * la), torch.exp(self.rho[1] * la)
 
     def gains(self) -> torch.Tensor:
+        """Per-frame gains (F, 1, 1), within ±GAIN_BOUND in log of the start."""
         return torch.exp(self.log_gain0 + _bounded(self.theta, GAIN_BOUND))
 
     def _up(self, grid: torch.Tensor) -> torch.Tensor:
         return F.interpolate(grid, size=self.field, mode="bicubic", align_corners=True)[:, 0]
 
     def _envelope(self) -> torch.Tensor:
-        """Exp of the log-envelope with zero mean over frames (a common envelope is the
-        object's) and over each frame's grid (a frame's mean is its gain).
+        """Return the exp of the log-envelope (F, Y, X).
+
+        The log-envelope has zero mean over frames (a common envelope is the object's) and
+        over each frame's grid (a frame's mean is its gain).
         """
         e = _bounded(self.env, ENVELOPE_BOUND)
         e = e - e.mean(0, keepdim=True)
         return torch.exp(self._up(e - e.mean((-2, -1), keepdim=True)))
 
     def frames(self, low: torch.Tensor) -> torch.Tensor:
+        """Apply gains, envelope, haze and offset to forward-model frames ``low`` (F, Y, X)."""
         g = self.gains()
         if self.use_env:
             g = g * self._envelope()
@@ -183,6 +193,7 @@ class Nuisance:
         return g * low + self.beta
 
     def summary(self) -> dict:
+        """Return the fitted values as plain numbers (frame factors, offset, envelope range, attenuation)."""
         with torch.no_grad():
             out = {"frame_factors": self.gains().cpu().numpy().ravel().tolist(),
                    "offset": float(self.beta)}
@@ -209,17 +220,22 @@ def imprint_notch(params: PatternParameters, shape: tuple[int, int], fine_px: fl
 
 
 def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[int, int], fine_px: float,
-                    device: torch.device) -> torch.Tensor | None:
-    """1 / P(f) on the rfft grid of the fine canvas ``shape`` for the object in the units of
-    ``mean_frame`` (Y, X: the frames' mean over frames, object units), or None when the data
+                    device: torch.device, noise_floor: float | None = None) -> torch.Tensor | None:
+    """Return 1 / P(f), the inverse prior power of the object, or None.
+
+    On the rfft grid of the fine canvas ``shape`` for the object in the units of
+    ``mean_frame`` (Y, X: the frames' mean over frames, object units); None when the data
     show too little signal above their noise floor to fit the power law.
 
     P(f) = A·|f|^−α, the unnormalised-DFT power of the object on that canvas, fitted on the
     radial power of the mean frame minus its out-of-band noise floor, divided by OTF(f)²,
     where the power is at least 10× the floor and the OTF above 5 % (α clipped to 2–4).
+    noise_floor: the noise power of ``mean_frame`` per DFT coefficient (unnormalised DFT) from
+    the noise model, used when it is above the out-of-band floor (correlated noise falls
+    beyond the OTF support, so the out-of-band floor under-estimates it inside).
     Zero at f = 0.
     """
-    from .bands import periodic_smooth
+    from ..bands import periodic_smooth
 
     ny, nx = mean_frame.shape
     img = periodic_smooth(np.asarray(mean_frame, np.float64))[0].astype(np.float64)
@@ -233,6 +249,8 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
     if out.sum() < 64:
         return None
     floor = float(np.median(power[out]))
+    if noise_floor is not None:
+        floor = max(floor, float(noise_floor))
     t = otf(r) * np.sinc(fy * camera_px) * np.sinc(fx * camera_px)
     bins = np.rint(r / df).astype(int)
     n = int(kc / df)
@@ -259,11 +277,12 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
 
 
 def periodic_border(image: np.ndarray, width: int) -> np.ndarray:
-    """``image`` (Y, X) minus the smooth part of its periodic-plus-smooth decomposition,
-    faded out over ``width`` px from the borders: the jumps between opposite borders are
-    removed where they are (no cross on the spectral axes), the interior is unchanged.
+    """Remove the jumps between opposite borders of ``image`` (Y, X) within ``width`` px.
+
+    Subtracts the smooth part of the periodic-plus-smooth decomposition, faded out over
+    ``width`` px from the borders: no cross on the spectral axes, the interior is unchanged.
     """
-    from .bands import periodic_smooth
+    from ..bands import periodic_smooth
 
     img = np.asarray(image, dtype=np.float32)
     smooth = periodic_smooth(img)[1]
@@ -279,4 +298,5 @@ def periodic_border(image: np.ndarray, width: int) -> np.ndarray:
     return (img - smooth * weight).astype(np.float32)
 
 
-__all__ = ["PatternModel", "periodic_border", "Nuisance", "imprint_notch", "power_law_prior", "PHASE_BOUND_RAD", "GAIN_BOUND"]
+__all__ = ["PatternModel", "periodic_border", "Nuisance", "imprint_notch", "power_law_prior", "PHASE_BOUND_RAD",
+           "GAIN_BOUND"]

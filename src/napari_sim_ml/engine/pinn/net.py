@@ -1,6 +1,6 @@
 """The PINN's network and optimiser: a U-Net, a small Adam, and bf16 detection.
 
-Imported only inside :mod:`napari_sim_ml.engine.pinn`'s functions (torch stays out of the
+Imported only inside the fits of :mod:`napari_sim_ml.engine.pinn` (torch stays out of the
 classical engine).
 """
 
@@ -39,7 +39,8 @@ class UNet(nn.Module):
         for m in self.modules():  # Glorot-uniform weights, zero biases (the published init)
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight, generator=generator)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     @staticmethod
     def _block(cin: int, cout: int, n: int) -> nn.Sequential:
@@ -49,6 +50,7 @@ class UNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (N, C, H, W) to (N, shuffle·H, shuffle·W); H and W multiples of 2**depth."""
         skips = []
         for i, block in enumerate(self.down):
             x = block(x)
@@ -77,12 +79,14 @@ class Adam:
         self.v = [[torch.zeros_like(p) for p in g["params"]] for g in self.groups]
 
     def zero_grad(self) -> None:
+        """Drop the gradients of every parameter."""
         for g in self.groups:
             for p in g["params"]:
                 p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
+        """Take one Adam step with the current gradients."""
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
@@ -95,14 +99,17 @@ class Adam:
                 p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-g["lr"] / c1)
 
     def scale_lr(self, factor: float) -> None:
+        """Multiply every group's learning rate by ``factor``."""
         for g in self.groups:
             g["lr"] *= factor
 
     def state_dict(self) -> dict:
+        """Copy the step count, moments and learning rates."""
         return {"t": self.t, "m": [[a.clone() for a in ms] for ms in self.m],
                 "v": [[a.clone() for a in vs] for vs in self.v], "lr": [g["lr"] for g in self.groups]}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` in place."""
         self.t = state["t"]
         for ms, vs, sm, sv in zip(self.m, self.v, state["m"], state["v"], strict=False):
             for a, b in zip(ms + vs, sm + sv, strict=False):
@@ -139,4 +146,9 @@ def run_net(net: UNet, x: torch.Tensor, multiple: int, bf16: bool = False) -> to
     return out[: h * s, : w * s]
 
 
-__all__ = ["UNet", "Adam", "native_bf16", "run_net", "FAITHFUL_NET", "SLIM_NET"]
+def seeded_generator(seed: int) -> torch.Generator:
+    """Return a CPU random generator seeded with ``seed`` (network initialisation, bootstrap resamples)."""
+    return torch.Generator().manual_seed(int(seed))
+
+
+__all__ = ["UNet", "Adam", "native_bf16", "run_net", "seeded_generator", "FAITHFUL_NET", "SLIM_NET"]
