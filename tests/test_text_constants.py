@@ -69,7 +69,7 @@ def test_train_denoiser_help_quotes_the_training_defaults(capsys):
     import inspect
 
     from napari_sim_ml.engine.denoise.data import simulated_set
-    from napari_sim_ml.engine.denoise.model import CPU_DEFAULT, GPU_DEFAULT
+    from napari_sim_ml.engine.denoise.train import CPU_DEFAULT, GPU_DEFAULT
 
     text = help_text(capsys, "train-denoiser")
     width = re.search(r"network width \(default: (\d+) on CPU, (\d+) on a GPU\)", text)

@@ -50,6 +50,7 @@ from .engine.parameters import (
     optics_from_dict,
 )
 from .engine.pipeline import Outputs, iter_planes, reconstruction_metadata, validate_planes
+from .engine.simulate import DEFAULT_OPTICS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=256, help="field size in raw pixels")
     s.add_argument("--phases", type=int, default=3, choices=(3, 5), help="3: 2-beam; 5: 3-beam")
     s.add_argument("--angles", type=int, default=3)
-    s.add_argument("--na", type=float, default=1.4)
-    s.add_argument("--wavelength-nm", type=float, default=525.0)
-    s.add_argument("--pixel-size-um", type=float, default=0.08)
+    s.add_argument("--na", type=float, default=DEFAULT_OPTICS.na)
+    s.add_argument("--wavelength-nm", type=float, default=DEFAULT_OPTICS.wavelength_nm)
+    s.add_argument("--pixel-size-um", type=float, default=DEFAULT_OPTICS.pixel_size_um)
     s.add_argument("--overwrite", action="store_true")
 
     e = sub.add_parser("estimate", help="estimate pattern parameters and print them as JSON")

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from .engine.errors import SimInputError
-from .engine.io import IMMERSION_INDEX, FrameLayout, RawFile, arrange_frames, guess_layout, read_raw
+from .engine.io import ANGLE_RANGE, IMMERSION_INDEX, FrameLayout, RawFile, arrange_frames, guess_layout, read_raw
 from .engine.otf import RadialOTF
 from .engine.parameters import FilterSettings, Optics, PatternParameters, load_parameters_json
+from .engine.pinn.types import MODES, PinnSettings
 from .engine.pipeline import (
     Estimate,
     EstimationSettings,
@@ -49,7 +50,7 @@ def add_optics(p: argparse.ArgumentParser) -> None:
 def add_layout(p: argparse.ArgumentParser) -> None:
     """Add the frame layout, background and OTF flags."""
     g = p.add_argument_group("frame layout (guessed from the frame count when omitted)")
-    g.add_argument("--angles", type=int, help="number of pattern angles (2-5)")
+    g.add_argument("--angles", type=int, help=f"number of pattern angles ({ANGLE_RANGE[0]}-{ANGLE_RANGE[1]})")
     g.add_argument("--phases", type=int, help="phases per angle (3 for 2-beam, 5 for 3-beam)")
     g.add_argument("--z", type=int, dest="n_z", help="number of z planes")
     g.add_argument("--order", help="frame order, fastest first: PAZ (angle-major, default), APZ "
@@ -88,9 +89,9 @@ def add_method_flags(p: argparse.ArgumentParser) -> None:
                    help="band-centre attenuation strength 0-1")
     p.add_argument("--attenuation-fwhm", type=float, default=defaults.attenuation_fwhm,
                    help="band-centre attenuation FWHM, cycles/µm")
-    p.add_argument("--mode", choices=("noise-aware", "faithful"), help="PINN mode (default noise-aware)")
+    p.add_argument("--mode", choices=MODES, help=f"PINN mode (default {PinnSettings().mode})")
     p.add_argument("--iterations", type=int, help="PINN iterations (maximum)")
-    p.add_argument("--seed", type=int, help="PINN seed (default 0)")
+    p.add_argument("--seed", type=int, help=f"PINN seed (default {PinnSettings().seed})")
     add_apply_flags(p)
 
 
@@ -154,9 +155,9 @@ def check_method_flags(args: argparse.Namespace) -> None:
     if getattr(args, "uncertainty_samples", None) is not None and args.uncertainty_samples < 2:
         raise SimInputError(f"--uncertainty-samples must be at least 2, not {args.uncertainty_samples}")
     if args.mode is None:
-        args.mode = "noise-aware"
+        args.mode = PinnSettings().mode
     if args.seed is None:
-        args.seed = 0
+        args.seed = PinnSettings().seed
 
 
 def resolve_layout(raw: RawFile, args: argparse.Namespace) -> FrameLayout:

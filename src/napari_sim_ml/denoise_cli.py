@@ -31,7 +31,13 @@ from .engine.parameters import Optics, PatternParameters, load_parameters_json, 
 
 def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``train-denoiser`` sub-command to ``sub``."""
-    from .engine.denoise.data import STRUCTURES
+    import inspect
+
+    from .engine.denoise.data import STRUCTURES, simulated_set
+    from .engine.denoise.train import CPU_DEFAULT, GPU_DEFAULT, TrainSettings
+
+    sim = {k: v.default for k, v in inspect.signature(simulated_set).parameters.items()}
+    train = TrainSettings()
 
     t = sub.add_parser("train-denoiser", help="train a raw-frame denoiser from simulation or bright stacks")
     t.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
@@ -39,32 +45,36 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     src.add_argument("--simulate", type=int, metavar="N", help="train on N simulated stacks with --params")
     src.add_argument("--from-high", nargs="+", metavar="STACK", help="high-SNR raw stacks to thin")
     t.add_argument("--params", help="parameters JSON (pattern and optics); --from-high: estimated when omitted")
-    t.add_argument("--photons", type=float, nargs="+", default=[30.0, 200.0], metavar="P",
-                   help="simulation: peak photons, one value or a range LOW HIGH (default 30 200)")
-    t.add_argument("--structures", default="filaments,rings,mesh",
+    t.add_argument("--photons", type=float, nargs="+", default=list(sim["photons"]), metavar="P",
+                   help="simulation: peak photons, one value or a range LOW HIGH "
+                        f"(default {' '.join(f'{p:g}' for p in sim['photons'])})")
+    t.add_argument("--structures", default=",".join(sim["structures"]),
                    help=f"simulation: comma-separated structures from {', '.join(STRUCTURES)}")
     t.add_argument("--size", type=int, help="simulation: field size in camera px (default: 2 × patch)")
     t.add_argument("--read-noise", type=float,
-                   help="camera read noise σ (counts) of the noisy inputs; simulation default 1, --from-high "
+                   help=f"camera read noise σ (counts) of the noisy inputs; simulation default {sim['read_noise']:g}, "
+                        "--from-high "
                         "default: the high stacks' fitted var0 (give the low-light camera's if it differs)")
     t.add_argument("--gain", type=float, help="camera gain (counts per photon); --from-high: fitted when omitted")
     t.add_argument("--thin", type=float, default=20.0, help="--from-high: thinning factor S (low = high / S)")
     add_optics(t)
     add_layout(t)
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--steps-per-epoch", type=int, default=25)
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--patch", type=int, default=64, help="training patch, camera px (multiple of 16)")
-    t.add_argument("--width", type=int, help="network width (default: 24 on CPU, 48 on a GPU)")
-    t.add_argument("--depth", type=int, help="network levels (default: 3 on CPU, 4 on a GPU)")
-    t.add_argument("--loss", default="mse", choices=("mse", "mae", "anscombe"))
+    t.add_argument("--epochs", type=int, default=train.epochs)
+    t.add_argument("--steps-per-epoch", type=int, default=train.steps_per_epoch)
+    t.add_argument("--batch", type=int, default=train.batch)
+    t.add_argument("--patch", type=int, default=train.patch, help="training patch, camera px (multiple of 16)")
+    t.add_argument("--width", type=int, help=f"network width (default: {CPU_DEFAULT['width']} on CPU, "
+                                             f"{GPU_DEFAULT['width']} on a GPU)")
+    t.add_argument("--depth", type=int, help=f"network levels (default: {CPU_DEFAULT['depth']} on CPU, "
+                                             f"{GPU_DEFAULT['depth']} on a GPU)")
+    t.add_argument("--loss", default=train.loss, choices=("mse", "mae", "anscombe"))
     t.add_argument("--augment", action="store_true",
                    help="augment by 90° rotations and flips (the model then also accepts rotated patterns)")
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--lr", type=float, default=train.lr)
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.add_argument("--threads", type=int, help="CPU threads (default: all cores, 1 on a loaded machine)")
     t.add_argument("--time-limit", type=float, help="stop after this many seconds (checkpoint kept)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=train.seed)
     t.add_argument("--resume", action="store_true", help="continue the training stored in -o")
     t.add_argument("--overwrite", action="store_true")
     return t

@@ -38,6 +38,9 @@ ORDER_ALIASES = {"angle-major": "PAZ", "phase-major": "APZ"}
 MIN_SIZE = 32
 
 
+ANGLE_RANGE = (2, 5)  # the pattern angles a layout may have, inclusive
+
+
 @dataclass(frozen=True)
 class FrameLayout:
     """How the frames of a file map onto angles, phases and planes."""
@@ -57,8 +60,8 @@ class FrameLayout:
                 "(e.g. PAZ, PZA, ZAP) or 'angle-major'/'phase-major'"
             )
         object.__setattr__(self, "order", order)
-        if not 2 <= self.n_angles <= 5:
-            raise SimInputError(f"{self.n_angles} angles: 2 to 5 angles are supported")
+        if not ANGLE_RANGE[0] <= self.n_angles <= ANGLE_RANGE[1]:
+            raise SimInputError(f"{self.n_angles} angles: {ANGLE_RANGE[0]} to {ANGLE_RANGE[1]} angles are supported")
         if self.n_phases < 3:
             raise SimInputError(f"{self.n_phases} phases: at least 3 phases are needed")
         if self.n_z < 1:

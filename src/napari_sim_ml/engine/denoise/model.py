@@ -45,8 +45,6 @@ class NetConfig:
         return asdict(self)
 
 
-CPU_DEFAULT = {"width": 24, "depth": 3}
-GPU_DEFAULT = {"width": 48, "depth": 4}
 
 
 def multiple(cfg: NetConfig) -> int:
@@ -144,5 +142,5 @@ def anscombe_mse(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: fl
     return torch.mean((anscombe(pred, gain, var0) - anscombe(target, gain, var0)) ** 2)
 
 
-__all__ = ["NetConfig", "CPU_DEFAULT", "GPU_DEFAULT", "multiple", "DenoiseNet", "n_parameters", "anscombe",
+__all__ = ["NetConfig", "multiple", "DenoiseNet", "n_parameters", "anscombe",
            "anscombe_mse", "scaled_mse", "scaled_mae", "LOSSES"]

@@ -23,6 +23,9 @@ from ..steps import run_to_end
 from .checkpoint import DenoiserMeta, load_checkpoint, save_checkpoint
 from .data import TrainingSet, sample_batch
 
+CPU_DEFAULT = {"width": 24, "depth": 3}  # network size when TrainSettings leaves it open, on a CPU
+GPU_DEFAULT = {"width": 48, "depth": 4}  # and on a GPU
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -148,8 +151,6 @@ def train_steps(
     import torch
 
     from .model import (
-        CPU_DEFAULT,
-        GPU_DEFAULT,
         DenoiseNet,
         NetConfig,
         anscombe_mse,
