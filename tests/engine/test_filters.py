@@ -91,6 +91,7 @@ def test_spectrum_optimised_filter_is_close_to_wiener_clean_and_responds_to_its_
     assert high(hifi_filter(prepared, FilterSettings(wiener=0.5))) < 0.7 * high(hifi)
 
 
+@pytest.mark.slow
 def test_auto_w_at_low_light_with_haze_and_read_noise_is_close_to_the_best_w():
     # the real low-light 3-beam set's imperfections: a few photons of signal on unsubtracted background, read noise;
     # a risk that scored the offset and the gain picked w ≈ 0.085 here (2.9 dB below the best)
@@ -103,6 +104,7 @@ def test_auto_w_at_low_light_with_haze_and_read_noise_is_close_to_the_best_w():
     assert _psnr(sim, wiener_filter(prepared)) > best - 0.3
 
 
+@pytest.mark.slow
 def test_coloured_noise_is_measured_against_raw_frequency():
     # white noise: a flat profile; frames blurred before the noise is measured (interpolated data): falling
     sim = simulate_acquisition("filaments", 256, photons=100, seed=0)

@@ -33,6 +33,7 @@ def check(sim, known, bound):
     return res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phases, photons", [(3, 100), (3, 1000), (5, 1000)],
                          ids=["2beam-100", "2beam-1000", "3beam-1000"])
 def test_phases_with_exact_and_slightly_wrong_k(phases, photons):
@@ -45,6 +46,7 @@ def test_phases_with_exact_and_slightly_wrong_k(phases, photons):
         assert all(d.grade == "excellent" for d in res.diagnostics) and not res.warnings
 
 
+@pytest.mark.slow
 def test_three_beam_phases_at_100_photons(sim_3beam_100):
     """Measured: ≤ 0.016 rad (exact k), ≤ 0.016 rad (0.05 % off)."""
     for sim in sim_3beam_100:
@@ -53,6 +55,7 @@ def test_three_beam_phases_at_100_photons(sim_3beam_100):
             assert res.params.n_orders == 2 and res.diagnostics[0].margin == float("inf")
 
 
+@pytest.mark.slow
 def test_a_calibration_that_does_not_fit_is_reported():
     sim = simulate_acquisition("filaments", 256, photons=1000, seed=2)
     res = refit_with_known_k(sim.raw, sim.optics, calibration(sim.params, 1.01), background=sim.offset)
