@@ -66,12 +66,13 @@ class LearnedPanel(QWidget):
 
     def settings(self) -> Any:
         """Build the PINN settings the fields give."""
+        from ..engine.methods import pinn_settings
         from ..engine.pinn import PinnSettings
 
-        return PinnSettings(mode=self.mode.value, iterations=int(self.iterations.value),
-                            tv_weight=float(self.tv_weight.value),
-                            uncertainty_samples=int(self.samples.value),
-                            device=self.device.value, seed=int(self.seed.value), preview_every=10)
+        common = pinn_settings(self.mode.value, int(self.seed.value), int(self.iterations.value),
+                               int(self.samples.value))
+        return PinnSettings(**common, tv_weight=float(self.tv_weight.value), device=self.device.value,
+                            preview_every=10)
 
     def run(self) -> Any:
         """Start a fit; returns the worker (or None after a notification)."""
