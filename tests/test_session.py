@@ -13,11 +13,11 @@ import pytest
 from napari_sim_ml.engine.errors import SimInputError
 from napari_sim_ml.engine.io import FrameLayout
 from napari_sim_ml.engine.parameters import FilterSettings, Optics
+from napari_sim_ml.engine.pipeline import OtfSpec
 from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 from napari_sim_ml.session import DROPS, SimSession
 from napari_sim_ml.session.model import DATASET_INPUTS, RESULTS
-from napari_sim_ml.session.tasks import OtfChoice
 
 SIZE = 128
 
@@ -35,7 +35,7 @@ def _filled(session: SimSession) -> None:
 
 NEW_VALUES = {
     "data": np.zeros((9, 64, 64)), "source": "other", "layout": FrameLayout(3, 3, 1, "APZ"),
-    "optics": Optics(1.2, 525.0, 0.08), "background": 50.0, "otf": OtfChoice("attenuated", 0.5),
+    "optics": Optics(1.2, 525.0, 0.08), "background": 50.0, "otf": ("attenuated", 0.5, ""),
     "plane": 1, "filter": FilterSettings(wiener=0.2), "pinn": SimpleNamespace(iterations=3),
 }
 
@@ -81,7 +81,7 @@ def test_script_estimate_reconstruct_and_filter_like_the_sliders(acq):
     image = session.run_reconstruct()
     prepared = session.prepared
     expected = wiener_filter(prepare_reconstruction(acq.raw, acq.optics, session.params,
-                                                    OtfChoice().make(acq.optics), acq.offset), session.filter)
+                                                    OtfSpec().make(acq.optics), acq.offset), session.filter)
     np.testing.assert_allclose(image, expected, rtol=1e-5, atol=1e-5)
     session.filter = replace(session.filter, wiener=0.3)  # a slider move
     assert session.prepared is prepared and session.image is None and session.estimate is est

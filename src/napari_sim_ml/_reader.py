@@ -31,8 +31,9 @@ import numpy as np
 
 from .engine.errors import SimInputError
 from .engine.io import METADATA_KEY, FrameLayout, RawFile, guess_layout, read_raw
+from .engine.metadata import MRC_SUFFIXES, RAW_SUFFIXES
 
-SUFFIXES = (".tif", ".tiff", ".mrc", ".dv")
+SUFFIXES = RAW_SUFFIXES  # the one list (engine.metadata)
 LayerData = tuple[np.ndarray, dict[str, Any], str]
 
 
@@ -78,7 +79,7 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
 
 def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, str]:
     """(shape, dtype, axes) of a TIFF's first series or an MRC's data, from the header only."""
-    if path.suffix.lower() in (".mrc", ".dv"):
+    if path.suffix.lower() in MRC_SUFFIXES:
         import warnings
 
         import mrcfile

@@ -20,7 +20,7 @@ import numpy as np
 
 from .engine.errors import SimInputError
 from .engine.io import tiff_ready, write_tiff
-from .engine.metadata import METADATA_KEY, ImageOptics, SimMetadata
+from .engine.metadata import METADATA_KEY, TIFF_SUFFIXES, ImageOptics, SimMetadata
 from .engine.metadata import unit_to_um as _unit_factor
 
 
@@ -47,7 +47,7 @@ def write_layer(path: str | Path, data: Any, meta: dict[str, Any], overwrite: bo
     given = Path(path)
     path = given
     zarr_out = path.suffix.lower() == ".zarr"
-    if path.suffix.lower() not in (".tif", ".tiff") and not zarr_out:  # data.v2 → data.v2.tif (never data.tif)
+    if path.suffix.lower() not in TIFF_SUFFIXES and not zarr_out:  # data.v2 → data.v2.tif (never data.tif)
         path = path.with_name(path.name + ".tif")
         overwrite = False  # the user agreed to replace `given` (if anything), not this other file
     if meta.get("rgb"):

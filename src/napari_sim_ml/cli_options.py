@@ -137,7 +137,8 @@ def check_flag_values(args: argparse.Namespace) -> None:
     if getattr(args, "background", None) is not None and not np.isfinite(args.background):
         raise SimInputError(f"--background must be a finite number, not {args.background}")
     if getattr(args, "wiener", None) is not None:
-        FilterSettings(args.wiener, args.apo_cutoff, args.apo_bend, args.attenuation, args.attenuation_fwhm)
+        FilterSettings(wiener=args.wiener, apo_cutoff=args.apo_cutoff, apo_bend=args.apo_bend,
+                       attenuation=args.attenuation, attenuation_fwhm=args.attenuation_fwhm)
 
 
 def check_method_flags(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from .._writer import write_layer
 from ..engine.errors import SimInputError
 from ..engine.io import METADATA_KEY, write_json
+from ..engine.metadata import read_metadata
 from ._layers import plugin_meta
 
 
@@ -63,7 +64,8 @@ def write_export(paths: list[Path], layer: Any, images: list[np.ndarray], diagno
     meta = plugin_meta(layer)
     try:
         for path, data, kind in zip(paths, images, ("reconstruction", "widefield"), strict=False):
-            write_layer(path, data, {**state, "metadata": {METADATA_KEY: {**meta, "kind": kind}}}, overwrite=True)
+            record = read_metadata(meta).replace(kind=kind).to_dict()  # the schema (engine.metadata)
+            write_layer(path, data, {**state, "metadata": {METADATA_KEY: record}}, overwrite=True)
         quality = [{"quality": d.quality, "grade": d.grade} for d in diagnostics]
         write_json(paths[2], {**meta["params"], "filter": meta.get("filter"), "layout": meta.get("layout"),
                               "background": meta.get("background"), "quality": quality}, overwrite=True)

@@ -12,9 +12,10 @@ from napari.layers import Image
 
 from ..engine.errors import SimInputError
 from ..engine.io import FrameLayout, guess_layout
+from ..engine.metadata import ImageOptics, read_metadata
 from ..engine.parameters import Optics
 from ..session.model import SimSession
-from ..session.tasks import Job, OtfChoice, plane_of_frame
+from ..session.tasks import Job, plane_of_frame
 from ._layers import find_layer, plugin_meta
 
 
@@ -26,13 +27,13 @@ def prefill(c: Any, layer: Any) -> None:
     """
     from ._controls import DATASET_DEFAULTS
 
-    meta = plugin_meta(layer)
-    optics = meta.get("optics") or {}
-    stated = {k: float(optics[k]) for k in ("na", "wavelength_nm", "pixel_size_um") if optics.get(k)}
+    meta = read_metadata(plugin_meta(layer))  # the schema: ``background``, or ``camera_offset`` of old raw files
+    optics = meta.optics or ImageOptics()
+    stated = {k: float(v) for k in ("na", "wavelength_nm", "pixel_size_um") if (v := getattr(optics, k))}
     if "pixel_size_um" not in stated and str(layer.units[-1]) == "micrometer" and layer.scale[-1] != 1:
         stated["pixel_size_um"] = float(layer.scale[-1])
-    if meta.get("camera_offset") is not None:
-        stated["background"] = float(meta["camera_offset"])
+    if meta.background is not None:
+        stated["background"] = float(meta.background)
     for key, default in DATASET_DEFAULTS.items():
         widget = getattr(c, key)
         try:
@@ -43,7 +44,7 @@ def prefill(c: Any, layer: Any) -> None:
         c.mark_source(key, key in stated)
     if layer.ndim < 3:
         return
-    stored = meta.get("layout")
+    stored = meta.layout
     try:
         fitted = FrameLayout(**stored) if stored else guess_layout(int(np.prod(layer.data.shape[:-2])))
     except (SimInputError, TypeError):
@@ -60,7 +61,7 @@ def push_inputs(c: Any, session: SimSession) -> None:
     session.layout = FrameLayout(c.angles.value, c.phases.value, c.n_z.value, c.order.value)
     session.optics = Optics(c.na.value, c.wavelength_nm.value, c.pixel_size_um.value)
     session.background = float(c.background.value)
-    session.otf = OtfChoice(c.otf.value, float(c.otf_attenuation.value), str(c.otf_file.value))
+    session.otf = (str(c.otf.value), float(c.otf_attenuation.value), str(c.otf_file.value))
     session.time_mean, session.keep_k = bool(c.time_mean.value), bool(c.keep_k.value)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.io import METADATA_KEY
+from ..engine.metadata import ImageOptics, SimMetadata
 from .evidence import runner_up_points
 
 OUTPUT_KINDS = ("reconstruction", "widefield", "spectrum", "truth", "uncertainty", "residual", "pinn-preview")
@@ -273,13 +274,15 @@ def z_step_of(raw_layer: Any, job: Any) -> float | None:
 
 
 def recon_meta(job: Any, kind: str, params: Any, base: str, settings: Any, z_step_um: float | None) -> dict[str, Any]:
-    """Build the metadata of a Wiener output layer of ``job`` (optics on the 2× grid, parameters, filter)."""
+    """Build the metadata of a Wiener output layer of ``job`` (the schema of engine.metadata).
+
+    Optics on the 2× grid, parameters, filter settings, layout, camera offset and plane.
+    """
     from dataclasses import asdict
 
     optics = job.optics
-    return {"kind": kind, "method": "wiener", "source_layer": base,
-            "optics": {**asdict(optics), "pixel_size_um": optics.pixel_size_um / 2},
-            "raw_pixel_size_um": optics.pixel_size_um, "params": params.to_dict(optics),
-            "filter": asdict(settings), "layout": asdict(job.layout),
-            "background": job.background, "plane": job.plane,
-            **({"z_step_um": z_step_um} if z_step_um else {})}
+    return SimMetadata(kind=kind, method="wiener", source_layer=base,
+                       optics=ImageOptics.from_optics(optics, optics.pixel_size_um / 2),
+                       raw_pixel_size_um=optics.pixel_size_um, params=params.to_dict(optics),
+                       filter=asdict(settings), layout=asdict(job.layout), background=job.background,
+                       plane=job.plane, z_step_um=z_step_um or None).to_dict()

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-WARN_GRADES = ("inadequate", "low")
+from ..engine.estimate import QUALITY_GRADES
+
+WARN_GRADES = tuple(grade for _, grade in QUALITY_GRADES[:2])  # "inadequate", "low": the estimator's grades
 NOT_ESTIMATED = ("loaded", "typed")  # grades of parameters from a file or typed into the table
 
 

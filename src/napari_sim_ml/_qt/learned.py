@@ -10,6 +10,7 @@ generator and frees the network. Layers are touched only in main-thread callback
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
@@ -17,6 +18,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..engine.errors import SimInputError
+from ..engine.metadata import ImageOptics, SimMetadata
 from ..engine.parameters import PatternParameters
 from ..session.learned import run_pinn
 from ..session.tasks import Failure, Job
@@ -64,12 +66,13 @@ class LearnedPanel(QWidget):
 
     def settings(self) -> Any:
         """Build the PINN settings the fields give."""
+        from ..engine.methods import pinn_settings
         from ..engine.pinn import PinnSettings
 
-        return PinnSettings(mode=self.mode.value, iterations=int(self.iterations.value),
-                            tv_weight=float(self.tv_weight.value),
-                            uncertainty_samples=int(self.samples.value),
-                            device=self.device.value, seed=int(self.seed.value), preview_every=10)
+        common = pinn_settings(self.mode.value, int(self.seed.value), int(self.iterations.value),
+                               int(self.samples.value))
+        return PinnSettings(**common, tv_weight=float(self.tv_weight.value), device=self.device.value,
+                            preview_every=10)
 
     def run(self) -> Any:
         """Start a fit; returns the worker (or None after a notification)."""
@@ -121,9 +124,12 @@ class LearnedPanel(QWidget):
         if self.session is not None and (version is None or self.session.is_current(version)):
             self.session.pinn_result = result
         L.replace_layer(self.viewer, f"{self.base} PINN preview")
-        meta = {"kind": "reconstruction", "method": "pinn", "source_layer": self.base,
-                "params": params.to_dict(job.optics), "iterations": result.iterations,
-                "seconds": result.seconds, "device": result.device}
+        optics = job.optics  # the schema (engine.metadata); the run's facts kept under their old keys
+        meta = {**SimMetadata(kind="reconstruction", method="pinn", source_layer=self.base,
+                              optics=ImageOptics.from_optics(optics, optics.pixel_size_um / 2),
+                              raw_pixel_size_um=optics.pixel_size_um, params=params.to_dict(optics),
+                              layout=asdict(job.layout), background=job.background, plane=job.plane).to_dict(),
+                "iterations": result.iterations, "seconds": result.seconds, "device": result.device}
         fine = self._geometry(True)
         L.upsert_image(self.viewer, f"{self.base} PINN", result.image, fine, meta, colormap="gray")
         maps = []

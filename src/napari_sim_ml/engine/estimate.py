@@ -62,7 +62,7 @@ from .phasefit import (
 
 _T = TypeVar("_T")
 MIN_QUALITY = 6.5  # pure noise scores 4-5.5 (measured on 45 noise stacks of 64²-256²)
-QUALITY_GRADES = ((6.5, "inadequate"), (12.0, "low"), (30.0, "good"))
+QUALITY_GRADES = ((MIN_QUALITY, "inadequate"), (12.0, "low"), (30.0, "good"))
 
 def quality_grade(quality: float) -> str:
     """'inadequate' < 6.5 ≤ 'low' < 12 ≤ 'good' < 30 ≤ 'excellent' (QUALITY_GRADES)."""

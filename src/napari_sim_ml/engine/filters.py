@@ -17,7 +17,7 @@ import scipy.fft
 from .bands import FFT_WORKERS
 from .otf import ideal_profile
 from .parameters import FilterSettings
-from .wiener import PreparedReconstruction, _apodization, _attenuated, _paste
+from .prepared import PreparedReconstruction, _apodization, _attenuated, _paste
 
 
 def half_grid_radius(prepared: PreparedReconstruction) -> np.ndarray:
@@ -85,7 +85,7 @@ def _support_target(prepared: PreparedReconstruction) -> np.ndarray:
     """Ideal OTF of the direction-dependent SIM support on the half grid (1 at 0, 0 at the boundary); cached."""
     cache = prepared._cache
     if "support_target" not in cache:
-        from .wiener import LUT_MAX, LUT_SCALE
+        from .prepared import LUT_MAX, LUT_SCALE
 
         rho = np.arange(int(LUT_SCALE * LUT_MAX) + 1, dtype=np.float64) / LUT_SCALE
         cache["support_target"] = ideal_profile(rho).astype(np.float32)[prepared.rho_index]

@@ -19,8 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,7 @@ import numpy as np
 from .errors import SimInputError
 from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames, index_frames
 from .metadata import MRC_SUFFIXES
-from .otf import RadialOTF
-from .parameters import FilterSettings, Optics, PatternParameters
+from .planejob import PlaneJob, make_job, reconstruct_lazy  # noqa: F401  (importable from here, as before)
 
 # Open files per process: key -> (lock, TiffFile or MRC data, closer)
 _HANDLES: dict[tuple, tuple[threading.Lock, Any, Any]] = {}
@@ -274,109 +272,6 @@ def arrange_lazy(frames: Any, layout: FrameLayout) -> Any:
         lazy = lazy.rechunk({0: per})
     stack: Any = arrange_frames(lazy, layout)  # (lazy: a dask array) raises the user's error for a wrong frame count
     return stack.rechunk((1, 1, *stack.shape[2:]))
-
-
-# ---------------------------------------------------------------- reconstruction
-_APO_CACHE: dict[tuple, np.ndarray] = {}
-_APO_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class PlaneJob:
-    """Everything needed to reconstruct any plane of one acquisition (picklable).
-
-    params: one PatternParameters for every plane, or a tuple with one per time
-    point (indexed by the plane's time point ``t``).
-    """
-
-    optics: Optics
-    params: PatternParameters | tuple[PatternParameters, ...]
-    otf: RadialOTF
-    settings: FilterSettings = field(default_factory=FilterSettings)
-    background: float = 0.0
-    method: str = "wiener"
-    pinn: dict[str, Any] | None = None
-    key: str = ""
-    auto_wiener: bool = False  # w chosen from each plane's noise (filters.auto_wiener) instead of settings.wiener
-
-    def params_at(self, t: int) -> PatternParameters:
-        """Return the pattern parameters of time point ``t`` (the same for all when fixed)."""
-        return self.params[t] if isinstance(self.params, tuple) else self.params
-
-    def reconstruct(self, plane: np.ndarray, t: int = 0) -> np.ndarray:
-        """One plane (A, P, Y, X) → (2Y, 2X) float32, exactly as the engine does it."""
-        from .wiener import prepare_reconstruction, wiener_filter
-
-        params = self.params_at(t)
-        if self.method == "pinn":
-            from .methods import fit_pinn_plane
-
-            image = fit_pinn_plane(plane, self.optics, params, self.otf, self.background, self.pinn)[0]
-            return np.asarray(image, dtype=np.float32)
-        prepared = prepare_reconstruction(plane, self.optics, params, self.otf, self.background)
-        # the apodization depends only on the geometry (parameters, shape, OTF, settings):
-        # computed for the first plane, reused for all others in this process
-        cache_key = (self.key, t if isinstance(self.params, tuple) else 0, plane.shape)
-        apo = _APO_CACHE.get(cache_key) if self.key else None
-        if apo is not None:
-            prepared._cache["apo"] = apo
-            prepared._cache["apo_key"] = ("apo", self.settings.apo_cutoff, self.settings.apo_bend)
-        settings = self.settings
-        if self.auto_wiener:
-            from dataclasses import replace
-
-            from .filters import auto_wiener
-
-            settings = replace(settings, wiener=auto_wiener(prepared, settings))
-        image = wiener_filter(prepared, settings)
-        if apo is None and self.key:
-            with _APO_LOCK:
-                if len(_APO_CACHE) > 64:
-                    _APO_CACHE.clear()
-                _APO_CACHE[cache_key] = prepared._cache["apo"]
-        return image
-
-
-def make_job(optics: Optics, params: PatternParameters | Sequence[PatternParameters], otf: RadialOTF,
-             settings: FilterSettings | None = None, background: float = 0.0, method: str = "wiener",
-             pinn: dict[str, Any] | None = None, auto_wiener: bool = False) -> PlaneJob:
-    """Build a :class:`PlaneJob` with a content key (so that caches are shared across tasks)."""
-    from dask.base import tokenize
-
-    params = params if isinstance(params, PatternParameters) else tuple(params)
-    settings = settings or FilterSettings()
-    key = tokenize(optics, params, otf.freqs, otf.values, settings, background, method, pinn, auto_wiener)
-    return PlaneJob(optics, params, otf, settings, float(background), method, pinn, key, auto_wiener)
-
-
-def _reconstruct_block(block: np.ndarray, job: PlaneJob, t0: int, block_info: dict | None = None) -> np.ndarray:
-    t = t0 + (block_info[0]["chunk-location"][0] if block_info else 0)
-    out = np.empty((*block.shape[:2], 2 * block.shape[-2], 2 * block.shape[-1]), dtype=np.float32)
-    z0 = block_info[0]["chunk-location"][1] if block_info else 0
-    for i in range(block.shape[0]):
-        for j in range(block.shape[1]):
-            try:
-                out[i, j] = job.reconstruct(np.asarray(block[i, j]), t + i)
-            except SimInputError as exc:  # name the plane of a time-lapse / z-stack that is bad
-                raise SimInputError(f"time point {t + i}, z plane {z0 + j}: {exc}") from None
-    return out
-
-
-def reconstruct_lazy(stack: Any, job: PlaneJob, t0: int = 0) -> Any:
-    """(T, Z, A, P, Y, X) dask stack → (T, Z, 2Y, 2X) float32 dask array, one plane per task.
-
-    ``t0`` is the time index of the stack's first time point (for per-time-point
-    parameters when ``stack`` is a slice of a longer series).
-    """
-    import dask.array as da
-
-    stack = stack.rechunk((1, 1, *stack.shape[2:]))
-    ny, nx = stack.shape[-2:]
-    return da.map_blocks(
-        _reconstruct_block, stack, job, t0, dtype=np.float32, drop_axis=(2, 3),
-        chunks=(stack.chunks[0], stack.chunks[1], (2 * ny,), (2 * nx,)),
-        name=f"reconstruct-{_token(job.key, stack.name, t0)}",  # unique per input, job and slice
-    )
 
 
 def estimation_plane(stack: Any, time: int | str = 0, z: int | None = None) -> Any:

@@ -31,7 +31,10 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
-from .io import METADATA_KEY, RawFile, _json_default, _length_to_um
+from .metadata import METADATA_KEY
+from .metadata import length_to_um as _length_to_um
+from .rawfile import RawFile
+from .writers import _json_default
 
 NGFF_VERSION = "0.5"
 NGFF_VERSIONS = ("0.4", "0.5")

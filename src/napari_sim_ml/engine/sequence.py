@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
-from .io import RawFile, index_frames, read_raw
 from .metadata import MRC_SUFFIXES, RAW_SUFFIXES
+from .rawfile import RawFile, index_frames, read_file
 
 SEQUENCE_SUFFIXES = RAW_SUFFIXES  # the one list (engine.metadata)
 USUAL_SET_SIZES = (9, 15, 25, 6, 12)  # angles × phases of the layouts guess_layout knows
@@ -236,7 +236,7 @@ def _sequence_raw(spec: str | Path, files: list[Path], frames: Any, counts: list
 
 def read_raw_header(path: Path) -> RawFile:
     """Read the metadata of one file, without reading its pixels (``frames`` is an empty array)."""
-    from .io import _mrc_metadata, _tiff_metadata
+    from .rawfile import _mrc_metadata, _tiff_metadata
 
     try:
         if path.suffix.lower() in MRC_SUFFIXES:
@@ -285,7 +285,7 @@ def read_sequence(spec: str | Path) -> RawFile:
     counts, _, _ = _shapes(files)
     parts = []
     for f in files:
-        data = read_raw(f, require_frames=False).frames
+        data = read_file(f, require_frames=False).frames
         parts.append(data[None] if data.ndim == 2 else data)
     return _sequence_raw(spec, files, np.concatenate(parts), counts)
 

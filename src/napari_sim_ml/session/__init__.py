@@ -5,6 +5,6 @@
 """
 
 from .model import DROPS, SimSession
-from .tasks import Failure, Job, OtfChoice
+from .tasks import Failure, Job
 
-__all__ = ["DROPS", "Failure", "Job", "OtfChoice", "SimSession"]
+__all__ = ["DROPS", "Failure", "Job", "SimSession"]

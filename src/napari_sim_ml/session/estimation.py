@@ -45,11 +45,15 @@ def estimation_frames(job: Any) -> np.ndarray:
 
 def check_fits(params: PatternParameters, job: Any) -> None:
     """Refuse parameters that cannot describe the job's frames or optics (one SimInputError)."""
+    from ..engine.pipeline import check_params_shape
+
     layout = job.layout
-    if (params.n_angles, params.n_phases) != (layout.n_angles, layout.n_phases):
+    try:
+        check_params_shape(params, layout.n_angles, layout.n_phases)
+    except SimInputError:  # the one check; said in the dock's words
         raise SimInputError(
             f"the loaded parameters describe {params.n_angles} angles × {params.n_phases} phases, but the "
-            f"layout is {layout.n_angles} × {layout.n_phases}; load parameters of this acquisition's layout")
+            f"layout is {layout.n_angles} × {layout.n_phases}; load parameters of this acquisition's layout") from None
     check_pattern_optics(params, job.optics)
 
 

@@ -44,7 +44,7 @@ from ..engine.errors import SimInputError
 from ..engine.io import FrameLayout, arrange_frames
 from ..engine.parameters import FilterSettings, Optics, PatternParameters
 from ..engine.steps import run_to_end
-from .tasks import AllOutput, EstimateOutput, Failure, Job, OtfChoice, ReconOutput, frames_of
+from .tasks import AllOutput, EstimateOutput, Failure, Job, ReconOutput, frames_of
 
 DATASET_INPUTS = ("data", "source", "layout", "optics", "background", "otf", "loaded", "keep_k", "time_mean")
 RESULTS = ("estimate", "params", "job", "prepared", "reconstruction", "image", "all_planes", "pinn_result",
@@ -67,7 +67,8 @@ class SimSession:
 
     Inputs: ``data`` (the raw image's array, any shape (..., Y, X); lazy arrays stay
     lazy), ``source`` (its name), ``layout``, ``optics``, ``background`` (camera
-    offset, counts), ``otf`` (:class:`OtfChoice`), ``plane`` (flat index t·Z + z),
+    offset, counts), ``otf`` (the OTF field: kind, attenuation a, file; built with
+    :meth:`~napari_sim_ml.engine.pipeline.OtfSpec.from_choice` when a job runs), ``plane`` (flat index t·Z + z),
     ``filter`` (:class:`FilterSettings`), ``pinn`` (PinnSettings or None), ``loaded``
     (PatternParameters from a file, ``loaded_name`` its name), ``keep_k`` (refit the phases at
     the loaded k), ``time_mean`` (estimate on the mean over the time points).
@@ -84,7 +85,7 @@ class SimSession:
     layout: FrameLayout = field(default_factory=FrameLayout)
     optics: Optics = field(default_factory=Optics)
     background: float = 0.0
-    otf: OtfChoice = field(default_factory=OtfChoice)
+    otf: tuple[str, float, str] = ("ideal", 0.3, "")
     plane: int = 0
     filter: FilterSettings = field(default_factory=FilterSettings)
     pinn: Any = None
@@ -144,8 +145,9 @@ class SimSession:
         frames = self.frames
         arrange_frames(frames, self.layout)  # raises on a wrong frame count (lazily: nothing is read)
         known = self.loaded if self.refits else None
-        job = Job(frames, self.layout, self.optics, float(self.background), 0, self.otf.kind,
-                  float(self.otf.attenuation), str(self.otf.path), self.source, bool(self.time_mean), known)
+        kind, attenuation, path = self.otf
+        job = Job(frames, self.layout, self.optics, float(self.background), 0, kind, float(attenuation), str(path),
+                  self.source, bool(self.time_mean), known)
         index = self.plane if plane is None else plane
         if not 0 <= index < job.n_planes:
             raise SimInputError(f"plane {index} does not exist: the stack has {job.n_planes} planes")
@@ -228,10 +230,11 @@ class SimSession:
         from ..engine.lazy import open_lazy
 
         raw, _ = open_lazy(path)
-        stored = raw.extra.get("layout")
+        meta = raw.metadata  # engine.metadata schema: ``background`` (``camera_offset`` in old raw files)
+        stored = meta.layout
         layout = FrameLayout(**stored) if isinstance(stored, dict) else guess_layout(raw.frames.shape[0])
         optics = Optics(raw.na or 1.4, raw.wavelength_nm or 525.0, raw.pixel_size_um or 0.08)
-        background = float(raw.extra.get("camera_offset") or 0.0)
+        background = float(meta.background or 0.0)
         fields = {"data": raw.frames, "source": Path(path).stem, "layout": layout, "optics": optics,
                   "background": background, **inputs}
         return cls(**fields)

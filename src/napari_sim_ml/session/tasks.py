@@ -18,10 +18,11 @@ import numpy as np
 
 from ..engine.errors import NoPatternError, SimInputError
 from ..engine.io import FrameLayout, arrange_frames
-from ..engine.otf import RadialOTF, ideal_otf, otf_from_file
+from ..engine.otf import RadialOTF
 from ..engine.parameters import FilterSettings, Optics, PatternParameters
+from ..engine.pipeline import OtfSpec
 
-OTF_CHOICES = ("ideal", "attenuated", "from file")
+OTF_CHOICES = ("ideal", "attenuated", "from file")  # the dock's OTF field: engine.pipeline.OtfSpec.from_choice
 
 
 @dataclass(frozen=True)
@@ -29,29 +30,6 @@ class Failure:
     """A computation's error, as the sentence to show."""
 
     message: str
-
-
-@dataclass(frozen=True)
-class OtfChoice:
-    """Which OTF to use.
-
-    ``kind`` is one of :data:`OTF_CHOICES`; ``attenuation`` is a (for 'attenuated'),
-    ``path`` the OTF/PSF file (for 'from file').
-    """
-
-    kind: str = "ideal"
-    attenuation: float = 0.3
-    path: str = ""
-
-    def make(self, optics: Optics) -> RadialOTF:
-        """Build the OTF for ``optics``; raises SimInputError when no file is chosen."""
-        if self.kind == "attenuated":
-            return ideal_otf(optics, attenuation=self.attenuation)
-        if self.kind == "from file":
-            if not self.path or self.path in (".", ""):
-                raise SimInputError("choose an OTF or PSF file, or switch the OTF to 'ideal'")
-            return otf_from_file(self.path, optics.pixel_size_um)
-        return ideal_otf(optics)
 
 
 def frames_of(data: Any) -> Any:
@@ -98,12 +76,12 @@ class Job:
         return self.frames.shape[0] // (self.layout.n_angles * self.layout.n_phases)
 
     @property
-    def otf(self) -> OtfChoice:
-        """The OTF choice of this job."""
-        return OtfChoice(self.otf_kind, self.otf_attenuation, self.otf_path)
+    def otf(self) -> OtfSpec:
+        """The OTF of this job (raises SimInputError for 'from file' without a file)."""
+        return OtfSpec.from_choice(self.otf_kind, self.otf_attenuation, self.otf_path)
 
     def make_otf(self) -> RadialOTF:
-        """Build the chosen OTF for this job's optics."""
+        """Build the chosen OTF for this job's optics (in the worker: errors become a Failure)."""
         return self.otf.make(self.optics)
 
     def plane_frames(self, plane: int | None = None) -> np.ndarray:
