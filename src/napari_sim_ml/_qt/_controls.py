@@ -19,13 +19,16 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QAbstractSpinBox
 
+from ..engine.io import ANGLE_RANGE
 from ..engine.parameters import FilterSettings
+from ..engine.simulate import DEFAULT_OPTICS
 from ..session.tasks import OTF_CHOICES
 
 ORDERS = ("PAZ", "APZ", "PZA", "ZAP", "AZP", "ZPA")
 # values that belong to a dataset: taken from each file, reset to these when a file does not state
 # them (and marked so), never persisted between files or sessions
-DATASET_DEFAULTS = {"na": 1.4, "wavelength_nm": 525.0, "pixel_size_um": 0.08, "background": 0.0}
+DATASET_DEFAULTS = {"na": DEFAULT_OPTICS.na, "wavelength_nm": DEFAULT_OPTICS.wavelength_nm,
+                    "pixel_size_um": DEFAULT_OPTICS.pixel_size_um, "background": 0.0}
 NOT_FROM_FILE = " (default: not in the file)"
 
 
@@ -35,10 +38,12 @@ class Controls:
     def __init__(self, layer_choices: Callable[[Any], list[str]]) -> None:
         self.layer = ComboBox(label="raw layer", choices=layer_choices,
                               tooltip="image layer holding the raw frames (angles × phases [× z/time])")
-        self.na = FloatSpinBox(label="NA", value=1.4, min=0.1, max=1.7, step=0.01)
-        self.wavelength_nm = FloatSpinBox(label="emission λ (nm)", value=525.0, min=200.0, max=1500.0, step=1.0)
-        self.pixel_size_um = FloatSpinBox(label="pixel size (µm)", value=0.08, min=0.001, max=10.0, step=0.001)
-        self.angles = SpinBox(label="angles", value=3, min=2, max=5)
+        self.na = FloatSpinBox(label="NA", value=DATASET_DEFAULTS["na"], min=0.1, max=1.7, step=0.01)
+        self.wavelength_nm = FloatSpinBox(label="emission λ (nm)", value=DATASET_DEFAULTS["wavelength_nm"],
+                                          min=200.0, max=1500.0, step=1.0)
+        self.pixel_size_um = FloatSpinBox(label="pixel size (µm)", value=DATASET_DEFAULTS["pixel_size_um"],
+                                          min=0.001, max=10.0, step=0.001)
+        self.angles = SpinBox(label="angles", value=3, min=ANGLE_RANGE[0], max=ANGLE_RANGE[1])
         self.phases = SpinBox(label="phases", value=3, min=3, max=9)
         self.n_z = SpinBox(label="z planes", value=1, min=1, max=10000)
         self.order = ComboBox(label="frame order", choices=ORDERS, value="PAZ",

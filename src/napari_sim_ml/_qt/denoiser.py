@@ -25,6 +25,7 @@ from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..engine.denoise.train import TrainSettings
 from ..engine.errors import SimInputError
 from ..engine.parameters import FilterSettings, PatternParameters
 from ..session.learned import Cancelled, TrainRequest, run_apply, run_training
@@ -86,8 +87,8 @@ class DenoiserPanel(QWidget):
         self.photons = FloatSpinBox(label="photons", min=1.0, max=1e5, value=60.0,
                                     tooltip="simulation: peak photons (trained from ÷2 to ×2)")
         self.thin = FloatSpinBox(label="thinning S", min=1.0, max=1000.0, value=20.0)
-        self.epochs = SpinBox(label="epochs", min=1, max=10000, value=20)
-        self.steps = SpinBox(label="steps / epoch", min=1, max=10000, value=25)
+        self.epochs = SpinBox(label="epochs", min=1, max=10000, value=TrainSettings().epochs)
+        self.steps = SpinBox(label="steps / epoch", min=1, max=10000, value=TrainSettings().steps_per_epoch)
         self.model = FileEdit(label="model file", mode=FileDialogMode.OPTIONAL_FILE, filter="*.pt",
                               value=Path.home() / "napari-sim-ml-denoiser.pt")
         self.overwrite = CheckBox(text="replace an existing model file", value=False)

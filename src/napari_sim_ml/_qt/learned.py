@@ -20,6 +20,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..engine.errors import SimInputError
 from ..engine.metadata import ImageOptics, SimMetadata
 from ..engine.parameters import PatternParameters
+from ..engine.pinn.types import MODES, PinnSettings
 from ..session.learned import run_pinn
 from ..session.tasks import Failure, Job
 from . import _layers as L
@@ -35,7 +36,7 @@ class LearnedPanel(QWidget):
     def __init__(self, viewer: Any, context: Context, session: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.context, self.session = viewer, context, session
-        self.mode = ComboBox(label="PINN mode", choices=["noise-aware", "faithful"], value="noise-aware")
+        self.mode = ComboBox(label="PINN mode", choices=list(MODES), value=PinnSettings().mode)
         self.iterations = SpinBox(label="max iterations", min=1, max=5000, value=150)
         self.tv_weight = FloatSpinBox(label="TV weight", min=0.0, max=100.0, step=0.1, value=0.5)
         self.samples = ComboBox(label="uncertainty samples", choices=[0, 2, 4, 8, 16], value=4,
