@@ -75,3 +75,12 @@ def test_old_and_new_raw_metadata_give_the_same_reconstruction(tmp_path):
     assert cli.main(["reconstruct", str(tmp_path / "none.tif"), "-o", str(tmp_path / "none_sr.tif"),
                      "--wiener", "0.05"]) == 0
     assert not np.array_equal(tifffile.imread(tmp_path / "none_sr.tif"), old)
+
+
+def test_the_dock_reconstructs_through_the_pipelines_per_plane_method():
+    """The dock's session prepares no bands itself: it calls engine.methods.reconstruct_plane, as iter_planes does
+    for the CLI and batch (only the live slider filters the bands it cached)."""
+    for path in sorted((PKG / "session").glob("*.py")) + sorted((PKG / "_qt").glob("*.py")):
+        names = [n for _, n, _ in imports(path)]
+        assert "prepare_reconstruction" not in names, path.name
+    assert "reconstruct_plane" in [n for _, n, _ in imports(PKG / "session" / "tasks.py")]

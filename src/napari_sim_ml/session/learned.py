@@ -103,14 +103,14 @@ def run_apply(job: Job, params: PatternParameters, model: str, settings: FilterS
     """Denoise the current plane, reconstruct it and check it against the data."""
     from ..engine.denoise.apply import Denoiser, denoise_plane
     from ..engine.denoise.check import consistency_check, data_noise
-    from ..engine.wiener import prepare_reconstruction, wiener_filter
+    from ..engine.methods import MethodSettings, reconstruct_plane
 
     try:
         den = Denoiser.load(model)
         plane = job.plane_frames()
         dn = denoise_plane(plane, den, job.optics, params, job.background)
-        image = wiener_filter(prepare_reconstruction(dn, job.optics, params, job.make_otf(), job.background),
-                              settings)
+        image = reconstruct_plane(dn, job.optics, params, job.make_otf(), job.background,
+                                  MethodSettings("wiener", "wiener", settings)).image
         gain, var0 = data_noise(plane, job.optics, den.meta.gain, job.background)
         rep = consistency_check(plane, dn, job.optics, params, gain, var0, job.background)
     except SimInputError as exc:

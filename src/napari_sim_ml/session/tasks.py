@@ -18,6 +18,7 @@ import numpy as np
 
 from ..engine.errors import NoPatternError, SimInputError
 from ..engine.io import FrameLayout, arrange_frames
+from ..engine.methods import MethodSettings, Outputs, PlaneResult, reconstruct_plane
 from ..engine.otf import RadialOTF
 from ..engine.parameters import FilterSettings, Optics, PatternParameters
 from ..engine.pipeline import OtfSpec
@@ -187,21 +188,32 @@ def _estimate(job: Job) -> EstimateOutput:
     return EstimateOutput(result, widefield, raw)
 
 
+def _wiener_plane(job: Job, frames: np.ndarray, index: int, params: PatternParameters, settings: FilterSettings,
+                  otf: RadialOTF, spectra: bool = False) -> PlaneResult:
+    """Reconstruct plane ``index`` from its frames (A, P, Y, X) with the pipeline's per-plane method.
+
+    The CLI and batch reconstruct every plane with the same function.
+    """
+    return reconstruct_plane(frames, job.optics, params, otf, job.background,
+                             MethodSettings("wiener", "wiener", settings), Outputs(widefield=True, spectra=spectra),
+                             index=index)
+
+
 def _reconstruct(job: Job, params: PatternParameters | None, settings: FilterSettings) -> ReconOutput:
     from ..engine.trust import truth_free_report
-    from ..engine.wiener import log_spectrum, prepare_reconstruction, wiener_filter
 
     estimate = None
     if params is None:
         estimate = _estimate(job)
         params = estimate.result.params
-    plane = job.plane_frames()
-    prepared = prepare_reconstruction(plane, job.optics, params, job.make_otf(), job.background)
-    image = wiener_filter(prepared, settings)
-    report = truth_free_report(image, plane, job.optics, params, job.make_otf(), job.background,
-                               noise_variance=prepared.frame_noise_variance)
+    otf = job.make_otf()
+    frames = job.plane_frames()
+    res = _wiener_plane(job, frames, job.plane, params, settings, otf, spectra=True)
+    report = truth_free_report(res.image, frames, job.optics, params, otf, job.background,
+                               noise_variance=res.noise_variance)
     trust = tuple(report.lines()) + tuple(f"⚠ do not trust this result: {w}" for w in report.warnings)
-    return ReconOutput(prepared, image, prepared.widefield, log_spectrum(image), job.plane, estimate, trust)
+    assert res.widefield is not None and res.spectrum is not None  # both asked for
+    return ReconOutput(res.prepared, res.image, res.widefield, res.spectrum, job.plane, estimate, trust)
 
 
 def run_estimate(job: Job) -> EstimateOutput | Failure:
@@ -236,18 +248,16 @@ def run_spectrum(image: np.ndarray) -> np.ndarray | Failure:
 
 def _all_planes(job: Job, params: PatternParameters | None,
                 settings: FilterSettings) -> Generator[int, None, AllOutput]:
-    from ..engine.wiener import prepare_reconstruction, wiener_filter
-
     estimate = None
     if params is None:
         estimate = _estimate(job)
         params = estimate.result.params
     otf = job.make_otf()
     images, widefields = [], []
-    for i in range(job.n_planes):
-        prepared = prepare_reconstruction(job.plane_frames(i), job.optics, params, otf, job.background)
-        images.append(wiener_filter(prepared, settings))
-        widefields.append(prepared.widefield)
+    for i in range(job.n_planes):  # one plane read at a time: a lazy stack is never read whole
+        res = _wiener_plane(job, job.plane_frames(i), i, params, settings, otf)
+        images.append(res.image)
+        widefields.append(res.prepared.widefield)
         yield i + 1
     return AllOutput(np.stack(images), np.stack(widefields), params, estimate)
 
