@@ -44,6 +44,10 @@ def test_pinn_fit_places_image_uncertainty_and_residual_layers(sim_viewer, wait,
     assert residual.data.shape == (256, 256)
     assert f"{RAW} PINN preview" not in [layer.name for layer in viewer.layers]
     assert image.metadata["napari_sim_ml"]["method"] == "pinn"
+    run = image.metadata["napari_sim_ml"]["pinn"]  # the schema's pinn block: what was asked and what ran
+    assert run["mode"] == panel.mode.value and run["seed"] == panel.seed.value
+    assert run["iterations"] == panel.iterations.value and 1 <= run["iterations_run"] <= run["iterations"]
+    assert run["device"] == "cpu" and run["seconds"] > 0
     assert len(losses) >= 5 and np.isfinite(losses).all()
     assert "steps in" in panel.status.text()
 

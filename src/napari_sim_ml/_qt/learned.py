@@ -95,7 +95,7 @@ class LearnedPanel(QWidget):
         self.status.setText("PINN: starting…")
         return self.slot.start(run_pinn, job, params, settings,
                                yielded=lambda progress: self._on_progress(progress, job),
-                               returned=lambda result: self._on_result(result, job, params, version),
+                               returned=lambda result: self._on_result(result, job, params, version, settings),
                                aborted=lambda: show_info("PINN fit cancelled"),
                                progress={"total": settings.max_steps, "desc": "PINN fit"})
 
@@ -117,7 +117,8 @@ class LearnedPanel(QWidget):
             L.upsert_image(self.viewer, f"{self.base} PINN preview", progress.preview, self._geometry(True),
                            {"kind": "pinn-preview", "source_layer": self.base}, colormap="gray")
 
-    def _on_result(self, result: Any, job: Job, params: PatternParameters, version: int | None = None) -> None:
+    def _on_result(self, result: Any, job: Job, params: PatternParameters, version: int | None = None,
+                   settings: Any = None) -> None:
         if isinstance(result, Failure):
             show_error(result.message)
             self.status.setText(f"PINN: {result.message}")
@@ -125,12 +126,16 @@ class LearnedPanel(QWidget):
         if self.session is not None and (version is None or self.session.is_current(version)):
             self.session.pinn_result = result
         L.replace_layer(self.viewer, f"{self.base} PINN preview")
-        optics = job.optics  # the schema (engine.metadata); the run's facts kept under their old keys
+        optics = job.optics  # the schema (engine.metadata): the run's facts in its pinn block, as the CLI writes them
+        asked = {"mode": settings.mode, "seed": settings.seed, "iterations": settings.iterations} if settings else {}
+        run = {**asked, "iterations_run": result.iterations, "device": result.device, "seconds": result.seconds}
         meta = {**SimMetadata(kind="reconstruction", method="pinn", source_layer=self.base,
                               optics=ImageOptics.from_optics(optics, optics.pixel_size_um / 2),
                               raw_pixel_size_um=optics.pixel_size_um, params=params.to_dict(optics),
-                              layout=asdict(job.layout), background=job.background, plane=job.plane).to_dict(),
-                "iterations": result.iterations, "seconds": result.seconds, "device": result.device}
+                              layout=asdict(job.layout), background=job.background, plane=job.plane,
+                              pinn=run).to_dict(),
+                "iterations": result.iterations, "seconds": result.seconds, "device": result.device}  # older keys
+
         fine = self._geometry(True)
         L.upsert_image(self.viewer, f"{self.base} PINN", result.image, fine, meta, colormap="gray")
         maps = []
