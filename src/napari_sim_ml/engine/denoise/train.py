@@ -9,7 +9,6 @@ interrupted training resumes from its last epoch with ``resume=``.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ import numpy as np
 from ..errors import SimInputError
 from ..parameters import Optics, PatternParameters
 from ..steps import run_to_end
+from ..torch_runtime import cpu_threads, select_device
 from .checkpoint import DenoiserMeta, load_checkpoint, save_checkpoint
 from .data import TrainingSet, sample_batch
 
@@ -33,7 +33,7 @@ class TrainSettings:
 
     width/depth: network size (None: the CPU or GPU default); lr: Adam learning rate (cosine
     decay to 5 % over the run); device: "auto" | "cpu" | "cuda"; threads: CPU threads (None: all
-    usable cores); augment: 90° rotations and flips of the patches (then the denoiser also accepts
+    usable cores, 1 if busy); augment: 90° rotations and flips of the patches (then the denoiser also accepts
     rotated/flipped patterns; without, the default, each channel keeps its pattern direction, which
     scored +0.54 dB over Wiener at 60 photons against +0.35 dB with it, in half the steps);
     time_limit_s: stop (and checkpoint) after the first epoch that ends past this many seconds;
@@ -89,32 +89,6 @@ class TrainResult:
     cancelled: bool = False
     device: str = "cpu"
     weights: dict = field(default_factory=dict, repr=False)
-
-
-def select_device(name: str):
-    """Return the torch device for 'auto', 'cpu' or 'cuda'; 'cuda' without a GPU is a SimInputError."""
-    import torch
-
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise SimInputError("CUDA was requested but no CUDA GPU is available; use --device cpu")
-        return torch.device("cuda")
-    if name not in ("auto", "cpu", "cuda"):
-        raise SimInputError(f"unknown device '{name}'; choose auto, cpu or cuda")
-    return torch.device("cpu")
-
-
-def cpu_threads(requested: int | None) -> int:
-    """Return the number of torch CPU threads to use.
-
-    The requested number; else every usable core on an idle machine, one when
-    the load average exceeds half the cores (on a shared machine spinning torch workers made a
-    2-thread step 40× slower than a 1-thread step).
-    """
-    if requested:
-        return int(requested)
-    cores = max(1, len(os.sched_getaffinity(0)))
-    return cores if os.getloadavg()[0] < cores / 2 else 1
 
 
 def reference_photons(ts: TrainingSet) -> float:
@@ -281,5 +255,4 @@ def train_denoiser(ts: TrainingSet, optics: Optics, params: PatternParameters,
     return run_to_end(train_steps(ts, optics, params, settings, checkpoint, resume))
 
 
-__all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "select_device",
-           "reference_photons"]
+__all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "reference_photons"]

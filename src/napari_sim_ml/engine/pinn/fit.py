@@ -33,11 +33,8 @@ torch is imported inside the functions only.
 from __future__ import annotations
 
 import dataclasses
-import gc
-import os
 import time
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -47,57 +44,8 @@ from ..io import validate_plane
 from ..otf import RadialOTF, ideal_otf, otf_from_psf
 from ..parameters import Optics, PatternParameters
 from ..steps import run_to_end
+from ..torch_runtime import torch_runtime
 from .types import FitContext, PinnProgress, PinnResult, PinnSettings
-
-
-def select_device(name: str) -> Any:
-    """Return the torch device for ``name`` ("auto", "cpu" or "cuda"); SimInputError when CUDA is missing."""
-    import torch
-
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise SimInputError("CUDA was requested for the PINN but no CUDA GPU is available; use the CPU")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def cpu_threads(requested: int | None) -> int:
-    """Torch CPU threads: the requested number, else every core this process may use.
-
-    Fixed, not measured, so that a fit is reproducible for a fixed seed (the thread count
-    changes the order of floating-point sums).
-    """
-    if requested:
-        return int(requested)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-@contextmanager
-def torch_runtime(device: str, threads: int | None) -> Iterator[Any]:
-    """Select the device and set torch's CPU thread count for the block; yields the device.
-
-    On every exit (normal end, exception, a closed generator) the thread count is restored
-    to what it was and the memory of the fit is handed back (garbage collection, the CUDA
-    cache). The process-wide thread count stays changed while a fit generator is suspended
-    between its steps.
-    """
-    import torch
-
-    old_threads = torch.get_num_threads()
-    dev = None
-    try:
-        dev = select_device(device)
-        if dev.type == "cpu":
-            torch.set_num_threads(cpu_threads(threads))
-        yield dev
-    finally:
-        gc.collect()
-        if dev is not None and dev.type == "cuda":
-            torch.cuda.empty_cache()
-        torch.set_num_threads(old_threads)
 
 
 def check_memory(device: Any, n_frames: int, fine: tuple[int, int], net_px: int, cfg: dict, in_ch: int) -> None:
@@ -233,4 +181,4 @@ def fit_pinn(
     return run_to_end(pinn_steps(plane, optics, params, settings, otf, background, patterns, psf))
 
 
-__all__ = ["pinn_steps", "fit_pinn", "torch_runtime", "select_device", "cpu_threads", "check_memory"]
+__all__ = ["pinn_steps", "fit_pinn", "check_memory"]

@@ -45,8 +45,8 @@ class PinnSettings:
         Adam rate of the network (None: 1e-3 faithful, 3e-3 noise-aware); ``pixel_rate``: Adam
         rate of the pixel map of the noise-aware object.
     threads : int or None
-        Torch CPU threads (None: every core this process may use); results are reproducible
-        for a fixed seed and thread count.
+        Torch CPU threads (None: every core this process may use, 1 on a loaded machine; see
+        ``engine.torch_runtime.cpu_threads``); results are reproducible for a fixed seed and thread count.
     bf16 : bool or None
         bf16 autocast of the network (None: on in noise-aware mode where the CPU has native
         bf16, off in faithful mode, which keeps float32 as published).
