@@ -121,3 +121,19 @@ def test_inputs_changed_while_computing(sim_viewer, wait, notes):
     w.estimate()
     wait(w)
     assert w.result is not None
+
+
+def test_reconstructions_refuse_loaded_parameters_of_another_layout(sim_viewer, notes):
+    """Both runs check the job and then its parameters alike: refused with the sentence, no worker."""
+    from napari_sim_ml.engine.parameters import PatternParameters
+    from napari_sim_ml.engine.simulate import simulate_acquisition
+
+    _viewer, w = sim_viewer
+    two = simulate_acquisition("filaments", 32, seed=0).params
+    w.session.load(PatternParameters(two.angles[:2]), "two angles.json")
+    for start in (w.reconstruct, w.reconstruct_all):
+        before = len(notes())
+        assert start() is None and w._main.worker is None  # no reconstruction started
+        assert len(notes()) == before + 1
+        assert "describe 2 angles × 3 phases, but the layout is 3 × 3" in notes()[-1]
+        assert "describe 2 angles" in w.status.text()

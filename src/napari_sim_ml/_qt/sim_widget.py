@@ -202,13 +202,16 @@ class SimWidget(QWidget):
         """Use a parameters JSON instead of an estimate (a file dialog asks without ``path``)."""
         return self.pattern.load(self, path)
 
-    def _params_or_notify(self, job: Job) -> tuple[bool, Any]:
-        """(ok, PatternParameters or None) a run of ``job`` uses; ok False after a notification."""
+    def _run_inputs_or_notify(self) -> tuple[Job, Any] | None:
+        """(job, PatternParameters or None) a reconstruction runs with; None after a notification."""
+        job = self._job_or_notify()
+        if job is None:
+            return None
         try:
-            return True, self.session.params_for_run(job)
+            return job, self.session.params_for_run(job)
         except SimInputError as exc:
             notify("error", str(exc), self.status)
-            return False, None
+            return None
 
     def _job_or_notify(self) -> Job | None:
         try:
@@ -264,24 +267,20 @@ class SimWidget(QWidget):
         self.status.setText(f"estimate failed: {out.message}")
 
     def reconstruct(self) -> Any:
-        job = self._job_or_notify()
-        if job is None:
+        inputs = self._run_inputs_or_notify()
+        if inputs is None:
             return None
-        ok, params = self._params_or_notify(job)
-        if not ok:
-            return None
+        job, params = inputs
         self.status.setText("reconstructing…")
         return self._start(run_reconstruct, (job, params, self.controls.filter_settings()),
                            lambda out: self._on_reconstructed(out, job, fresh=True),
                            progress={"desc": "SIM: reconstructing"})
 
     def reconstruct_all(self) -> Any:
-        job = self._job_or_notify()
-        if job is None:
+        inputs = self._run_inputs_or_notify()
+        if inputs is None:
             return None
-        ok, params = self._params_or_notify(job)
-        if not ok:
-            return None
+        job, params = inputs
         worker = self._start(run_all, (job, params, self.controls.filter_settings()),
                              lambda out: self._on_all(out, job), cancellable=True,
                              progress={"total": job.n_planes, "desc": "SIM: reconstructing all planes"})
