@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from magicgui.types import FileDialogMode
@@ -17,7 +17,8 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from qtpy.QtWidgets import QAbstractSpinBox
+from magicgui.widgets.bases import Widget
+from qtpy.QtWidgets import QAbstractSpinBox, QLabel, QVBoxLayout, QWidget
 
 from ..engine.io import ANGLE_RANGE
 from ..engine.parameters import FilterSettings
@@ -137,3 +138,30 @@ class Controls:
         for button in (self.estimate, self.reconstruct, self.reconstruct_all, self.export, self.load_params):
             button.enabled = not busy
         self.cancel.enabled = busy and cancellable
+
+
+# TODO(denoiser.py): DenoiserPanel builds this same layout by hand; it should call run_panel
+# (fields up to overwrite, after_buttons=[self.apply], below=[self.curve]).
+def run_panel(owner: QWidget, title: str, fields: Sequence[Widget], run_text: str, cancel_text: str,
+              after_buttons: Sequence[Widget] = (),
+              below: Sequence[QWidget] = ()) -> tuple[PushButton, PushButton, QLabel]:
+    """Lay out a learned-method panel on ``owner``; return its (run, cancel) buttons and status line.
+
+    From the top: the bold ``title``, the ``fields`` followed by a run button and a (disabled)
+    cancel button and then ``after_buttons`` in one form, the ``below`` Qt widgets (e.g. a
+    loss curve), and a word-wrapped status line. The caller connects the buttons and gives
+    them to its :class:`~._workers.WorkerSlot`.
+    """
+    run = PushButton(text=run_text)
+    cancel = PushButton(text=cancel_text, enabled=False)
+    box = Container(widgets=[*fields, run, cancel, *after_buttons])
+    status = QLabel("")
+    status.setWordWrap(True)
+    layout = QVBoxLayout(owner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(QLabel(f"<b>{title}</b>"))
+    layout.addWidget(box.native)
+    for widget in below:
+        layout.addWidget(widget)
+    layout.addWidget(status)
+    return run, cancel, status

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
+from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..engine.errors import SimInputError
 from ..engine.metadata import ImageOptics, SimMetadata
@@ -24,6 +24,7 @@ from ..engine.pinn.types import MODES, PinnSettings
 from ..session.learned import run_pinn
 from ..session.tasks import Failure, Job
 from . import _layers as L
+from ._controls import run_panel
 from ._workers import WorkerSlot
 
 Context = Callable[[], tuple[Job, PatternParameters | None, str]]
@@ -43,17 +44,10 @@ class LearnedPanel(QWidget):
                                 tooltip="bootstrap continuations for the σ map (0: none)")
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
-        self.run_button = PushButton(text="Fit PINN")
-        self.cancel_button = PushButton(text="Cancel PINN", enabled=False)
-        box = Container(widgets=[self.mode, self.iterations, self.tv_weight, self.samples, self.device,
-                                 self.seed, self.run_button, self.cancel_button])
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("<b>Learned reconstruction (untrained PINN)</b>"))
-        layout.addWidget(box.native)
-        layout.addWidget(self.status)
+        self.run_button, self.cancel_button, self.status = run_panel(
+            self, "Learned reconstruction (untrained PINN)",
+            [self.mode, self.iterations, self.tv_weight, self.samples, self.device, self.seed],
+            "Fit PINN", "Cancel PINN")
         self.slot = WorkerSlot("a PINN fit is already running; wait for it or press Cancel PINN",
                                "the PINN fit failed", self.run_button, self.cancel_button)
         self.base = ""
