@@ -1,6 +1,6 @@
 """Shared test setup: torch before Qt, widget settings kept out of the user's home, the real data
 (skipped visibly when absent), the ``gui`` marker set from the fixtures a test uses, and a
-warning for tests that are slow but not marked so.
+warning for tests that are slow but not marked so; :func:`cli_subprocess` runs the command line as a user does.
 
 Fast loop (no viewer, nothing slow): ``pytest -m "not slow and not gui"``.
 """
@@ -8,6 +8,8 @@ Fast loop (no viewer, nothing slow): ``pytest -m "not slow and not gui"``.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 try:  # torch must be imported before the QApplication exists (importing it later can crash)
@@ -22,6 +24,16 @@ MISSING_DATA = "../shared/data not found — real-data tests skipped"
 # a test that uses one of these needs a napari viewer (or a QApplication) and is marked ``gui``
 GUI_FIXTURES = frozenset({"make_napari_viewer", "make_napari_viewer_proxy", "qtbot", "qapp", "sim_viewer"})
 UNMARKED_SLOW_S = float(os.environ.get("NAPARI_SIM_ML_SLOW_S", "10"))  # wall seconds (a loaded machine)
+
+
+def cli_subprocess(*args: object, module: str = "napari_sim_ml.cli", cwd: str | Path | None = None,
+                   timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m module args...`` in a subprocess as a user would; text stdout/stderr captured.
+
+    The child inherits the environment (PYTHONPATH included), so it runs this checkout's package.
+    """
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

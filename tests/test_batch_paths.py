@@ -3,8 +3,6 @@ napari_sim_ml.batch``): ``--method pinn`` (tiny: 64 px, 3 iterations) and ``--ch
 two-channel OME-TIFF. Each output is checked against the engine run in-process on the same planes."""
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +16,8 @@ from napari_sim_ml.engine.parameters import FilterSettings
 from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 
+from .conftest import cli_subprocess
+
 pytestmark = pytest.mark.slow  # subprocesses that import dask (and torch for the PINN)
 
 OFFSET = 100.0
@@ -25,8 +25,7 @@ W = 0.05
 
 
 def batch(*args):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.batch", *map(str, args), "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
+    return cli_subprocess(*args, "--no-progress", module="napari_sim_ml.batch")
 
 
 def read_output(path: Path) -> tuple[np.ndarray, dict]:

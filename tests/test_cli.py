@@ -11,12 +11,9 @@ import tifffile
 
 from napari_sim_ml.engine.io import read_raw
 
+from .conftest import cli_subprocess as run
+
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "filaments_3x3.tif"
-
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """``--k-from PARAMS.json`` (calibration reuse) through the command line, as a user runs it."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,10 +8,7 @@ import tifffile
 
 from napari_sim_ml.engine.parameters import wrap_phase
 
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+from .conftest import cli_subprocess as run
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 Every output is checked against the engine run in-process on the same file with the same OTF."""
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,15 +17,12 @@ from napari_sim_ml.engine.parameters import FilterSettings, Optics, load_paramet
 from napari_sim_ml.engine.simulate import simulate_acquisition
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 
+from .conftest import cli_subprocess as run
+
 pytestmark = pytest.mark.slow  # each test runs the CLI in subprocesses (~3 s of CPU each)
 
 OFFSET = 100.0
 W = 0.05  # a fixed Wiener parameter: the CLI and the in-process reference filter alike
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
 
 
 def write_raw(path: Path, frames: np.ndarray, optics: Optics, layout: FrameLayout) -> Path:

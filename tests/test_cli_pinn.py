@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from napari_sim_ml.engine.io import read_raw
 
+from .conftest import cli_subprocess as run
+
 pytest.importorskip("torch")
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

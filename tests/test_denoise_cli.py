@@ -1,20 +1,15 @@
 """train-denoiser and --denoiser through a subprocess, with a tiny model."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from napari_sim_ml.engine.io import read_raw
 
+from .conftest import cli_subprocess as run
+
 TINY = ["--patch", "32", "--size", "48", "--width", "8", "--depth", "2", "--steps-per-epoch", "8",
         "--threads", "1"]
-
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")

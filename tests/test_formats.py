@@ -10,6 +10,7 @@ from napari_sim_ml._reader import napari_get_reader
 from napari_sim_ml.batch import build_parser, expand_inputs, run_batch
 from napari_sim_ml.engine.io import write_tiff
 
+from .conftest import cli_subprocess as _cli
 from .test_batch import read_output, timelapse, write_raw
 
 KEY = "napari_sim_ml"
@@ -116,14 +117,6 @@ def test_the_z_step_is_read_from_a_dv_header(data_dir):
     from napari_sim_ml.engine.io import read_raw
 
     assert read_raw(data_dir / "omx-3d-sim-64px" / "raw.dv").z_step_um == pytest.approx(0.125)  # DV header dz
-
-
-def _cli(*args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ code path as the console script), a few through a subprocess as a user would."""
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import tifffile
 
 from napari_sim_ml import cli
 from napari_sim_ml.engine.io import read_raw
+
+from .conftest import cli_subprocess
 
 
 def call(capsys, *argv):
@@ -187,14 +188,12 @@ def test_unwritable_folder_and_scheduler_errors_are_one_line(raw64, capsys):
 def test_truncated_tiff_is_named_and_tifffile_stays_quiet(raw64, tmp_path):
     cut = tmp_path / "cut.tif"
     cut.write_bytes(raw64.read_bytes()[: raw64.stat().st_size // 2])
-    res = subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", "estimate", str(cut)],
-                         capture_output=True, text=True, timeout=120)
+    res = cli_subprocess("estimate", cut, timeout=120)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [res.stderr.strip()], res.stderr  # one line, no tifffile log
     assert "cut.tif is truncated or damaged" in res.stderr
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", "batch", str(cut), "-o", str(out),
-                          "--no-progress"], capture_output=True, text=True, timeout=120)
+    res = cli_subprocess("batch", cut, "-o", out, "--no-progress", timeout=120)
     assert res.returncode == 1 and "truncated or damaged" in res.stderr and "IndexError" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
 
@@ -260,8 +259,7 @@ def test_a_real_full_disk_leaves_nothing_and_says_so(tmp_path):
                                            capture_output=True).returncode != 0:
         pytest.skip("mounting a small tmpfs needs root")
     try:
-        sim = subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", "simulate", "-o", str(mnt / "raw.tif"),
-                              "--size", "64"], capture_output=True, text=True, timeout=120)
+        sim = cli_subprocess("simulate", "-o", mnt / "raw.tif", "--size", "64", timeout=120)
         assert sim.returncode == 2 and "no space left on the device" in sim.stderr.lower()
         assert len(sim.stderr.strip().splitlines()) == 1 and list(mnt.iterdir()) == []
     finally:

@@ -1,7 +1,5 @@
 """Frame layout found from the frames: every order, 3×3 / 3×5 / 5×3 / 5×5, with planes and time points."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,6 +8,8 @@ import tifffile
 from napari_sim_ml.engine.io import FrameLayout, arrange_frames
 from napari_sim_ml.engine.layout import check_layout, detect_layout
 from napari_sim_ml.engine.simulate import simulate_acquisition
+
+from ..conftest import cli_subprocess
 
 
 def to_file_order(planes, layout):
@@ -64,10 +64,9 @@ def test_cli_finds_a_phase_major_layout_and_warns_on_a_wrong_order(tmp_path):
     frames = to_file_order(sim.raw[None, None], FrameLayout(3, 3, 1, "APZ"))
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, np.clip(np.rint(frames), 0, 65535).astype(np.uint16))
-    base = [sys.executable, "-m", "napari_sim_ml.cli", "estimate", str(path), "--na", "1.4",
-            "--wavelength-nm", "525", "--pixel-size-um", "0.08", "--background", "100"]
-    found = subprocess.run(base, capture_output=True, text=True)
+    base = ["estimate", path, "--na", "1.4", "--wavelength-nm", "525", "--pixel-size-um", "0.08", "--background", "100"]
+    found = cli_subprocess(*base)
     assert found.returncode == 0, found.stderr
     assert "3 angles × 3 phases, order APZ found from the frames" in found.stderr
-    wrong = subprocess.run(base + ["--angles", "3", "--phases", "3", "--order", "PAZ"], capture_output=True, text=True)
+    wrong = cli_subprocess(*base, "--angles", "3", "--phases", "3", "--order", "PAZ")
     assert "warning: the frames fit 3 angles × 3 phases, order APZ clearly better" in wrong.stderr

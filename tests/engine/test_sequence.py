@@ -1,8 +1,6 @@
 """Sequences: folders and glob patterns of frames read as one stack, natural order, trailing average frames."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,8 @@ from napari_sim_ml.engine.io import FrameLayout, arrange_frames, read_raw, write
 from napari_sim_ml.engine.lazy import arrange_lazy, open_lazy
 from napari_sim_ml.engine.sequence import natural_key, parse_frames, select_frames, sequence_files
 from napari_sim_ml.engine.simulate import simulate_acquisition
+
+from ..conftest import cli_subprocess as _cli
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +106,6 @@ def test_the_real_3beam_folder_opens_and_its_average_frame_is_named(data_dir):
     np.testing.assert_array_equal(chosen.frames, raw.frames[:15])
     lazy, _ = open_lazy(folder)
     assert lazy.frames.shape == (16, 256, 256) and lazy.extra["sequence"]["average_frame"] == 15
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "napari_sim_ml.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
