@@ -19,17 +19,8 @@ import numpy as np
 from napari_sim_ml.engine.errors import NoPatternError
 from napari_sim_ml.engine.estimate import estimate_pattern
 from napari_sim_ml.engine.layout import detect_layout
+from napari_sim_ml.engine.mismatch import add_camera_stripe
 from napari_sim_ml.engine.simulate import simulate_acquisition
-
-
-def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
-    ny, nx = raw.shape[-2:]
-    y, x = np.mgrid[:ny, :nx]
-    t = np.radians(angle_deg)
-    stripe = amplitude * np.cos(2 * np.pi * (x * np.cos(t) + y * np.sin(t)) / period_px + 0.3)
-    out = raw.copy().reshape(-1, ny, nx)
-    out[list(range(len(out))) if frames is None else list(frames)] += stripe.astype(np.float32)
-    return out.reshape(raw.shape)
 
 
 def row(name, sim, raw, **kw):
@@ -70,7 +61,7 @@ def cases(seeds: int) -> None:
         for frames, label in ((None, "every"), ((0, 1, 3, 4, 6, 7), "some")):
             for seed in range(seeds):
                 sim = simulate_acquisition("filaments", 256, photons=30, seed=seed)
-                raw = add_stripe(sim.raw, period, 44.0, 8.0, frames)
+                raw = add_camera_stripe(sim.raw, 8.0, period, 44.0, frames, phase_rad=0.3)
                 print(row(f"stripe {period} px {label} 30 ph seed {seed}", sim, raw))
 
 

@@ -6,23 +6,13 @@ import pytest
 from napari_sim_ml.engine.candidates import consistency_notes, deviations, rotation
 from napari_sim_ml.engine.errors import NoPatternError
 from napari_sim_ml.engine.estimate import estimate_pattern
+from napari_sim_ml.engine.mismatch import add_camera_stripe
 from napari_sim_ml.engine.simulate import simulate_acquisition
 
 
 def k_errors(truth, estimate):
     return np.array([abs(e.k_magnitude - a.k_magnitude) / a.k_magnitude
                      for a, e in zip(truth.angles, estimate.angles, strict=False)])
-
-
-def add_stripe(raw, period_px, angle_deg, amplitude, frames=None):
-    """A camera's fixed-pattern stripe (counts), identical in ``frames`` (default: every frame)."""
-    ny, nx = raw.shape[-2:]
-    y, x = np.mgrid[:ny, :nx]
-    t = np.radians(angle_deg)
-    stripe = amplitude * np.cos(2 * np.pi * (x * np.cos(t) + y * np.sin(t)) / period_px + 0.3)
-    out = raw.copy().reshape(-1, ny, nx)
-    out[list(range(len(out))) if frames is None else list(frames)] += stripe.astype(np.float32)
-    return out.reshape(raw.shape)
 
 
 @pytest.mark.slow
@@ -66,7 +56,7 @@ def test_a_camera_stripe_is_never_taken_for_the_pattern(frames, period_px, seed)
     """A fixed stripe (8 counts, 44°) at 30 photons; before, it was taken for 1-3 angles (16-56 % errors).
     At 5.9 px its correlation peak lies at 2 × its frequency, within 0.7 % of the pattern's |k|."""
     sim = simulate_acquisition("filaments", 256, photons=30, seed=seed)
-    raw = add_stripe(sim.raw, period_px, 44.0, 8.0, frames)
+    raw = add_camera_stripe(sim.raw, 8.0, period_px, 44.0, frames, phase_rad=0.3)
     res = estimate_pattern(raw, sim.optics, background=sim.offset)
     err = k_errors(sim.params, res.params)
     assert err.max() < 0.002, f"|k| errors {err}"
@@ -90,3 +80,15 @@ def test_consistency_names_the_stray_angle():
     assert "off equal spacing" in consistency_notes(ks, shape)[1]
     ks[1] = ks[0]
     assert "shares its direction" in consistency_notes(ks, shape)[1]
+
+
+def test_a_camera_stripe_is_added_to_the_chosen_frames_only():
+    raw = np.zeros((3, 3, 32, 32), np.float32)
+    out = add_camera_stripe(raw, 8.0, 5.9, 44.0, (0, 4), phase_rad=0.3)
+    assert out.shape == raw.shape and out.dtype == np.float32 and not raw.any()
+    flat = out.reshape(9, 32, 32)
+    assert np.abs(flat[[0, 4]]).max() == pytest.approx(8.0, rel=0.01) and not flat[[1, 2, 3, 5, 6, 7, 8]].any()
+    np.testing.assert_array_equal(flat[0], flat[4])
+    spec = np.abs(np.fft.fft2(flat[0]))  # one spatial frequency: 1 / 5.9 cycles/px at 44°
+    fy, fx = np.unravel_index(np.argmax(spec[:, :16]), spec[:, :16].shape)
+    assert np.hypot(fy, fx) / 32 == pytest.approx(1 / 5.9, abs=1.5 / 32)

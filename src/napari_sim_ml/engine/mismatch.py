@@ -157,11 +157,27 @@ def perturbed_parameters(params: PatternParameters, k_error: float, phase_error:
     return PatternParameters(tuple(angles))
 
 
-def camera_stripe(shape: tuple[int, int], amplitude: float) -> np.ndarray:
-    """Fixed-pattern stripe (Y, X) in counts: amplitude · cos at 44°, 11-px period."""
-    t = np.deg2rad(STRIPE_ANGLE_DEG)
+def camera_stripe(shape: tuple[int, int], amplitude: float, period_px: float = STRIPE_PERIOD_PX,
+                  angle_deg: float = STRIPE_ANGLE_DEG, phase_rad: float = 0.4) -> np.ndarray:
+    """Fixed-pattern stripe (Y, X) in counts: amplitude · cos at ``angle_deg`` (44°), ``period_px`` (11 px)."""
+    t = np.deg2rad(angle_deg)
     y, x = np.mgrid[:shape[0], :shape[1]]
-    return amplitude * np.cos(2 * np.pi * (np.cos(t) * x + np.sin(t) * y) / STRIPE_PERIOD_PX + 0.4)
+    return amplitude * np.cos(2 * np.pi * (np.cos(t) * x + np.sin(t) * y) / period_px + phase_rad)
+
+
+def add_camera_stripe(raw: np.ndarray, amplitude: float, period_px: float = STRIPE_PERIOD_PX,
+                      angle_deg: float = STRIPE_ANGLE_DEG, frames: tuple[int, ...] | None = None,
+                      phase_rad: float = 0.4) -> np.ndarray:
+    """Return raw frames (..., Y, X) plus one camera stripe (:func:`camera_stripe`, counts, float32).
+
+    The same stripe is added to the frames whose flat indices are ``frames`` (None: every
+    frame), as a sensor's fixed pattern; ``raw`` is not changed.
+    """
+    ny, nx = raw.shape[-2:]
+    stripe = camera_stripe((ny, nx), amplitude, period_px, angle_deg, phase_rad).astype(np.float32)
+    out = raw.copy().reshape(-1, ny, nx)
+    out[list(range(len(out))) if frames is None else list(frames)] += stripe
+    return out.reshape(raw.shape)
 
 
 def haze(shape: tuple[int, int], pixel_um: float, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -200,5 +216,5 @@ def add_border_structure(obj: np.ndarray, inner: tuple[slice, slice], brightness
 
 __all__ = [
     "Imperfections", "TYPICAL", "frame_gains", "envelope_map", "modulation_map", "real_illumination",
-    "data_otf", "perturbed_parameters", "camera_stripe", "haze", "add_border_structure",
+    "data_otf", "perturbed_parameters", "camera_stripe", "add_camera_stripe", "haze", "add_border_structure",
 ]
