@@ -22,8 +22,8 @@ from qtpy.QtWidgets import QAbstractSpinBox, QLabel, QVBoxLayout, QWidget
 
 from ..engine.io import ANGLE_RANGE
 from ..engine.parameters import FilterSettings
+from ..engine.pipeline import OTF_CHOICES
 from ..engine.simulate import DEFAULT_OPTICS
-from ..session.tasks import OTF_CHOICES
 
 ORDERS = ("PAZ", "APZ", "PZA", "ZAP", "AZP", "ZPA")
 # values that belong to a dataset: taken from each file, reset to these when a file does not state

@@ -44,8 +44,10 @@ from .methods import (  # noqa: F401  (the request API's parts, importable from 
 from .otf import RadialOTF, ideal_otf, otf_from_file
 from .parameters import FilterSettings, Optics, PatternParameters
 
-
 # ---------------------------------------------------------------- the request
+OTF_CHOICES = ("ideal", "attenuated", "from file")  # the dock's OTF field, read by OtfSpec.from_choice
+
+
 @dataclass(frozen=True)
 class OtfSpec:
     """Which detection OTF to use.
@@ -317,4 +319,4 @@ def run(request: ReconstructionRequest, progress: Callable[[PlaneResult], None] 
 __all__ = ["ReconstructionRequest", "OtfSpec", "EstimationSettings", "MethodSettings", "Outputs", "PlaneResult",
            "Estimate", "RunResult", "pinn_settings", "check_params_shape", "estimate", "estimate_plane",
            "reconstruct_plane", "fit_pinn_plane", "iter_planes", "validate_planes", "reconstruction_metadata",
-           "plane_job", "run"]
+           "plane_job", "run", "OTF_CHOICES"]

@@ -23,8 +23,6 @@ from ..engine.otf import RadialOTF
 from ..engine.parameters import FilterSettings, Optics, PatternParameters
 from ..engine.pipeline import OtfSpec
 
-OTF_CHOICES = ("ideal", "attenuated", "from file")  # the dock's OTF field: engine.pipeline.OtfSpec.from_choice
-
 
 @dataclass(frozen=True)
 class Failure:
