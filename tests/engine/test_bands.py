@@ -69,3 +69,56 @@ def test_serial_blas_limits_while_inside_and_restores_after_overlapping_threads(
     worker.join(5)
     assert len(inside) == 2 and all(threads and all(n == 1 for n in threads) for threads in inside)
     assert blas_threads() == before
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def _in_thread(fn):
+    import threading
+
+    out = []
+    worker = threading.Thread(target=lambda: out.append(fn()))
+    worker.start()
+    worker.join(10)
+    return out[0]
+
+
+def test_serial_blas_leaves_no_thread_owning_the_blas_limit():
+    """threadpoolctl ≥ 3.8 lets one thread own OpenBLAS's thread count: a block entered on the main thread
+    (an in-process estimate) must not keep it, or the limits of later worker threads do nothing."""
+    import threading
+
+    from napari_sim_ml.engine.bands import serial_blas
+
+    assert _blas_threads(), "no BLAS library is loaded: this test would pass without testing anything"
+    before = _blas_threads()
+    with serial_blas():  # on the main thread
+        assert all(n == 1 for n in _blas_threads())
+    assert _blas_threads() == before
+
+    def limited_in_a_worker():
+        with serial_blas():
+            return _blas_threads()
+
+    assert all(n == 1 for n in _in_thread(limited_in_a_worker))
+    assert _blas_threads() == before
+    # set by one thread, restored by another: the one that leaves last
+    entered, leave_first = threading.Event(), threading.Event()
+
+    def first():
+        with serial_blas():
+            entered.set()
+            leave_first.wait(5)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    entered.wait(5)
+    with serial_blas():
+        leave_first.set()
+        worker.join(5)
+        assert all(n == 1 for n in _blas_threads())  # still limited after the first thread left
+    assert _blas_threads() == before

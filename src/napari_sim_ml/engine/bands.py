@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import scipy.fft
+import threadpoolctl
 from threadpoolctl import threadpool_limits
 
 from .errors import SimInputError
@@ -29,6 +30,14 @@ class _SerialBlas:
     that spin after each product starve scipy.fft's workers (measured on 2 cores, 512² stack:
     330-480 ms → 210-240 ms per estimate). Safe when several threads enter at once (batch
     threads): the first to enter sets the limit, the last to leave restores the original.
+
+    OpenBLAS (pthreads) has one process-wide pool, and threadpoolctl ≥ 3.8 lets only one
+    "controlling" thread change it: the first thread that sets a limit, until a ``with
+    threadpool_limits`` block of that thread ends; other threads' changes are silently
+    ignored. The thread that sets the limit here need not be the one that restores it, so
+    each change hands the claim back at once: otherwise the first thread that ever entered
+    (e.g. an estimate on the main thread) would keep it and every later limit or restore
+    from another thread (batch or dock workers) would do nothing.
     """
 
     def __init__(self) -> None:
@@ -41,6 +50,7 @@ class _SerialBlas:
         with self._lock:
             if self._users == 0:
                 self._limiter = threadpool_limits(limits=1, user_api="blas")
+                _release_blas_control()
             self._users += 1
         try:
             yield
@@ -49,7 +59,16 @@ class _SerialBlas:
                 self._users -= 1
                 if self._users == 0 and self._limiter is not None:
                     self._limiter.restore_original_limits()
+                    _release_blas_control()
                     self._limiter = None
+
+
+def _release_blas_control() -> None:
+    """Give up this thread's claim on OpenBLAS's thread count (threadpoolctl ≥ 3.8; older ones have none)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    release = getattr(controller, "clear_controlling_thread", None)
+    if release is not None:
+        release()  # only the claiming thread's own claim: a user's limit held elsewhere stays in force
 
 
 serial_blas = _SerialBlas()
