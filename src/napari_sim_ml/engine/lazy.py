@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from .errors import SimInputError
-from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames, index_frames
+from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames
 from .metadata import MRC_SUFFIXES
 from .planejob import PlaneJob, make_job, reconstruct_lazy  # noqa: F401  (importable from here, as before)
+from .rawfile import LazyFrames
 
 # Open files per process: key -> (lock, TiffFile or MRC data, closer)
 _HANDLES: dict[tuple, tuple[threading.Lock, Any, Any]] = {}
@@ -80,7 +81,7 @@ def close_files(path: str | Path | None = None) -> None:
 
 
 @dataclass(frozen=True)
-class FrameSource:
+class FrameSource(LazyFrames):
     """A file's frames (F, Y, X) in file order, read on demand; picklable.
 
     lead_shape: the file's axes before Y, X; channel_axis/channel: an axis of
@@ -99,16 +100,6 @@ class FrameSource:
     def n_frames(self) -> int:
         """Frames in the selected channel (all leading axes but the channel axis)."""
         return math.prod(s for i, s in enumerate(self.lead_shape) if i != self.channel_axis)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(frames, Y, X), as dask.array.from_array needs."""
-        return (self.n_frames, *self.frame_shape)
-
-    @property
-    def ndim(self) -> int:
-        """Always 3: (frames, Y, X)."""
-        return 3
 
     def _index(self, frame: int) -> tuple[int, ...]:
         free = [s for i, s in enumerate(self.lead_shape) if i != self.channel_axis]
@@ -136,9 +127,6 @@ class FrameSource:
                     data = array.asarray(key=pages, series=0, maxworkers=1)
                 out[...] = data.reshape(out.shape)
         return out
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return index_frames(self.read, self.n_frames, key)
 
 
 def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, Any]:

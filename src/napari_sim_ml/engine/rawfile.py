@@ -74,6 +74,39 @@ def index_frames(read: Callable[[int, int], np.ndarray], n_frames: int, key: Any
     return read(start, max(start, stop))[rest]
 
 
+class LazyFrames:
+    """The array face of an on-demand frame source: ``shape`` (F, Y, X), ``ndim`` and indexing.
+
+    A subclass (a frozen, picklable dataclass with ``frame_shape`` and ``dtype``) gives
+    ``n_frames`` and ``read(start, stop)`` → (n, Y, X); that is all ``dask.array.from_array``
+    and :func:`index_frames` need.
+    """
+
+    frame_shape: tuple[int, int]
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames (F)."""
+        raise NotImplementedError
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames start..stop-1 as a (n, Y, X) array."""
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(frames, Y, X), as dask.array.from_array needs."""
+        return (self.n_frames, *self.frame_shape)
+
+    @property
+    def ndim(self) -> int:
+        """Always 3: (frames, Y, X)."""
+        return 3
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return index_frames(self.read, self.n_frames, key)
+
+
 
 def _tiff_metadata(tif: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {}

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import SimInputError
 from .metadata import MRC_SUFFIXES, RAW_SUFFIXES
-from .rawfile import RawFile, index_frames, read_file
+from .rawfile import LazyFrames, RawFile, read_file
 
 SEQUENCE_SUFFIXES = RAW_SUFFIXES  # the one list (engine.metadata)
 USUAL_SET_SIZES = (9, 15, 25, 6, 12)  # angles × phases of the layouts guess_layout knows
@@ -135,7 +135,7 @@ def _is_trailing_average(frames: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class SequenceSource:
+class SequenceSource(LazyFrames):
     """Frames (F, Y, X) of a sequence of files, read on demand; picklable.
 
     paths: the files in order; counts: frames per file. Every read opens the file it
@@ -151,16 +151,6 @@ class SequenceSource:
     def n_frames(self) -> int:
         """Frames in all files together."""
         return int(sum(self.counts))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(frames, Y, X), as dask.array.from_array needs."""
-        return (self.n_frames, *self.frame_shape)
-
-    @property
-    def ndim(self) -> int:
-        """Always 3: (frames, Y, X)."""
-        return 3
 
     def _read_file(self, i: int, start: int, stop: int) -> np.ndarray:
         path = self.paths[i]
@@ -192,9 +182,6 @@ class SequenceSource:
                 out[pos:pos + b - a] = self._read_file(i, int(a - bounds[i]), int(b - bounds[i]))
                 pos += b - a
         return out
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return index_frames(self.read, self.n_frames, key)
 
 
 def _probe(path: Path) -> tuple[tuple[int, ...], np.dtype]:
