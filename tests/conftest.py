@@ -1,6 +1,7 @@
 """Shared test setup: torch before Qt, widget settings kept out of the user's home, the real data
 (skipped visibly when absent), the ``gui`` marker set from the fixtures a test uses, and a
-warning for tests that are slow but not marked so; :func:`cli_subprocess` runs the command line as a user does.
+warning for tests that are slow but not marked so; :func:`cli_subprocess` runs the command line as a user does
+(:func:`cli_simulated` writes a raw stack with it).
 
 Fast loop (no viewer, nothing slow): ``pytest -m "not slow and not gui"``.
 """
@@ -34,6 +35,13 @@ def cli_subprocess(*args: object, module: str = "napari_sim_ml.cli", cwd: str | 
     """
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
+
+
+def cli_simulated(path: Path, *flags: object) -> Path:
+    """Write a simulated raw stack to ``path`` with the CLI's ``simulate`` (``flags`` as on the command line)."""
+    res = cli_subprocess("simulate", "-o", path, *flags)
+    assert res.returncode == 0, res.stderr
+    return path
 
 
 @pytest.fixture(autouse=True)

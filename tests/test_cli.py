@@ -11,6 +11,7 @@ import tifffile
 
 from napari_sim_ml.engine.io import read_raw
 
+from .conftest import cli_simulated
 from .conftest import cli_subprocess as run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "filaments_3x3.tif"
@@ -18,11 +19,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "filaments_3x3.ti
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sim")
-    raw = folder / "raw.tif"
-    res = run("simulate", "-o", raw, "--size", 128, "--seed", 3)
-    assert res.returncode == 0, res.stderr
-    return raw
+    return cli_simulated(tmp_path_factory.mktemp("sim") / "raw.tif", "--size", 128, "--seed", 3)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import tifffile
 
 from napari_sim_ml.engine.parameters import wrap_phase
 
+from .conftest import cli_simulated
 from .conftest import cli_subprocess as run
 
 
@@ -16,9 +17,7 @@ def calibrated(tmp_path_factory):
     """A simulated stack, its true parameters, and a 'calibration' with the true k but other
     phases (+1 rad) and modulation (0.5), as another acquisition of the instrument would have."""
     folder = tmp_path_factory.mktemp("kfrom")
-    raw = folder / "raw.tif"
-    res = run("simulate", "-o", raw, "--size", 128, "--seed", 5, "--photons", 1000)
-    assert res.returncode == 0, res.stderr
+    raw = cli_simulated(folder / "raw.tif", "--size", 128, "--seed", 5, "--photons", 1000)
     truth = json.loads(raw.with_name("raw_params.json").read_text())
     calib = json.loads(json.dumps(truth))
     for a in calib["angles"]:

@@ -7,6 +7,7 @@ import pytest
 
 from napari_sim_ml.engine.io import read_raw
 
+from .conftest import cli_simulated
 from .conftest import cli_subprocess as run
 
 pytest.importorskip("torch")
@@ -14,11 +15,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def raw64(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pinn-cli")
-    raw = folder / "raw.tif"
-    res = run("simulate", "-o", raw, "--size", 64, "--seed", 2)
-    assert res.returncode == 0, res.stderr
-    return raw
+    return cli_simulated(tmp_path_factory.mktemp("pinn-cli") / "raw.tif", "--size", 64, "--seed", 2)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import tifffile
 from napari_sim_ml.engine.io import read_raw
 from napari_sim_ml.engine.outputs import read_output_metadata
 
-from .conftest import cli_subprocess
+from .conftest import cli_simulated
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -34,8 +34,7 @@ def finish(proc, timeout=300):
 def inputs(tmp_path_factory):
     """Four 64² raw stacks of 6 time points each (54 frames), with their optics stored."""
     folder = tmp_path_factory.mktemp("raw")
-    res = cli_subprocess("simulate", "-o", folder / "one.tif", "--size", "64", timeout=120)
-    assert res.returncode == 0, res.stderr
+    cli_simulated(folder / "one.tif", "--size", "64")
     raw = read_raw(folder / "one.tif")
     info = tifffile.TiffFile(folder / "one.tif").imagej_metadata["Info"]
     paths = []

@@ -1,5 +1,6 @@
 """The one torch runtime of the learned methods: device names, the load-aware thread count, and that
-the PINN fit, the denoiser's training and its application leave torch's thread count as they found it."""
+the PINN fit, the denoiser's training and its application leave torch's thread count as they found it
+(``other_thread_count``, torch on 3 threads and restored afterwards, is in tests/engine/conftest.py)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,6 @@ def machine(monkeypatch, cores: int, load: float) -> None:
     """Pretend this process may use ``cores`` cores and the 1-minute load average is ``load``."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load), raising=False)
-
-
-@pytest.fixture
-def other_thread_count():
-    """Run with a thread count no case below asks for (3); restore the process's afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)
-    yield 3
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("cores", "load", "expected"), [
