@@ -80,16 +80,12 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]]
 def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, str]:
     """(shape, dtype, axes) of a TIFF's first series or an MRC's data, from the header only."""
     if path.suffix.lower() in MRC_SUFFIXES:
-        import warnings
+        from .engine.rawfile import quiet_mrc
 
-        import mrcfile
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.mmap(path, mode="r", permissive=True) as mrc:  # a memory map: no pixel is read
-                if mrc.data is None:
-                    raise ValueError("no image data")
-                return tuple(mrc.data.shape), np.dtype(mrc.data.dtype), "ZYX"[-mrc.data.ndim:]
+        with quiet_mrc(path) as mrc:  # a memory map: no pixel is read
+            if mrc.data is None:
+                raise ValueError("no image data")
+            return tuple(mrc.data.shape), np.dtype(mrc.data.dtype), "ZYX"[-mrc.data.ndim:]
     import tifffile
 
     with tifffile.TiffFile(path) as tif:

@@ -123,6 +123,32 @@ def test_missing_and_unreadable_files(tmp_path, content, message):
         read_raw(path)
 
 
+@pytest.mark.parametrize("name", ["raw.tif", "raw.mrc", "raw.dv"])
+def test_a_broken_file_is_one_sentence_naming_it_from_every_reader(tmp_path, name):
+    from napari_sim_ml.engine.lazy import open_lazy
+    from napari_sim_ml.engine.sequence import read_sequence
+
+    path = tmp_path / name
+    path.write_bytes(b"garbage" * 40)
+    for read in (read_raw, open_lazy):
+        with pytest.raises(SimInputError, match=rf"^cannot read {name}: \w+") as err:
+            read(path)
+        assert "\n" not in str(err.value)
+    good = tmp_path / "good"
+    good.mkdir()
+    frames = np.ones((9, 16, 16), np.uint16)
+    if path.suffix == ".tif":
+        tifffile.imwrite(good / "img_0.tif", frames)
+    else:
+        import mrcfile
+
+        with mrcfile.new(good / f"img_0{path.suffix}") as mrc:
+            mrc.set_data(frames)
+    (good / f"img_1{path.suffix}").write_bytes(b"garbage" * 40)  # a broken file among a sequence's files
+    with pytest.raises(SimInputError, match=rf"cannot read img_1{path.suffix}"):
+        read_sequence(good)
+
+
 def test_single_image_is_not_a_sim_stack(tmp_path):
     tifffile.imwrite(tmp_path / "one.tif", np.ones((64, 64), np.uint16))
     with pytest.raises(SimInputError, match="single 2-D image"):

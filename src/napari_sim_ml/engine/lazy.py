@@ -29,7 +29,7 @@ from .errors import SimInputError
 from .io import FrameLayout, RawFile, TiffLog, _mrc_metadata, _tiff_metadata, arrange_frames
 from .metadata import MRC_SUFFIXES
 from .planejob import PlaneJob, make_job, reconstruct_lazy  # noqa: F401  (importable from here, as before)
-from .rawfile import LazyFrames
+from .rawfile import LazyFrames, broken_file_errors, quiet_mrc
 
 # Open files per process: key -> (lock, TiffFile or MRC data, closer)
 _HANDLES: dict[tuple, tuple[threading.Lock, Any, Any]] = {}
@@ -161,17 +161,13 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, An
         raise SimInputError(f"{path} is a folder, not an image file")
     kind = "mrc" if path.suffix.lower() in MRC_SUFFIXES else "tiff"
     channel_axis = None
-    try:
+    with broken_file_errors(path):
         if kind == "mrc":
-            import mrcfile
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-                    if mrc.data is None:
-                        raise ValueError("no image data")
-                    shape, dtype = tuple(mrc.data.shape), np.dtype(mrc.data.dtype)
-                    voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
+            with quiet_mrc(path) as mrc:
+                if mrc.data is None:
+                    raise ValueError("no image data")
+                shape, dtype = tuple(mrc.data.shape), np.dtype(mrc.data.dtype)
+                voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
             meta = _mrc_metadata(path, voxel_x, voxel_z)
         else:
             import tifffile
@@ -185,10 +181,6 @@ def open_lazy(path: str | Path, channel: int | None = None) -> tuple[RawFile, An
             log.check()
             if "C" in axes[:-2] and shape[axes.index("C")] > 1 and not (len(shape) > 2 and shape[-1] in (3, 4)):
                 channel_axis = axes.index("C")
-    except SimInputError:
-        raise
-    except Exception as exc:  # tifffile/mrcfile raise many types for broken files
-        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
     if dtype.kind == "c":
         raise SimInputError(f"{path.name} holds complex values; SIM needs real intensities (write the "
                             "magnitude or the real part explicitly)")

@@ -33,7 +33,7 @@ import numpy as np
 from .errors import SimInputError
 from .metadata import METADATA_KEY
 from .metadata import length_to_um as _length_to_um
-from .rawfile import RawFile
+from .rawfile import RawFile, broken_file_errors
 from .writers import _json_default
 
 NGFF_VERSION = "0.5"
@@ -150,12 +150,8 @@ def open_omezarr_lazy(path: str | Path, channel: int | None = None) -> RawFile:
     """
     path = Path(path)
     root = _image_root(path)
-    try:
+    with broken_file_errors(path):
         multiscales = _ngff().from_ngff_zarr(str(root))
-    except SimInputError:
-        raise
-    except Exception as exc:  # ngff-zarr raises many types for broken stores
-        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
     image = multiscales.images[0]
     data, dims = image.data, list(image.dims)
     if dims[-2:] != ["y", "x"]:

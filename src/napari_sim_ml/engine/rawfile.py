@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,31 @@ class RawFile:
         """Return this plugin's metadata of the file, typed (:mod:`.metadata`; old keys read too)."""
         return read_metadata(self.extra)
 
+
+
+@contextmanager
+def quiet_mrc(path: Path, mmap: bool = True) -> Iterator[Any]:
+    """Open an MRC/DV file read-only and permissive, mrcfile's header warnings silenced; yields it.
+
+    ``mmap``: a memory map (no pixel is read until used), else the data read whole.
+    """
+    import mrcfile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with (mrcfile.mmap(path, mode="r", permissive=True) if mmap else mrcfile.open(path, permissive=True)) as mrc:
+            yield mrc
+
+
+@contextmanager
+def broken_file_errors(path: Path) -> Iterator[None]:
+    """Turn what a reader raises on a broken file into one SimInputError naming it (ours pass as they are)."""
+    try:
+        yield
+    except SimInputError:
+        raise
+    except Exception as exc:  # tifffile, mrcfile and ngff-zarr raise many types for broken files
+        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
 
 
 def index_frames(read: Callable[[int, int], np.ndarray], n_frames: int, key: Any) -> np.ndarray:
@@ -242,19 +269,13 @@ def read_file(path: str | Path, require_frames: bool = True, allow_complex: bool
         raise SimInputError(f"{path} is a folder, not an image file")
     suffix = path.suffix.lower()
     meta: dict[str, Any] = {}
-    try:
+    with broken_file_errors(path):
         if suffix in MRC_SUFFIXES:
-            import warnings
-
-            import mrcfile
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with mrcfile.open(path, permissive=True) as mrc:
-                    if mrc.data is None:
-                        raise ValueError("no image data")
-                    data = np.asarray(mrc.data).copy()
-                    voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
+            with quiet_mrc(path, mmap=False) as mrc:
+                if mrc.data is None:
+                    raise ValueError("no image data")
+                data = np.asarray(mrc.data).copy()
+                voxel_x, voxel_z = float(mrc.voxel_size.x), float(mrc.voxel_size.z)
             meta = _mrc_metadata(path, voxel_x, voxel_z)
         else:
             import tifffile
@@ -263,10 +284,6 @@ def read_file(path: str | Path, require_frames: bool = True, allow_complex: bool
                 data = tif.asarray()
                 meta = _tiff_metadata(tif)
             log.check()
-    except SimInputError:
-        raise
-    except Exception as exc:  # tifffile/mrcfile raise many types for broken files
-        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
     data = np.asarray(data)
     if np.iscomplexobj(data) and not allow_complex:
         raise SimInputError(f"{path.name} holds complex values; SIM needs real intensities (write the "

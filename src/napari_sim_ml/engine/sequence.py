@@ -22,7 +22,6 @@ from __future__ import annotations
 import glob
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 
 from .errors import SimInputError
 from .metadata import MRC_SUFFIXES, RAW_SUFFIXES
-from .rawfile import LazyFrames, RawFile, read_file
+from .rawfile import LazyFrames, RawFile, broken_file_errors, quiet_mrc, read_file
 
 SEQUENCE_SUFFIXES = RAW_SUFFIXES  # the one list (engine.metadata)
 USUAL_SET_SIZES = (9, 15, 25, 6, 12)  # angles × phases of the layouts guess_layout knows
@@ -155,12 +154,8 @@ class SequenceSource(LazyFrames):
     def _read_file(self, i: int, start: int, stop: int) -> np.ndarray:
         path = self.paths[i]
         if path.suffix.lower() in MRC_SUFFIXES:
-            import mrcfile
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-                    return np.array(np.asarray(mrc.data).reshape(-1, *self.frame_shape)[start:stop])
+            with quiet_mrc(path) as mrc:
+                return np.array(np.asarray(mrc.data).reshape(-1, *self.frame_shape)[start:stop])
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
@@ -186,16 +181,12 @@ class SequenceSource(LazyFrames):
 
 def _probe(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of a file's image data without reading its pixels."""
-    try:
+    with broken_file_errors(path):
         if path.suffix.lower() in MRC_SUFFIXES:
-            import mrcfile
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-                    if mrc.data is None:
-                        raise ValueError("no image data")
-                    return tuple(mrc.data.shape), np.dtype(mrc.data.dtype)
+            with quiet_mrc(path) as mrc:
+                if mrc.data is None:
+                    raise ValueError("no image data")
+                return tuple(mrc.data.shape), np.dtype(mrc.data.dtype)
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
@@ -204,10 +195,6 @@ def _probe(path: Path) -> tuple[tuple[int, ...], np.dtype]:
                 raise SimInputError(f"{path.name} has several channels; sequences of multi-channel files "
                                     "are not supported (split the channels first)")
             return tuple(series.shape), np.dtype(series.dtype)
-    except SimInputError:
-        raise
-    except Exception as exc:  # tifffile/mrcfile raise many types for broken files
-        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
 
 
 def _sequence_raw(spec: str | Path, files: list[Path], frames: Any, counts: list[int]) -> RawFile:
@@ -225,22 +212,16 @@ def read_raw_header(path: Path) -> RawFile:
     """Read the metadata of one file, without reading its pixels (``frames`` is an empty array)."""
     from .rawfile import _mrc_metadata, _tiff_metadata
 
-    try:
+    with broken_file_errors(path):
         if path.suffix.lower() in MRC_SUFFIXES:
-            import mrcfile
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-                    voxel = mrc.voxel_size
+            with quiet_mrc(path) as mrc:
+                voxel = mrc.voxel_size
             meta = _mrc_metadata(path, float(voxel.x), float(voxel.z))
         else:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
                 meta = _tiff_metadata(tif)
-    except Exception as exc:  # tifffile/mrcfile raise many types for broken files
-        raise SimInputError(f"cannot read {path.name}: {type(exc).__name__}: {exc}") from None
     extra = meta.get("extra") or {}
     optics = extra.get("optics", {})
     return RawFile(path, np.empty((0, 0, 0)), optics.get("pixel_size_um") or meta.get("pixel_size_um"),
