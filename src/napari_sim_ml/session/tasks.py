@@ -197,13 +197,18 @@ def _wiener_plane(job: Job, frames: np.ndarray, index: int, params: PatternParam
                              index=index)
 
 
+def _run_params(job: Job, params: PatternParameters | None) -> tuple[PatternParameters, EstimateOutput | None]:
+    """Return the parameters a run uses (``params``, else an estimate on the job's plane) and that estimate."""
+    if params is not None:
+        return params, None
+    estimate = _estimate(job)
+    return estimate.result.params, estimate
+
+
 def _reconstruct(job: Job, params: PatternParameters | None, settings: FilterSettings) -> ReconOutput:
     from ..engine.trust import truth_free_report
 
-    estimate = None
-    if params is None:
-        estimate = _estimate(job)
-        params = estimate.result.params
+    params, estimate = _run_params(job, params)
     otf = job.make_otf()
     frames = job.plane_frames()
     res = _wiener_plane(job, frames, job.plane, params, settings, otf, spectra=True)
@@ -246,10 +251,7 @@ def run_spectrum(image: np.ndarray) -> np.ndarray | Failure:
 
 def _all_planes(job: Job, params: PatternParameters | None,
                 settings: FilterSettings) -> Generator[int, None, AllOutput]:
-    estimate = None
-    if params is None:
-        estimate = _estimate(job)
-        params = estimate.result.params
+    params, estimate = _run_params(job, params)
     otf = job.make_otf()
     images, widefields = [], []
     for i in range(job.n_planes):  # one plane read at a time: a lazy stack is never read whole
