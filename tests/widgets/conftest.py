@@ -40,6 +40,29 @@ def sim_viewer(make_napari_viewer_proxy):
     return viewer, widget
 
 
+def sample_stack_viewer(make_viewer, name: str, planes_of, n_z: int, order: str | None = None):
+    """A viewer holding the 3×3 sample as a stack of planes, with the SIM dock added: (viewer, dock).
+
+    ``planes_of(signal)`` maps the sample's offset-free signal (float32 counts) to the planes'
+    signals in stack order; each is stored as uint16 with the offset back on, and the layer's
+    metadata says ``n_z`` planes (and ``order`` when given).
+    """
+    from napari_sim_ml._qt import SimWidget
+    from napari_sim_ml._sample_data import make_sample
+
+    frames, kwargs, _ = make_sample(3)[0]
+    signal = frames.astype(np.float32) - 100.0
+    planes = [np.rint(plane + 100.0).astype(np.uint16) for plane in planes_of(signal)]
+    meta = kwargs["metadata"]["napari_sim_ml"]
+    meta = {**meta, "layout": {**meta["layout"], "n_z": n_z, **({"order": order} if order else {})}}
+    viewer = make_viewer()
+    viewer.add_image(np.concatenate(planes), name=name, scale=kwargs["scale"], units=kwargs["units"],
+                     metadata={"napari_sim_ml": meta})
+    widget = SimWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget
+
+
 def run(qtbot, wait, widget, start):
     """Start a widget action and wait for it; returns the worker (or None if refused)."""
     worker = start()

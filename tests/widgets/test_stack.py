@@ -5,28 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sim_ml._qt import SimWidget
 from napari_sim_ml.engine.io import read_raw
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
+
+from .conftest import sample_stack_viewer
 
 RAW = "SIM raw 3x3"
 
 
 def _stack_viewer(make_viewer, n_planes: int):
     """A raw layer of ``n_planes`` planes (PAZ, plane k = the sample scaled by 1 / (k + 1))."""
-    from napari_sim_ml._sample_data import make_sample
-
-    frames, kwargs, _ = make_sample(3)[0]
-    signal = frames.astype(np.float32) - 100.0
-    planes = [np.rint(signal / (k + 1) + 100.0).astype(np.uint16) for k in range(n_planes)]
-    meta = kwargs["metadata"]["napari_sim_ml"]
-    meta = {**meta, "layout": {**meta["layout"], "n_z": n_planes}}
-    viewer = make_viewer()
-    viewer.add_image(np.concatenate(planes), name="stack", scale=kwargs["scale"], units=kwargs["units"],
-                     metadata={"napari_sim_ml": meta})
-    widget = SimWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    return viewer, widget
+    return sample_stack_viewer(make_viewer, "stack", lambda signal: [signal / (k + 1) for k in range(n_planes)],
+                               n_z=n_planes)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sim_ml._qt import SimWidget
+from .conftest import sample_stack_viewer
 
 N_T, N_Z = 2, 2
 SCALE = ((1.0, 1 / 2), (1 / 3, 1 / 4))  # plane (t, z) = the sample's signal × SCALE[t][z]
@@ -14,19 +14,9 @@ SCALE = ((1.0, 1 / 2), (1 / 3, 1 / 4))  # plane (t, z) = the sample's signal × 
 
 def _tz_viewer(make_viewer):
     """A raw layer of T = 2 time points × Z = 2 planes in PAZ order (phase fastest, then angle, z, t)."""
-    from napari_sim_ml._sample_data import make_sample
-
-    frames, kwargs, _ = make_sample(3)[0]
-    signal = frames.astype(np.float32) - 100.0
-    planes = [np.rint(signal * SCALE[t][z] + 100.0).astype(np.uint16) for t in range(N_T) for z in range(N_Z)]
-    meta = kwargs["metadata"]["napari_sim_ml"]
-    meta = {**meta, "layout": {**meta["layout"], "n_z": N_Z, "order": "PAZ"}}
-    viewer = make_viewer()
-    viewer.add_image(np.concatenate(planes), name="tz", scale=kwargs["scale"], units=kwargs["units"],
-                     metadata={"napari_sim_ml": meta})
-    widget = SimWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    return viewer, widget
+    return sample_stack_viewer(make_viewer, "tz",
+                               lambda signal: [signal * SCALE[t][z] for t in range(N_T) for z in range(N_Z)],
+                               n_z=N_Z, order="PAZ")
 
 
 @pytest.mark.slow
