@@ -39,9 +39,10 @@ from ..simulate import simulate_acquisition
 from .checkpoint import DenoiserMeta, check_compatible, load_checkpoint
 from .data import STRUCTURES, random_object
 
-WARNING = ("warning: step 2 (a denoiser of the reconstruction) can distort true structures — in the literature it "
-           "moved and shortened needles and smoothed textures, and a model trained on mixed structures did worse "
-           "on each; compare it with the plain reconstruction")
+WARNING_TEXT = ("step 2 (a denoiser of the reconstruction) can distort true structures — in the literature it "
+                "moved and shortened needles and smoothed textures, and a model trained on mixed structures did "
+                "worse on each; compare it with the plain reconstruction")
+WARNING = "warning: " + WARNING_TEXT  # the command line's one stderr line
 PERCENTILES = (2.0, 99.9)
 NORMALISATION_RULE = "(image - p2) / (p99.9 - p2) of the input reconstruction; the output scaled back alike"
 
@@ -244,5 +245,5 @@ def apply_step2(image: np.ndarray, den: Any, tile: int = 256, overlap: int = 32,
     return out.reshape(arr.shape)
 
 
-__all__ = ["WARNING", "PERCENTILES", "Step2Set", "percentile_scale", "matched_target", "step2_set",
+__all__ = ["WARNING", "WARNING_TEXT", "PERCENTILES", "Step2Set", "percentile_scale", "matched_target", "step2_set",
            "method_record", "step2_meta", "check_step2", "load_step2", "apply_step2"]
