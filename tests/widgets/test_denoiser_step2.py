@@ -64,3 +64,31 @@ def test_a_step1_model_is_refused_as_step2_and_a_missing_file_named(sim_viewer, 
     qtbot.waitUntil(lambda: not panel.busy, timeout=60_000)
     assert any("is a step-1 model" in n for n in notes())
     assert f"{RAW} SIM step 2" not in [la.name for la in viewer.layers]
+
+
+@pytest.mark.slow
+def test_step1_then_step2_adds_the_denoised_step2_layer(sim_viewer, wait, notes, qtbot, tmp_path):
+    from napari_sim_ml.engine.denoise.checkpoint import DenoiserMeta, save_checkpoint
+    from napari_sim_ml.engine.denoise.model import DenoiseNet, NetConfig
+
+    viewer, w = sim_viewer
+    w.estimate()
+    wait(w)
+    job, params, _ = w.context()
+    panel = w.denoiser
+    cfg = NetConfig(9, 8, 2)  # an untrained step 1 is the identity: enough to chain the two steps
+    panel.model.value = str(save_checkpoint(tmp_path / "s1.pt", DenoiserMeta(job.optics, params, 1.0, 1.0, 5.0,
+                                                                             cfg.to_dict()),
+                                            DenoiseNet(cfg).state_dict()))
+    panel.step2_model.value = str(tiny_step2(job, params, tmp_path / "s2.pt"))
+    panel.apply.value = panel.step2.value = True
+    w.controls.reconstruct.native.click()
+    wait(w)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=60_000)
+    names = [la.name for la in viewer.layers]
+    assert f"{RAW} denoised SIM" in names and f"{RAW} denoised SIM step 2" in names, names
+    s2 = viewer.layers[f"{RAW} denoised SIM step 2"]
+    assert s2.metadata["napari_sim_ml"]["step2"]["after_step1"] is True
+    assert not np.array_equal(s2.data, viewer.layers[f"{RAW} denoised SIM"].data)
+    assert "trained without a step-1 denoiser" in panel.status.text()  # the note on the chain
+    assert sum("needles" in n for n in notes()) == 1
