@@ -67,7 +67,8 @@ def test_wrong_kind_and_mismatched_models_are_refused_in_one_line(models):
     for flags, text in ((("--step2", m1), "is a step-1 model"), (("--denoiser", m2), "is a step-2 model"),
                         (("--step2", m2, "--pixel-size-um", 0.1), "trained for pixel size 0.08"),
                         (("--step2", m2, "--method", "pinn"), "not on the pinn"),
-                        (("--step2", folder / "none.pt"), "not found")):
+                        (("--step2", folder / "none.pt"), "not found"),
+                        (("--before-step2", folder / "p.tif"), "give --step2")):
         res = run("reconstruct", folder / "lo.tif", "-o", out, "--params", folder / "lo_params.json", *flags)
         assert res.returncode == 2, (flags, res.stderr)
         errors = [line for line in res.stderr.strip().splitlines() if not line.startswith("warning: step 2")]
@@ -97,4 +98,7 @@ def test_batch_with_step2(models):
     res = run("batch", folder / "lo.tif", "-o", folder / "batch2", "--params", folder / "lo_params.json",
               "--step2", m1, "--no-progress")
     assert res.returncode == 2 and "is a step-1 model" in res.stderr and res.stderr.strip().count("\n") == 0
+    res = run("batch", folder / "lo.tif", "-o", folder / "batch3", "--params", folder / "lo_params.json",
+              "--step2", m2, "--method", "pinn", "--no-progress")
+    assert res.returncode == 2 and "use --method wiener" in res.stderr and res.stderr.strip().count("\n") == 0
     assert json.loads(json.dumps(meta["denoiser"]))  # JSON-ready

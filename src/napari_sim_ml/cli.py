@@ -172,6 +172,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                   inputs=(args.raw, args.params, args.k_from, args.otf, args.denoiser, args.step2),
                   overwrite=args.overwrite)
     known, known_base = k_from(args)  # --k-from with --params: one line before anything is read
+    if args.before_step2 and not args.step2:
+        raise SimInputError("--before-step2 writes the reconstruction before step 2: give --step2 STEP2.pt too")
     method = method_settings(args, uncertainty=bool(args.uncertainty))
     if method.name == "pinn":
         from .engine.pinn import PinnSettings

@@ -296,6 +296,8 @@ def step2_announce(args: argparse.Namespace) -> None:
     from .engine.denoise.step2 import WARNING
 
     if getattr(args, "step2", None):
+        if getattr(args, "method", "wiener") != "wiener":
+            raise SimInputError("--step2 follows a classical reconstruction; use --method wiener")
         load_checkpoint(args.step2, kind="step2")
         print(WARNING, file=sys.stderr, flush=True)
 
