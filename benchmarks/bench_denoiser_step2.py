@@ -18,6 +18,7 @@ median along-axis intensity), displacement of the ends and lateral shift of the 
 medians over needles), and on the mesh the spectral power between the widefield cutoff and the
 SIM support relative to the passband truth's (1 = texture kept, < 1 = smoothed). The step-2
 outputs' re-imaging check (variance of the normalised residual, 1 = noise only) is printed too.
+Step 2's output is limited to the SIM support (``apply_step2``'s default) unless --no-band-limit.
 
     python benchmarks/bench_denoiser_step2.py [--minutes 3 4 4] [--models /tmp/s2bench] [--json]
 """
@@ -175,8 +176,11 @@ def main() -> int:
     ap.add_argument("--train-structures", default="filaments,rings")
     ap.add_argument("--photons", type=float, nargs="+", default=(30.0, 60.0, 200.0))
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--no-band-limit", action="store_true",
+                    help="keep the step-2 output's content beyond the SIM support (apply_step2 band_limit=False)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    bl = not args.no_band_limit
     import torch
 
     torch.set_num_threads(1)
@@ -206,10 +210,10 @@ def main() -> int:
             dn = denoise_plane(sim.raw, den1, OPTICS, PARAMS, sim.offset)
             den_w = reconstruct_plane(dn, OPTICS, PARAMS, otf, sim.offset, wiener).image
             t0 = time.perf_counter()
-            out2 = apply_step2(plain, s2, threads=1)
+            out2 = apply_step2(plain, s2, threads=1, band_limit=bl)
             per_ms = 1e3 * (time.perf_counter() - t0)
             images = {"Wiener": plain, "step 2 on Wiener": out2, "step 1 + Wiener": den_w,
-                      "step 1 + step 2": apply_step2(den_w, s12, threads=1)}
+                      "step 1 + step 2": apply_step2(den_w, s12, threads=1, band_limit=bl)}
             for m, img in images.items():
                 d = per[m]
                 d.setdefault("infer_ms", []).append(per_ms)

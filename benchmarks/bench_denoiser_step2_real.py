@@ -86,6 +86,8 @@ def main() -> int:
                   f"validation {res.val_losses[0]:.3f} → {res.val_losses[-1]:.3f}; load {os.getloadavg()[0]:.1f}")
         base = images["step 1 + Wiener" if den1 is not None else "low Wiener"]
         images[name] = apply_step2(base, load_step2(path, "cpu"), threads=1)
+        images[name + " (not band-limited)"] = apply_step2(base, load_step2(path, "cpu"), threads=1,
+                                                            band_limit=False)
     print("| low-light image | vs high-light Wiener PSNR / SSIM | re-imaging check against the low-light frames |")
     print("|---|---|---|")
     for name, img in images.items():
@@ -98,11 +100,12 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     png(out / "high_wiener.png", ref)
     for name, img in images.items():
-        stem = name.replace(" + ", "_").replace(" ", "_")
+        stem = name.replace(" + ", "_").replace(" (not band-limited)", "_raw").replace(" ", "_")
         png(out / f"{stem}.png", img)
         png(out / f"{stem}_spectrum.png", log_spectrum(img), 1, 99.9)
-    side = np.concatenate([_norm(images["low Wiener"]), _norm(images["step 2 on Wiener"]), _norm(ref)], axis=1)
-    png(out / "low_wiener__step2__high_wiener.png", side, 0, 100)
+    side = np.concatenate([_norm(images[k]) for k in ("low Wiener", "step 2 on Wiener (not band-limited)",
+                                                      "step 2 on Wiener")] + [_norm(ref)], axis=1)
+    png(out / "low_wiener__step2raw__step2__high_wiener.png", side, 0, 100)
     print(f"noise (paired frames): gain {noise.gain:.3g}, var0 {noise.var0:.3g}; wrote PNGs to {out}")
     return 0
 

@@ -222,12 +222,37 @@ def load_step2(path: str | Path, device: str = "auto") -> Any:
     return Denoiser.from_weights(meta, weights, device)
 
 
+def support_limit(image: np.ndarray, optics: Optics, params: PatternParameters) -> np.ndarray:
+    """Remove what lies beyond the SIM support |f| > kc + k_top from 2×-grid images (..., 2Y, 2X).
+
+    No measured frame carries frequencies there, so whatever a network puts there is invented.
+    The periodic part of the periodic-plus-smooth decomposition is filtered (no border cross);
+    the smooth part (the border jumps, slowly varying) is kept.
+    """
+    import scipy.fft
+
+    from ..bands import periodic_smooth
+
+    arr = np.asarray(image, dtype=np.float32)
+    per, smooth = periodic_smooth(arr)
+    k_top = max(a.k_magnitude for a in params.angles) * params.n_orders
+    px = optics.pixel_size_um / 2.0
+    ny, nx = arr.shape[-2:]
+    f = np.hypot(scipy.fft.fftfreq(ny, px)[:, None], scipy.fft.rfftfreq(nx, px)[None, :])
+    inside = f <= optics.cutoff_cycles_per_um + k_top
+    out = scipy.fft.irfft2(scipy.fft.rfft2(per, axes=(-2, -1)) * inside, s=(ny, nx), axes=(-2, -1)) + smooth
+    return out.astype(np.float32)
+
+
 def apply_step2(image: np.ndarray, den: Any, tile: int = 256, overlap: int = 32, crop: int = 8,
-                threads: int | None = None) -> np.ndarray:
+                threads: int | None = None, band_limit: bool = True) -> np.ndarray:
     """Step 2 on reconstructions (..., 2Y, 2X) → the same shape, float32, in the input's units.
 
     den: a step-2 model (:func:`load_step2`). tile, overlap: inference tiles (2×-grid px). crop:
     border camera px left out of the percentiles. threads: CPU threads (None: see ``train.cpu_threads``).
+    band_limit: remove the output's content beyond the SIM support of the optics and pattern the
+    model was trained for (:func:`support_limit`; the passband truth it was trained on has none,
+    but on real data the network put texture there).
     """
     from .apply import denoise_frames
 
@@ -242,8 +267,10 @@ def apply_step2(image: np.ndarray, den: Any, tile: int = 256, overlap: int = 32,
         lo, span = percentile_scale(img, 2 * crop)
         x = ((img - lo) / span).astype(np.float32)[None, None]
         out[i] = denoise_frames(x, den, 0.0, tile, overlap, threads=threads)[0, 0] * span + lo
+    if band_limit:
+        out = support_limit(out, den.meta.optics, den.meta.params)
     return out.reshape(arr.shape)
 
 
 __all__ = ["WARNING", "WARNING_TEXT", "PERCENTILES", "Step2Set", "percentile_scale", "matched_target", "step2_set",
-           "method_record", "step2_meta", "check_step2", "load_step2", "apply_step2"]
+           "method_record", "step2_meta", "check_step2", "load_step2", "support_limit", "apply_step2"]
