@@ -192,6 +192,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
     """
     import time
 
+    from .denoise_cli import denoiser_record, step2_planes
     from .engine.lazy import close_files, open_lazy
     from .engine.outputs import OutputSet
     from .engine.pipeline import estimate, plane_job, reconstruction_metadata
@@ -242,13 +243,12 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         out_px = optics.pixel_size_um / 2
         meta = reconstruction_metadata(request, params, name=final.name, estimated_on=estimated_on,
                                        channel=args.channel, request=record,
-                                       denoiser={"model": str(args.denoiser)} if getattr(args, "denoiser", None)
-                                       else None).to_dict()
+                                       denoiser=denoiser_record(args)).to_dict()
         shape = (n_t, n_z, 2 * ny, 2 * nx)
         batch_t = max(1, math.ceil(2 * executor.workers / n_z))
         bar = Progress(path.name, n_t * n_z, progress_on)
         with OutputSet(args.overwrite) as outs:  # unique temporary name, fsync, no-clobber rename
-            planes = iter_planes(stack, job, executor, batch_t)
+            planes = step2_planes(iter_planes(stack, job, executor, batch_t), args, optics, params, request.method)
             if args.format in ("zarr", "ome-zarr"):
                 write_zarr(outs.stage(final), planes, shape, out_px, meta, bar, version=args.ngff_version)
             else:
@@ -303,6 +303,7 @@ def _skip_reason(final: Path, request: dict[str, Any]) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .denoise_cli import step2_announce
     from .engine.outputs import _same as same_file
     from .engine.outputs import check_folder_writable, settings_record
     from .engine.parameters import load_parameters_json
@@ -348,6 +349,7 @@ def _run(args: argparse.Namespace) -> int:
         finals[path] = final
     given, base = (load_parameters_json(args.params) if args.params else (None, {}))
     known, known_base = k_from(args)  # with --params: one line; a bad file: one line before any input is read
+    step2_announce(args)  # --step2: a missing or step-1 file refused in one line; the warning once per batch
 
     request = settings_record(vars(args))
     failed: list[str] = []

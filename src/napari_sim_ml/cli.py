@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"PINN: bootstrap samples for the σ map (default {UNCERTAINTY_SAMPLES})")
     r.add_argument("--residual", help="PINN: write the normalised data-residual map here")
     r.add_argument("--denoised", help="with --denoiser: also write the denoised raw frames here")
+    r.add_argument("--before-step2", metavar="FILE", help="with --step2: also write the reconstruction before step 2")
     r.add_argument("--overwrite", action="store_true")
 
     d = sub.add_parser("demo", help="simulate or read a sample, estimate, reconstruct, summarise")
@@ -167,9 +168,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     check_method_flags(args)
     check_flag_values(args)
     check_outputs([(args.output, "tiff"), (args.widefield, "tiff"), (args.uncertainty, "tiff"),
-                   (args.residual, "tiff"), (args.denoised, "tiff")],
-                  inputs=(args.raw, args.params, args.k_from, args.otf, args.denoiser), overwrite=args.overwrite)
+                   (args.residual, "tiff"), (args.denoised, "tiff"), (args.before_step2, "tiff")],
+                  inputs=(args.raw, args.params, args.k_from, args.otf, args.denoiser, args.step2),
+                  overwrite=args.overwrite)
     known, known_base = k_from(args)  # --k-from with --params: one line before anything is read
+    if args.before_step2 and not args.step2:
+        raise SimInputError("--before-step2 writes the reconstruction before step 2: give --step2 STEP2.pt too")
     method = method_settings(args, uncertainty=bool(args.uncertainty))
     if method.name == "pinn":
         from .engine.pinn import PinnSettings
@@ -198,6 +202,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     flat = planes.reshape(-1, *planes.shape[2:])
     validate_planes(flat, layout.n_z)  # a bad plane of a z-stack / time-lapse is named before anything is computed
     denoiser: dict[str, Any] | None = None
+    measured, step2 = flat, None
+    if args.step2:  # refused (one line) before anything is computed; the warning once on stderr
+        from .denoise_cli import step2_prepare
+
+        step2 = step2_prepare(args.step2, optics, params, method, bool(args.denoiser), args.denoiser_device)
     if args.denoiser:
         from .denoise_cli import denoise_planes
 
@@ -214,6 +223,16 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         results.append(res)
     if args.uncertainty and any(r.sigma is None for r in results):
         raise SimInputError("the PINN returned no σ map; nothing was written")
+    plain = [r.image for r in results]
+    if step2 is not None:
+        from .denoise_cli import step2_images
+
+        images, check = step2_images(plain, step2, measured, optics, params, otf, request.background)
+        for r, image in zip(results, images, strict=True):
+            r.image = image
+        print(f"step 2 applied to {len(images)} plane(s) with {args.step2}; {check}")
+        denoiser = {**(denoiser or {}), "step2": {"model": str(args.step2), "check": check,
+                                                  "warning": "step 2 can distort true structures"}}
     meta = reconstruction_metadata(request, params, results[-1].settings, results[-1].pinn, denoiser=denoiser)
     stack = lambda name: np.stack([getattr(r, name) for r in results]) if len(results) > 1 \
         else getattr(results[0], name)  # noqa: E731
@@ -228,6 +247,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 save_tiff(outs.stage(path), stack(name), px,
                           meta.replace(kind=kind, optics=ImageOptics.from_optics(optics, px)).to_dict())
                 written.append(path)
+        if args.before_step2 and step2 is not None:
+            save_tiff(outs.stage(args.before_step2), np.stack(plain) if len(plain) > 1 else plain[0], out_px,
+                      meta.replace(denoiser={k: v for k, v in (denoiser or {}).items() if k != "step2"}
+                                   or None).to_dict())
+            written.append(args.before_step2)
         if args.denoised and args.denoiser:
             raw_meta = meta.replace(kind="raw", layout=asdict(FrameLayout(params.n_angles, params.n_phases, 1, "PAZ")))
             save_tiff(outs.stage(args.denoised), flat.reshape(-1, *flat.shape[-2:]), optics.pixel_size_um,

@@ -96,9 +96,11 @@ def add_method_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_apply_flags(p: argparse.ArgumentParser) -> None:
-    """Add ``--denoiser`` for reconstruct and batch."""
+    """Add ``--denoiser`` and ``--step2`` for reconstruct and batch."""
     p.add_argument("--denoiser", metavar="MODEL.pt", help="denoise the raw frames with this trained model first")
     p.add_argument("--denoiser-device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--step2", metavar="M2.pt", help="then denoise the reconstruction with this step-2 model "
+                                                     "(it can distort true structures)")
 
 
 # ---------------------------------------------------------------- resolution

@@ -3,13 +3,18 @@
 ``napari-sim-ml train-denoiser -o MODEL.pt (--simulate N --params PARAMS.json --photons P [P2]
 | --from-high STACK... --thin S) ...`` and the ``--denoiser MODEL.pt`` option of ``reconstruct``
 and ``batch`` (the frames are denoised, all frames of a plane together, before the Wiener filter
-or the PINN). The engine work is in :mod:`napari_sim_ml.engine.denoise`.
+or the PINN). ``train-denoiser --step 2`` trains the optional step 2 (a denoiser of the
+reconstruction, on simulation) and ``--step2 M2.pt`` applies it after the reconstruction, with
+or without step 1; every use prints :data:`~napari_sim_ml.engine.denoise.step2.WARNING` once on
+stderr. The engine work is in :mod:`napari_sim_ml.engine.denoise`.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +82,15 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=train.seed)
     t.add_argument("--resume", action="store_true", help="continue the training stored in -o")
     t.add_argument("--overwrite", action="store_true")
+    t.add_argument("--step", type=int, default=1, choices=(1, 2),
+                   help="1: the raw-frame denoiser (default); 2: a denoiser of the reconstruction, trained on "
+                        "simulation (--simulate; --patch then counts 2×-grid px); it can distort true structures")
+    t.add_argument("--step1", metavar="M1.pt", help="--step 2: train on reconstructions of frames denoised by "
+                                                    "this step-1 model (for use after --denoiser M1.pt)")
+    t.add_argument("--filter", default="wiener", choices=("wiener", "hifi"),
+                   help="--step 2: the classical filter of the reconstructions it is trained on")
+    t.add_argument("--wiener", type=float, help="--step 2: their Wiener w (default: chosen from the noise, as "
+                                                "reconstruct does without --wiener)")
     return t
 
 
@@ -160,6 +174,10 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
                              patch=args.patch, lr=args.lr, width=args.width, depth=args.depth, device=args.device,
                              seed=args.seed, threads=args.threads, time_limit_s=args.time_limit, loss=args.loss,
                              augment=args.augment)
+    if getattr(args, "step", 1) == 2:
+        return _train_step2(args, out, settings)
+    if getattr(args, "step1", None) or getattr(args, "wiener", None) is not None:
+        raise SimInputError("--step1 and --wiener belong to --step 2 (training step 2)")
     t0 = time.perf_counter()
     ts, optics, params = _training_set(args)
     print(f"training data: {ts.clean.shape[0]} stacks of {ts.n_frames} frames, {ts.clean.shape[-2]}×"
@@ -181,6 +199,115 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
     print(f"trained {res.steps} steps on {res.device} in {res.seconds:.0f} s "
           f"({res.meta.training['parameters']} parameters); wrote {out}")
     return 0
+
+
+def _train_step2(args: argparse.Namespace, out: Path, settings: Any) -> int:
+    """``train-denoiser --step 2``: simulate (reconstruction, passband truth) pairs and train step 2."""
+    from .engine.denoise.apply import Denoiser
+    from .engine.denoise.step2 import WARNING, step2_set
+    from .engine.denoise.step2_train import step2_steps
+    from .engine.methods import MethodSettings
+    from .engine.steps import run_to_end
+
+    if args.simulate is None:
+        raise SimInputError("--step 2 trains on simulation only: give --simulate N --params PARAMS.json "
+                            "(--from-high is for step 1)")
+    if args.params is None:
+        raise SimInputError("--simulate needs --params (the pattern to simulate)")
+    if settings.loss not in ("mse", "mae"):
+        raise SimInputError("--step 2 takes --loss mse or mae")
+    if len(args.photons) > 2:
+        raise SimInputError("--photons takes one value or a range LOW HIGH")
+    params, base = load_parameters_json(args.params)
+    optics = _optics(args, base)
+    method = MethodSettings.from_flags(form=args.filter, wiener=args.wiener)
+    step1 = Denoiser.load(args.step1, args.device) if args.step1 else None
+    print(WARNING, file=sys.stderr, flush=True)
+    structures = tuple(s.strip() for s in args.structures.split(",") if s.strip())
+    t0 = time.perf_counter()
+    ts = step2_set(optics, params, args.simulate, args.size or max(32, args.patch), (args.photons[0], args.photons[-1]),
+                   structures, method=method, step1=step1, step1_name=Path(args.step1).name if args.step1 else None,
+                   otf=resolve_otf(args, optics), read_noise=1.0 if args.read_noise is None else args.read_noise,
+                   seed=args.seed)
+    print(f"step-2 training data: {len(ts.inputs)} reconstructions ({ts.description['input']}) of "
+          f"{ts.inputs.shape[-2]}×{ts.inputs.shape[-1]} px (2× grid) with their passband truth in "
+          f"{time.perf_counter() - t0:.1f} s")
+    gen = step2_steps(ts, optics, params, settings, method, checkpoint=out, resume=out if args.resume else None)
+
+    def report(p: Any) -> None:
+        if p.val_loss is not None:
+            print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
+                  f"{p.seconds:.0f} s", flush=True)
+
+    try:
+        res = run_to_end(gen, report)
+    except KeyboardInterrupt:
+        gen.close()
+        print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")
+        raise
+    print(f"validation loss {res.val_losses[0]:.4f} (the plain reconstruction) → {res.val_losses[-1]:.4f}, in "
+          "units of the reconstruction's own error against the passband truth")
+    print(f"trained step 2: {res.steps} steps on {res.device} in {res.seconds:.0f} s "
+          f"({res.meta.training['parameters']} parameters); wrote {out}")
+    return 0
+
+
+def step2_prepare(path: str, optics: Optics, params: PatternParameters | list[PatternParameters], method: Any,
+                  step1: bool, device: str = "auto") -> Any:
+    """Load a step-2 model, check it against the data and method; print the warning (and notes) once on stderr."""
+    from .engine.denoise.step2 import WARNING, check_step2, load_step2
+
+    den = load_step2(path, device)
+    notes: list[str] = []
+    for p in [params] if isinstance(params, PatternParameters) else params:
+        notes = check_step2(den.meta, optics, p, method, step1)
+    print(WARNING, file=sys.stderr, flush=True)
+    for note in notes:
+        print(note, file=sys.stderr, flush=True)
+    return den
+
+
+def step2_images(images: list[np.ndarray], den: Any, measured: np.ndarray, optics: Optics,
+                 params: PatternParameters, otf: Any, background: float) -> tuple[list[np.ndarray], str]:
+    """Step 2 on every reconstructed plane; the re-imaging check of the first against its measured frames."""
+    from .engine.denoise.step2 import apply_step2
+    from .engine.denoise.step2_check import step2_check
+
+    out = [apply_step2(im, den) for im in images]
+    return out, step2_check(out[0], measured[0], optics, params, otf, background).summary()
+
+
+def step2_planes(planes: Iterator[np.ndarray], args: argparse.Namespace, optics: Optics,
+                 params: PatternParameters | tuple[PatternParameters, ...], method: Any) -> Iterator[np.ndarray]:
+    """Batch: without ``--step2`` the planes as they are; else check the model now, apply it plane by plane."""
+    from .engine.denoise.step2 import apply_step2, check_step2, load_step2
+
+    if not getattr(args, "step2", None):
+        return planes
+    den = load_step2(args.step2, args.denoiser_device)
+    for p in [params] if isinstance(params, PatternParameters) else params:
+        check_step2(den.meta, optics, p, method, bool(getattr(args, "denoiser", None)))
+    return (apply_step2(plane, den, threads=1) for plane in planes)
+
+
+def step2_announce(args: argparse.Namespace) -> None:
+    """Batch with ``--step2``: refuse a missing or step-1 file before any input is read; print the warning once."""
+    from .engine.denoise.checkpoint import load_checkpoint
+    from .engine.denoise.step2 import WARNING
+
+    if getattr(args, "step2", None):
+        if getattr(args, "method", "wiener") != "wiener":
+            raise SimInputError("--step2 follows a classical reconstruction; use --method wiener")
+        load_checkpoint(args.step2, kind="step2")
+        print(WARNING, file=sys.stderr, flush=True)
+
+
+def denoiser_record(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Return the batch output's ``denoiser`` metadata: the step-1 model and the step-2 model, or None."""
+    out: dict[str, Any] = {"model": str(args.denoiser)} if getattr(args, "denoiser", None) else {}
+    if getattr(args, "step2", None):
+        out["step2"] = {"model": str(args.step2), "warning": "step 2 can distort true structures"}
+    return out or None
 
 
 def denoise_planes(flat: np.ndarray, path: str, optics: Optics, params: PatternParameters, background: float,
@@ -218,4 +345,5 @@ def denoise_lazy(stack: Any, path: str, optics: Optics, params: PatternParameter
     return stack.map_blocks(_denoise_block, den, background, dtype=np.float32)
 
 
-__all__ = ["add_train_parser", "add_apply_flags", "cmd_train_denoiser", "denoise_planes", "denoise_lazy"]
+__all__ = ["add_train_parser", "add_apply_flags", "cmd_train_denoiser", "denoise_planes", "denoise_lazy",
+           "step2_prepare", "step2_images", "step2_planes", "step2_announce", "denoiser_record"]

@@ -6,7 +6,11 @@ main thread; Cancel sets an event that the worker checks between steps (the engi
 is then closed, which writes the checkpoint). With "Apply denoiser before Reconstruct" ticked,
 the dock's Reconstruct also denoises the current plane, reconstructs it with the dock's Wiener
 settings and adds layers for the denoised frames, their reconstruction and the data-consistency
-flags. Layers are touched only in main-thread callbacks.
+flags. With "Apply step 2 (may distort structures)" ticked, Reconstruct also applies the step-2
+model (trained with ``train-denoiser --step 2``) to the current plane's reconstruction (the
+denoised one when step 1 is ticked too), shows the literature's warning as a notification and
+adds the step-2 output as a layer of its own beside the plain reconstruction (never replacing
+it), with the flags of its re-imaging check. Layers are touched only in main-thread callbacks.
 """
 
 from __future__ import annotations
@@ -20,21 +24,22 @@ from typing import Any
 import numpy as np
 from magicgui.types import FileDialogMode
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..engine.denoise.step2 import WARNING_TEXT as STEP2_WARNING
 from ..engine.denoise.train import TrainSettings
 from ..engine.errors import SimInputError
 from ..engine.parameters import FilterSettings, PatternParameters
-from ..session.learned import Cancelled, TrainRequest, run_apply, run_training
+from ..session.learned import Cancelled, Step2Output, TrainRequest, run_apply, run_step2, run_training
 from ..session.tasks import Failure, Job
 from . import _layers as L
 from ._workers import WorkerSlot
 
 Context = Callable[[], tuple[Job, PatternParameters | None, str]]
-__all__ = ["DenoiserPanel", "LossCurve", "run_apply", "run_training"]
+__all__ = ["DenoiserPanel", "LossCurve", "run_apply", "run_step2", "run_training"]
 
 
 class LossCurve(QWidget):
@@ -95,8 +100,13 @@ class DenoiserPanel(QWidget):
         self.train_button = PushButton(text="Train denoiser")
         self.cancel_button = PushButton(text="Cancel training", enabled=False)
         self.apply = CheckBox(text="Apply denoiser before Reconstruct", value=False)
+        self.step2_model = FileEdit(label="step-2 model", mode=FileDialogMode.EXISTING_FILE, filter="*.pt",
+                                    value=Path.home() / "napari-sim-ml-step2.pt",
+                                    tooltip="a denoiser of the reconstruction (train-denoiser --step 2)")
+        self.step2 = CheckBox(text="Apply step 2 (may distort structures)", value=False, tooltip=STEP2_WARNING)
         box = Container(widgets=[self.source, self.structures, self.photons, self.thin, self.epochs, self.steps,
-                                 self.model, self.overwrite, self.train_button, self.cancel_button, self.apply])
+                                 self.model, self.overwrite, self.train_button, self.cancel_button, self.apply,
+                                 self.step2_model, self.step2])
         self.curve = LossCurve()
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -170,21 +180,30 @@ class DenoiserPanel(QWidget):
             self.status.setText("denoiser: cancelling (the checkpoint is kept)…")
 
     def on_reconstruct(self, _value: Any = None) -> Any:
-        """Denoise and reconstruct the current plane when 'Apply denoiser' is ticked (on Reconstruct)."""
-        if not self.apply.value or self.applying.refuse():
+        """On Reconstruct: denoise and reconstruct the current plane ('Apply denoiser'), then step 2 if ticked."""
+        if not (self.apply.value or self.step2.value) or self.applying.refuse():
             return None
         try:
             job, params, base = self.context()
             if params is None:
                 raise SimInputError("estimate the pattern first: the denoiser is checked against it")
             model = str(self.model.value)
-            if not Path(model).is_file():
+            if self.apply.value and not Path(model).is_file():
                 raise SimInputError(f"no denoiser model at {model}; train one or choose its file")
+            step2 = str(self.step2_model.value) if self.step2.value else None
+            if step2 is not None and not Path(step2).is_file():
+                raise SimInputError(f"no step-2 model at {step2}; train one with train-denoiser --step 2")
         except SimInputError as exc:
             show_error(str(exc))
             return None
+        if step2 is not None:
+            show_warning(STEP2_WARNING[0].upper() + STEP2_WARNING[1:])
+        if not self.apply.value:
+            self.status.setText("step 2: applying it to the current plane's reconstruction…")
+            return self.applying.start(run_step2, job, params, step2, self.filter_settings(),
+                                       returned=lambda out: self._on_step2(out, base, f"{base} SIM step 2"))
         self.status.setText("denoiser: denoising the current plane…")
-        return self.applying.start(run_apply, job, params, model, self.filter_settings(),
+        return self.applying.start(run_apply, job, params, model, self.filter_settings(), step2,
                                    returned=lambda out: self._on_applied(out, base))
 
     # ------------------------------------------------------------ main-thread callbacks
@@ -224,3 +243,24 @@ class DenoiserPanel(QWidget):
         L.upsert_image(self.viewer, f"{base} denoiser flags", out.flags.astype(np.float32), raw,
                        {**meta, "kind": "consistency-flags"}, colormap="red", visible=False, opacity=0.5)
         self.status.setText(f"denoiser: {out.summary}")
+        if out.step2 is not None:
+            self._on_step2(out.step2, base, f"{base} denoised SIM step 2", after_step1=True)
+
+    def _on_step2(self, out: Step2Output | Failure, base: str, name: str, after_step1: bool = False) -> None:
+        """Add the step-2 output as its own layer (the plain reconstruction stays) and its check's flags."""
+        if isinstance(out, Failure):
+            show_error(out.message)
+            self.status.setText(f"step 2: {out.message}")
+            return
+        layer = L.find_layer(self.viewer, base)
+        raw = L.raw_geometry(layer) if layer is not None else {"scale": (1.0, 1.0), "translate": (0.0, 0.0),
+                                                                "units": ("pixel", "pixel")}
+        fine = L.fine_geometry(layer) if layer is not None else raw
+        meta = {"kind": "reconstruction", "source_layer": base, "step2": {
+            "model": str(self.step2_model.value), "after_step1": after_step1, "check": out.summary,
+            "warning": "step 2 can distort true structures"}}
+        L.upsert_image(self.viewer, name, out.image, fine, meta, colormap="gray")
+        L.upsert_image(self.viewer, f"{name} flags", out.flags.astype(np.float32), raw,
+                       {**meta, "kind": "consistency-flags"}, colormap="red", visible=False, opacity=0.5)
+        text = f"step 2 (may distort structures): {out.summary}"
+        self.status.setText(text + "".join(f"; {n}" for n in out.notes))

@@ -19,7 +19,8 @@ from ..errors import SimInputError
 from ..parameters import Optics, PatternParameters, wrap_phase
 
 FORMAT = "napari-sim-ml raw-frame denoiser"
-VERSION = 1
+VERSION = 2  # the newest format read; step-1 files are still written as format 1 (readable by older versions)
+KINDS = ("step1", "step2")  # step 1: raw frames → raw frames; step 2: reconstruction → reconstruction
 OPTICS_TOLERANCE = 0.03  # relative, NA / wavelength / pixel size
 K_TOLERANCE = 0.03  # relative |k|
 ANGLE_TOLERANCE_DEG = 3.0
@@ -36,6 +37,9 @@ class DenoiserMeta:
     ref_photons: normalisation; the network sees (counts − background) / gain / ref_photons.
     net: the network configuration (NetConfig fields). training: the data description, epochs,
         seconds, loss history.
+    kind: "step1" (raw-frame denoiser; files without a kind) or "step2" (a denoiser of the
+        reconstruction on the 2× grid). step2: a step-2 model's reconstruction filter, input
+        chain and normalisation (empty for step 1).
     """
 
     optics: Optics
@@ -45,31 +49,42 @@ class DenoiserMeta:
     ref_photons: float
     net: dict
     training: dict = field(default_factory=dict)
+    kind: str = "step1"
+    step2: dict = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:
-        """Frames per plane the denoiser takes: angles × phases."""
-        """Frames per plane the denoiser takes: angles × phases."""
+        """Frames per plane the denoiser takes: angles × phases (step 2: the one reconstruction)."""
+        if self.kind == "step2":
+            return int(self.net.get("n_frames", 1))
         return self.params.n_angles * self.params.n_phases
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready metadata (format, version, optics, pattern, noise model, normalisation, net)."""
         """JSON-ready metadata (format, version, optics, pattern, noise model, normalisation, net)."""
-        return {"format": FORMAT, "version": VERSION, "optics": asdict(self.optics),
-                "params": self.params.to_dict(), "noise": {"gain": self.gain, "var0": self.var0},
-                "normalisation": {"ref_photons": self.ref_photons,
-                                  "rule": "(counts - background) / gain / ref_photons"},
-                "net": dict(self.net), "training": dict(self.training)}
+        out = {"format": FORMAT, "version": 1, "optics": asdict(self.optics),
+               "params": self.params.to_dict(), "noise": {"gain": self.gain, "var0": self.var0},
+               "normalisation": {"ref_photons": self.ref_photons,
+                                 "rule": "(counts - background) / gain / ref_photons"},
+               "net": dict(self.net), "training": dict(self.training), "kind": self.kind}
+        if self.kind == "step2":  # older versions must refuse a step-2 file rather than apply it to raw frames
+            out.update(version=VERSION, step2=dict(self.step2),
+                       normalisation={"ref_photons": self.ref_photons,
+                                      "rule": self.step2.get("normalisation", {}).get("rule", "")})
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DenoiserMeta:
         """Inverse of :meth:`to_dict`; a missing or malformed field is a SimInputError."""
         """Inverse of :meth:`to_dict`; a missing or malformed field is a SimInputError."""
+        kind = d.get("kind", "step1")
+        if kind not in KINDS:
+            raise SimInputError(f"the denoiser file is of an unknown kind '{kind}'; update napari-sim-ml")
         try:
             return cls(optics=Optics(**d["optics"]), params=PatternParameters.from_dict(d["params"]),
                        gain=float(d["noise"]["gain"]), var0=float(d["noise"]["var0"]),
                        ref_photons=float(d["normalisation"]["ref_photons"]), net=dict(d["net"]),
-                       training=dict(d.get("training", {})))
+                       training=dict(d.get("training", {})), kind=str(kind), step2=dict(d.get("step2") or {}))
         except (KeyError, TypeError) as exc:
             raise SimInputError(f"the denoiser file lacks a required field: {exc}") from None
 
@@ -144,8 +159,12 @@ def save_checkpoint(path: str | Path, meta: DenoiserMeta, weights: dict, optimiz
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[DenoiserMeta, dict, dict | None, dict]:
-    """(meta, weights, optimiser state or None, training state) from a checkpoint file."""
+def load_checkpoint(path: str | Path, kind: str = "step1") -> tuple[DenoiserMeta, dict, dict | None, dict]:
+    """(meta, weights, optimiser state or None, training state) from a checkpoint file.
+
+    kind: the kind of model the caller applies ("step1": raw frames, the default; "step2": the
+    reconstruction); a file of the other kind is refused with one line (files without a kind are step 1).
+    """
     import pickle
 
     import torch
@@ -161,7 +180,18 @@ def load_checkpoint(path: str | Path) -> tuple[DenoiserMeta, dict, dict | None, 
         raise SimInputError(f"{path.name} is not a napari-sim-ml denoiser file")
     if int(blob.get("version", 0)) > VERSION:
         raise SimInputError(f"{path.name} was written by a newer version (format {blob['version']}); update")
-    return DenoiserMeta.from_dict(blob), blob["weights"], blob.get("optimizer"), blob.get("state") or {}
+    meta = DenoiserMeta.from_dict(blob)
+    if meta.kind != kind:
+        raise SimInputError(WRONG_KIND[meta.kind].format(name=path.name))
+    return meta, blob["weights"], blob.get("optimizer"), blob.get("state") or {}
 
 
-__all__ = ["FORMAT", "VERSION", "DenoiserMeta", "check_compatible", "save_checkpoint", "load_checkpoint"]
+WRONG_KIND = {
+    "step2": "{name} is a step-2 model (it denoises the reconstruction, not the raw frames); use it as step 2 "
+             "(--step2, or 'Apply step 2' in the dock)",
+    "step1": "{name} is a step-1 model (a raw-frame denoiser), not a step-2 model; use it as the "
+             "denoiser of the raw frames (--denoiser)",
+}
+
+
+__all__ = ["FORMAT", "VERSION", "KINDS", "DenoiserMeta", "check_compatible", "save_checkpoint", "load_checkpoint"]
