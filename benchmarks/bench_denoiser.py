@@ -31,11 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from napari_sim_ml.engine.denoise.apply import Denoiser, denoise_frames, denoise_plane  # noqa: E402
 from napari_sim_ml.engine.denoise.check import consistency_check, data_noise  # noqa: E402
 from napari_sim_ml.engine.denoise.data import random_object, simulated_set  # noqa: E402
-from napari_sim_ml.engine.denoise.train import TrainSettings, train_denoiser  # noqa: E402
+from napari_sim_ml.engine.denoise.train import TrainSettings, cpu_threads, train_denoiser  # noqa: E402
 from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth  # noqa: E402
 from napari_sim_ml.engine.parameters import FilterSettings, Optics  # noqa: E402
 from napari_sim_ml.engine.simulate import random_parameters, simulate_acquisition  # noqa: E402
-from napari_sim_ml.engine.torch_runtime import cpu_threads  # noqa: E402
 from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter  # noqa: E402
 
 W_GRID = np.geomspace(0.005, 1.0, 12)

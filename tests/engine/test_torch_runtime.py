@@ -81,7 +81,7 @@ def test_the_pinn_and_the_denoiser_use_the_one_runtime():
 
     assert torch_runtime is rt.torch_runtime and fit.torch_runtime is rt.torch_runtime
     assert train.cpu_threads is rt.cpu_threads and train.select_device is rt.select_device
-    assert not hasattr(apply, "cpu_threads")  # imported inside its functions, from the runtime
+    assert not hasattr(apply, "cpu_threads")  # imported inside its functions
 
 
 def test_training_and_denoising_set_the_default_threads_and_restore_them(monkeypatch, other_thread_count):

@@ -41,8 +41,8 @@ class Denoiser:
     def from_weights(cls, meta: DenoiserMeta, weights: dict, device: str = "auto") -> Denoiser:
         """Build the network of ``meta`` with the given state dict on ``device``, in eval mode."""
         """Build the network of ``meta`` with the given state dict on ``device``, in eval mode."""
-        from ..torch_runtime import select_device
         from .model import DenoiseNet, NetConfig
+        from .train import select_device
 
         dev = select_device(device)
         net = DenoiseNet(NetConfig(**meta.net))
@@ -68,8 +68,8 @@ def denoise_frames(frames: np.ndarray, den: Denoiser, background: float = 0.0, t
     """
     import torch
 
-    from ..torch_runtime import cpu_threads
     from .model import NetConfig, multiple
+    from .train import cpu_threads
 
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 4 or frames.shape[1] != den.meta.n_frames:

@@ -255,4 +255,7 @@ def train_denoiser(ts: TrainingSet, optics: Optics, params: PatternParameters,
     return run_to_end(train_steps(ts, optics, params, settings, checkpoint, resume))
 
 
-__all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "reference_photons"]
+# select_device / cpu_threads live in engine/torch_runtime.py; re-exported for denoise/apply.py and
+# benchmarks/bench_denoiser.py, which another helper edits this session (point them there after the merge)
+__all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "reference_photons",
+           "select_device", "cpu_threads"]
