@@ -148,3 +148,23 @@ def test_reimaging_check_passes_the_truth_and_flags_a_moved_structure():
     assert moved.report.variance > 2.0 and moved.report.flagged_fraction > 0.3
     fitted = step2_check(ref, sim.raw, OPTICS, PARAMS, background=sim.offset)  # noise model fitted on the frames
     assert 0.8 < fitted.report.variance < 1.25 and "re-imaged" in fitted.summary()
+
+
+def test_support_limit_removes_only_what_lies_beyond_the_sim_support():
+    from napari_sim_ml.engine.denoise.step2 import support_limit
+
+    n, px = 128, OPTICS.pixel_size_um / 2
+    yy, xx = np.mgrid[:n, :n] * px
+    cutoff = OPTICS.cutoff_cycles_per_um + max(a.k_magnitude for a in PARAMS.angles)
+    f_in, f_out = 0.8 * cutoff, min(1.3 * cutoff, 0.45 / px)
+    fi, fo = round(f_in * n * px) / (n * px), round(f_out * n * px) / (n * px)  # on the FFT grid
+    inside, outside = np.cos(2 * np.pi * fi * xx), np.cos(2 * np.pi * fo * yy)
+    out = support_limit((inside + outside).astype(np.float32), OPTICS, PARAMS)
+    inner = (slice(16, -16), slice(16, -16))  # the border jumps' smooth part is kept, and decays inwards
+
+    def rms(a):
+        return float(np.sqrt(np.mean(a[inner] ** 2)))
+
+    assert rms(out - inside) < 0.05 * rms(outside)  # ≥ 95 % of the out-of-support wave gone inside the field
+    both = support_limit(np.stack([inside + outside, inside]), OPTICS, PARAMS)  # stacks too
+    assert np.abs(both[0] - out).max() < 1e-5 and rms(both[1] - inside) < 0.05 * rms(outside)

@@ -92,3 +92,25 @@ def test_step1_then_step2_adds_the_denoised_step2_layer(sim_viewer, wait, notes,
     assert not np.array_equal(s2.data, viewer.layers[f"{RAW} denoised SIM"].data)
     assert "trained without a step-1 denoiser" in panel.status.text()  # the note on the chain
     assert sum("needles" in n for n in notes()) == 1
+
+
+def test_step2_trains_in_the_dock_with_a_loss_curve(sim_viewer, wait, notes, qtbot, tmp_path):
+    from napari_sim_ml._qt.denoiser import STEP2_SOURCE
+    from napari_sim_ml.engine.denoise.checkpoint import load_checkpoint
+
+    viewer, w = sim_viewer
+    w.estimate()
+    wait(w)
+    panel = w.denoiser
+    panel.source.value = STEP2_SOURCE
+    panel.step2_model.value = str(tmp_path / "dock_s2.pt")
+    panel.model.value = str(tmp_path / "untouched.pt")
+    panel.epochs.value, panel.steps.value = 2, 3
+    worker = panel.train(patch=32, width=8, depth=2)
+    assert worker is not None
+    qtbot.waitUntil(lambda: not panel.busy, timeout=120_000)
+    assert len(panel.curve.train) == 6 and len(panel.curve.val) == 2
+    meta = load_checkpoint(tmp_path / "dock_s2.pt", kind="step2")[0]
+    assert meta.kind == "step2" and meta.step2["filter"]["settings"]["wiener"] == w.controls.filter_settings().wiener
+    assert not (tmp_path / "untouched.pt").exists()  # the step-1 model file is not written
+    assert any("needles" in n for n in notes()) and "wrote dock_s2.pt" in panel.status.text()

@@ -7,7 +7,8 @@ is then closed, which writes the checkpoint). With "Apply denoiser before Recons
 the dock's Reconstruct also denoises the current plane, reconstructs it with the dock's Wiener
 settings and adds layers for the denoised frames, their reconstruction and the data-consistency
 flags. With "Apply step 2 (may distort structures)" ticked, Reconstruct also applies the step-2
-model (trained with ``train-denoiser --step 2``) to the current plane's reconstruction (the
+model (trained here with the training data "step 2: …", on simulated reconstructions made with
+the dock's Wiener settings, or with ``train-denoiser --step 2``) to the current plane's reconstruction (the
 denoised one when step 1 is ticked too), shows the literature's warning as a notification and
 adds the step-2 output as a layer of its own beside the plain reconstruction (never replacing
 it), with the flags of its re-imaging check. Layers are touched only in main-thread callbacks.
@@ -39,6 +40,7 @@ from . import _layers as L
 from ._workers import WorkerSlot
 
 Context = Callable[[], tuple[Job, PatternParameters | None, str]]
+STEP2_SOURCE = "step 2: simulated reconstructions (may distort structures)"
 __all__ = ["DenoiserPanel", "LossCurve", "run_apply", "run_step2", "run_training"]
 
 
@@ -86,7 +88,7 @@ class DenoiserPanel(QWidget):
         super().__init__(parent)
         self.viewer, self.context, self.filter_settings = viewer, context, filter_settings
         self.session = session
-        self.source = ComboBox(label="training data", choices=["simulation", "this layer (thinning)"],
+        self.source = ComboBox(label="training data", choices=["simulation", "this layer (thinning)", STEP2_SOURCE],
                                value="simulation")
         self.structures = LineEdit(label="structures", value="filaments,rings,mesh")
         self.photons = FloatSpinBox(label="photons", min=1.0, max=1e5, value=60.0,
@@ -100,9 +102,10 @@ class DenoiserPanel(QWidget):
         self.train_button = PushButton(text="Train denoiser")
         self.cancel_button = PushButton(text="Cancel training", enabled=False)
         self.apply = CheckBox(text="Apply denoiser before Reconstruct", value=False)
-        self.step2_model = FileEdit(label="step-2 model", mode=FileDialogMode.EXISTING_FILE, filter="*.pt",
+        self.step2_model = FileEdit(label="step-2 model", mode=FileDialogMode.OPTIONAL_FILE, filter="*.pt",
                                     value=Path.home() / "napari-sim-ml-step2.pt",
-                                    tooltip="a denoiser of the reconstruction (train-denoiser --step 2)")
+                                    tooltip="a denoiser of the reconstruction: trained here (training data "
+                                            "'step 2: …') or with train-denoiser --step 2")
         self.step2 = CheckBox(text="Apply step 2 (may distort structures)", value=False, tooltip=STEP2_WARNING)
         box = Container(widgets=[self.source, self.structures, self.photons, self.thin, self.epochs, self.steps,
                                  self.model, self.overwrite, self.train_button, self.cancel_button, self.apply,
@@ -141,7 +144,8 @@ class DenoiserPanel(QWidget):
     def _request(self, patch: int = 64, width: int | None = None, depth: int | None = None) -> TrainRequest:
         from ..engine.denoise.train import TrainSettings
 
-        path = str(self.model.value)
+        step2 = self.source.value == STEP2_SOURCE
+        path = str(self.step2_model.value if step2 else self.model.value)
         if not path or Path(path).is_dir():
             raise SimInputError("choose a model file to train into")
         if Path(path).exists() and not self.overwrite.value:
@@ -150,8 +154,9 @@ class DenoiserPanel(QWidget):
         structures = tuple(s.strip() for s in str(self.structures.value).split(",") if s.strip())
         settings = TrainSettings(epochs=int(self.epochs.value), steps_per_epoch=int(self.steps.value), patch=patch,
                                  width=width, depth=depth)
-        source = "simulation" if self.source.value == "simulation" else "thinning"
-        return TrainRequest(source, structures, (p / 2, p * 2), float(self.thin.value), 48, settings, path)
+        source = "step2" if step2 else "simulation" if self.source.value == "simulation" else "thinning"
+        return TrainRequest(source, structures, (p / 2, p * 2), float(self.thin.value), 48, settings, path,
+                            self.filter_settings() if step2 else None)
 
     def train(self, patch: int = 64, width: int | None = None, depth: int | None = None) -> Any:
         """Start training; returns the worker (or None after a notification)."""
@@ -165,6 +170,8 @@ class DenoiserPanel(QWidget):
         except SimInputError as exc:
             show_error(str(exc))
             return None
+        if req.source == "step2":
+            show_warning(STEP2_WARNING[0].upper() + STEP2_WARNING[1:])
         self._stop = threading.Event()
         total = req.settings.epochs * req.settings.steps_per_epoch
         self.curve.clear()

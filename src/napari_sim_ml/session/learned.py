@@ -41,13 +41,14 @@ def run_pinn(job: Job, params: PatternParameters, settings: Any) -> Generator[An
 class TrainRequest:
     """What to train the denoiser on, and where to write it."""
 
-    source: str  # "simulation" | "thinning"
+    source: str  # "simulation" | "thinning" | "step2" (simulated reconstructions → passband truth)
     structures: tuple[str, ...]
     photons: tuple[float, float]
     thin: float
     n_stacks: int
     settings: Any  # TrainSettings
     path: str
+    filter: FilterSettings | None = None  # step 2: the Wiener settings of the reconstructions it is trained on
 
 
 @dataclass(frozen=True)
@@ -81,20 +82,30 @@ class Step2Output:
 
 def run_training(job: Job, params: PatternParameters, req: TrainRequest,
                  stop: threading.Event) -> Generator[Any, None, Any]:
-    """Train the denoiser: yields TrainProgress, returns TrainResult, Cancelled or a Failure."""
+    """Train the denoiser (or step 2): yields TrainProgress, returns TrainResult, Cancelled or a Failure."""
     from ..engine.denoise.data import simulated_set, thinned_set
     from ..engine.denoise.train import train_steps
 
     try:
         otf = job.make_otf()
-        if req.source == "simulation":
+        if req.source == "step2":
+            from ..engine.denoise.step2 import step2_set
+            from ..engine.denoise.step2_train import step2_steps
+            from ..engine.methods import MethodSettings
+
+            method = MethodSettings("wiener", "wiener", req.filter or FilterSettings())
+            pairs = step2_set(job.optics, params, req.n_stacks, max(32, req.settings.patch), req.photons,
+                              req.structures, method=method, otf=otf, seed=req.settings.seed)
+            steps = step2_steps(pairs, job.optics, params, req.settings, method, checkpoint=req.path)
+        elif req.source == "simulation":
             ts = simulated_set(job.optics, params, req.n_stacks, 2 * req.settings.patch, req.photons,
                                req.structures, otf=otf, seed=req.settings.seed)
         else:
             stacks = [job.plane_frames(i).reshape(-1, *job.frames.shape[-2:]) for i in range(job.n_planes)]
             ts, _ = thinned_set(stacks, req.thin, job.optics.pixel_size_um, otf.support_cycles_per_um,
                                 job.background, names=[job.layer_name])
-        steps = train_steps(ts, job.optics, params, req.settings, checkpoint=req.path)
+        if req.source != "step2":
+            steps = train_steps(ts, job.optics, params, req.settings, checkpoint=req.path)
     except SimInputError as exc:
         return Failure(str(exc))
     try:
