@@ -213,7 +213,7 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     with torch.no_grad():
         ema = obj().detach()
     # the notch costs detail at ±b·k, so unless told otherwise it comes in only when the fit paints
-    # the pattern: the imprint of the running result rises NOTCH_TRIGGER_DB over the start's (the
+    # the pattern: the imprint of the running result rises notch_trigger_db (2 dB) over the start's (the
     # Wiener's) within the first PROBE_STEPS steps; the fit then restarts with the notch
     probe = notch is not None and not notch_on
     start_imprint = imprint_db(ema) if probe else 0.0
@@ -253,7 +253,8 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         sigma = (spread * scale).astype(np.float32)
     info = {"gain": g, "var0": v0, "fitted": s.camera_gain is None, "reliable": noise.reliable,
             "noise_inflation": inflation, "step_scale": step_scale, "notch": bool(notch_on),
-            "notch_restart_step": restarted_at, "scale": scale, **nuis.summary()}
+            "notch_restart_step": restarted_at, "start_imprint_db": start_imprint if notch is not None else None,
+            "scale": scale, **nuis.summary()}
     info["background"] = info.pop("offset") * scale
     return PinnResult(image=image, sigma=sigma, residual=residual, losses=losses, iterations=step,
                       seconds=0.0, device=str(dev), stopped_early=stopped_early, noise=info,

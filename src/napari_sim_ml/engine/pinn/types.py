@@ -121,7 +121,7 @@ class PinnSettings:
     envelope: bool = True
     fit_otf: bool | None = None
     imprint_notch: float = 1.5
-    notch_trigger_db: float | None = 3.0
+    notch_trigger_db: float | None = 2.0
     spectral_prior: float = 1.0
     periodic_output: bool = True
     margin_px: int = 8
