@@ -26,6 +26,7 @@ from .types import NOISE_CHECK_RATIO, FitContext, PinnProgress, PinnResult, nan_
 from .uncertainty import Snapshot, bootstrap_sigma
 
 PROBE_EVERY, PROBE_STEPS = 10, 40  # steps between imprint checks, last step checked (the adaptive notch)
+STEP_SCALE_MAX = 3.0  # the noise-scaled steps follow √r up to r = 9 (the binned bicubic sets: 6.9–7.1)
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
 EMA_DECAY = 0.9
 
@@ -119,7 +120,9 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     # the noise check's inflation r: the data hold r× the noise variance the model had, so the
     # Wiener start's w (√ of a noise-to-signal power ratio) grows by √r and the pixel map's
     # Adam step (≈ the rate per step, whatever the gradient's noise) shrinks by √r
-    step_scale = float(np.sqrt(inflation)) if s.noise_scaled_steps else 1.0
+    # (at most STEP_SCALE_MAX: far larger ratios mean pre-processed data the camera model does not
+    # describe, e.g. the OMX file's ×921, where the steps would freeze the fit at its start)
+    step_scale = min(float(np.sqrt(inflation)), STEP_SCALE_MAX) if s.noise_scaled_steps else 1.0
     wien, wide = _warm_start(ctx, y_np, step_scale)
     wien_p, wide_p = (_pad_field(np.asarray(a, np.float64), f, margin, shape) for a in (wien, wide))
     start = np.clip(wien_p, 0.0, None) / robust_scale(np.clip(wien_p, 0, None))

@@ -96,7 +96,8 @@ class PinnSettings:
         When the noise check scales the model's variance by r, also divide the pixel map's
         rate by √r and multiply the Wiener start's w by √r (both are per-pixel step sizes in
         intensity units, set for data whose noise the model knows; the gentle settings that
-        keep correlated low-light noise out of the object). No effect when the check does not fire.
+        keep correlated low-light noise out of the object); √r is capped at 3. No effect when the
+        check does not fire.
     """
 
     mode: str = "noise-aware"
