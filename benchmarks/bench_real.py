@@ -44,6 +44,8 @@ from napari_sim_ml.engine.wiener import log_spectrum, prepare_reconstruction, wi
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 OLD = dict(border="taper", equalize="mean")
+PUBLISHED = {"3beam-high": "3beam-microtubules-x2/high-reconstruction.tif",
+             "3beam-low": "3beam-microtubules-x2/low-reconstruction.tif"}
 
 
 @dataclass
@@ -102,7 +104,7 @@ def save_png(path: Path, images: dict[str, np.ndarray]) -> None:
     Image.fromarray(np.concatenate(cols, axis=1)).save(path)
 
 
-def run_methods(s: RealSet, pinn: bool) -> dict[str, tuple[np.ndarray, float, float | None]]:
+def run_methods(s: RealSet, pinn: bool, threads: int | None = 1) -> dict[str, tuple[np.ndarray, float, float | None]]:
     """name → (image, seconds, w used)."""
     out = {}
     t0 = time.perf_counter()
@@ -120,8 +122,11 @@ def run_methods(s: RealSet, pinn: bool) -> dict[str, tuple[np.ndarray, float, fl
     if pinn:
         from napari_sim_ml.engine.pinn import PinnSettings, fit_pinn
 
-        res = fit_pinn(s.plane, s.optics, s.params, PinnSettings(), otf=s.otf, background=s.background)
+        res = fit_pinn(s.plane, s.optics, s.params, PinnSettings(threads=threads), otf=s.otf, background=s.background)
         out["PINN"] = (res.image, res.seconds, None)
+        n = res.noise or {}
+        print(f"PINN on {s.name}: {res.iterations} iterations, {res.seconds:.1f} s, noise inflation "
+              f"{n.get('noise_inflation', 1.0):.2f}, notch {'on' if n.get('notch') else 'off'}", flush=True)
     return out
 
 
@@ -136,18 +141,23 @@ def _row(name: str, image: np.ndarray, s: RealSet, seconds: float, w: float | No
             f"{rep.resolution_um * 1e3:.0f} | {seconds:.2f} |{extra}")
 
 
-def bench_real(pinn: bool, png_dir: Path, pinn_sets: list[str] | None = None) -> None:
+def bench_real(pinn: bool, png_dir: Path, pinn_sets: list[str] | None = None, threads: int | None = 1) -> None:
     sets = load_sets()
     print("| set | method | w | imprint dB | cross dB | resid mean | resid var | resid k dB | decorr nm | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     results = {}
     for s in sets:
-        methods = run_methods(s, pinn and (pinn_sets is None or s.name in pinn_sets))
+        methods = run_methods(s, pinn and (pinn_sets is None or s.name in pinn_sets), threads)
         prepared = methods.pop("_prepared")[0]
         results[s.name] = (s, methods, prepared)
         for name, (image, seconds, w) in methods.items():
-            print(_row(name, image, s, seconds, w, prepared.frame_noise_variance))
+            print(_row(name, image, s, seconds, w, prepared.frame_noise_variance), flush=True)
         save_png(png_dir / f"real_{s.name}.png", {k: v[0] for k, v in methods.items()})
+        side = {k: methods[k][0] for k in ("widefield", "default Wiener", "PINN") if k in methods}
+        published = PUBLISHED.get(s.name)
+        if published is not None:
+            side["published"] = tifffile.imread(DATA / published).astype(np.float32)
+        save_png(png_dir / f"real_{s.name}_side.png", side)  # widefield | default Wiener | PINN | published
     # 3-beam low light against the high-light reconstructions of the same field
     s_low, low, prepared_low = results["3beam-low"]
     ours_high = results["3beam-high"][1]["default Wiener"][0]
@@ -166,16 +176,20 @@ def bench_real(pinn: bool, png_dir: Path, pinn_sets: list[str] | None = None) ->
                0.0, best_wh, prepared_high.frame_noise_variance))
     save_png(png_dir / "real_3beam-low_best.png", {"best-w": best, "published low": published_low,
                                                      "published high": published_high, "ours high": ours_high})
+    high_pinn = results["3beam-high"][1].get("PINN", (None,))[0]
     print("\n3-beam low light against the high-light reconstruction of the same field (PSNR dB / SSIM)\n")
-    print("| low-light result | vs our high-light default Wiener | vs the published high-light |")
-    print("|---|---|---|")
+    print("| low-light result | vs our high-light default Wiener | vs the published high-light |"
+          + (" vs our high-light PINN |" if high_pinn is not None else ""))
+    print("|---|---|---|" + ("---|" if high_pinn is not None else ""))
     candidates = {k: v[0] for k, v in low.items()}
     candidates[f"best-w Wiener (w = {best_w:.2g})"] = best
     candidates["published low-light"] = published_low
     for name, image in candidates.items():
         a = compare_to_truth(image, ours_high)
         b = compare_to_truth(image, published_high)
-        print(f"| {name} | {a[0]:.2f} / {a[1]:.3f} | {b[0]:.2f} / {b[1]:.3f} |")
+        c = f" {compare_to_truth(image, high_pinn)[0]:.2f} / {compare_to_truth(image, high_pinn)[1]:.3f} |" \
+            if high_pinn is not None else ""
+        print(f"| {name} | {a[0]:.2f} / {a[1]:.3f} | {b[0]:.2f} / {b[1]:.3f} |{c}", flush=True)
 
 
 def bench_mismatch(pinn: bool, png_dir: Path, size: int = 256, seed: int = 0) -> None:
@@ -200,7 +214,7 @@ def bench_mismatch(pinn: bool, png_dir: Path, size: int = 256, seed: int = 0) ->
             if pinn:
                 from napari_sim_ml.engine.pinn import PinnSettings, fit_pinn
 
-                images["PINN"] = fit_pinn(sim.raw, sim.optics, params, PinnSettings(),
+                images["PINN"] = fit_pinn(sim.raw, sim.optics, params, PinnSettings(threads=1),
                                           background=sim.offset).image
             cells = []
             for img in images.values():
@@ -217,6 +231,7 @@ def main() -> None:
     parser.add_argument("--mismatch", action="store_true", help="also run the mismatch simulator table")
     parser.add_argument("--no-real", action="store_true", help="skip the real sets")
     parser.add_argument("--png-dir", default="/tmp/classical-png")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the PINN (default 1)")
     parser.add_argument("--pinn-sets", nargs="+", default=None, metavar="SET",
                         help="run the PINN on these real sets only (3beam-high 3beam-low omx tirf)")
     args = parser.parse_args()
@@ -225,7 +240,7 @@ def main() -> None:
     if not args.no_real:
         if not DATA.is_dir():
             raise SystemExit(f"the real data are not at {DATA}")
-        bench_real(not args.no_pinn, png_dir, args.pinn_sets)
+        bench_real(not args.no_pinn, png_dir, args.pinn_sets, args.threads)
     if args.mismatch:
         bench_mismatch(not args.no_pinn, png_dir)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_sim_ml.engine.errors import SimInputError
-from napari_sim_ml.engine.mismatch import STRIPE_PERIOD_PX, TYPICAL, Imperfections
+from napari_sim_ml.engine.mismatch import EXTRA, STRIPE_PERIOD_PX, TYPICAL, Imperfections
 from napari_sim_ml.engine.parameters import AnglePattern, PatternParameters
 from napari_sim_ml.engine.simulate import simulate_acquisition
 
@@ -120,4 +120,4 @@ def test_bad_strengths_are_refused():
         Imperfections(envelope=1.5)
     with pytest.raises(SimInputError):
         Imperfections.only("wobble")
-    assert len(TYPICAL) == len(fields(Imperfections)) and Imperfections.typical().any
+    assert len(TYPICAL) + len(EXTRA) == len(fields(Imperfections)) and Imperfections.typical().any

@@ -9,6 +9,7 @@ The helpers here are pure functions; ``simulate.simulate_acquisition`` applies t
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -37,6 +38,11 @@ class Imperfections:
     background: mean out-of-focus light, × photons: a very blurred, unmodulated haze; 0.3.
     border_structure: brightness of bright thick structures crossing the field borders (× the
         object's maximum; the object is renormalised to [0, 1] afterwards); 1.0.
+    resampled: the recorded frames (noise and offset included) were upsampled 2× by bicubic
+        interpolation and binned 2 × 2 back, as the DL-SIM 3-beam sets are before use: their noise
+        is correlated, its power falling from the passband towards the camera's Nyquist frequency,
+        so a noise fit beyond the OTF support sees too little of it. Not part of ``typical()``
+        (a history of some data sets, not of the acquisition); ``only("resampled")`` switches it on.
     """
 
     intensity_fluctuation: float = 0.0
@@ -49,6 +55,7 @@ class Imperfections:
     stripe: float = 0.0
     background: float = 0.0
     border_structure: float = 0.0
+    resampled: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -71,14 +78,18 @@ class Imperfections:
     @classmethod
     def only(cls, name: str) -> Imperfections:
         """One imperfection alone at its typical strength (``name`` is a field name)."""
-        if name not in TYPICAL:
-            raise SimInputError(f"unknown imperfection '{name}'; choose one of {', '.join(TYPICAL)}")
-        return cls(**{name: TYPICAL[name]})
+        if name not in TYPICAL and name not in EXTRA:
+            raise SimInputError(f"unknown imperfection '{name}'; choose one of {', '.join([*TYPICAL, *EXTRA])}")
+        value: Any = TYPICAL[name] if name in TYPICAL else EXTRA[name]
+        return cls(**{name: value})
 
 
-TYPICAL = dict(intensity_fluctuation=0.07, envelope=0.3, modulation_variation=0.3, otf_mismatch=0.5,
+TYPICAL: dict[str, Any] = dict(intensity_fluctuation=0.07, envelope=0.3, modulation_variation=0.3, otf_mismatch=0.5,
                k_error=0.003, phase_error=0.05, harmonic=0.05, stripe=0.01, background=0.3,
                border_structure=0.6)
+
+EXTRA: dict[str, Any] = dict(resampled=True)  # switchable alone, left out of typical()
+BICUBIC_A = -0.5  # Keys' cubic convolution as in MATLAB's and PIL's bicubic resizing
 
 STRIPE_ANGLE_DEG = 44.0
 STRIPE_PERIOD_PX = 11.0
@@ -214,7 +225,35 @@ def add_border_structure(obj: np.ndarray, inner: tuple[slice, slice], brightness
     return (out / max(out.max(), 1e-12)).astype(np.float32)
 
 
+def _keys(t: np.ndarray, a: float = BICUBIC_A) -> np.ndarray:
+    t = np.abs(t)
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+
+def upsample_bin_kernel() -> np.ndarray:
+    """Return the 1-D filter (5 taps) of a bicubic 2× upsampling followed by 2 × 2 binning.
+
+    Upsampling with pixel-centre alignment puts the fine samples at ∓0.25 camera px around
+    each camera pixel; binning averages that pair, so the round trip is the average of the two
+    cubic-convolution kernels shifted by ±0.25 px (sum 1; transfer 0.69 at the Nyquist frequency).
+    """
+    n = np.arange(-2, 3, dtype=np.float64)
+    return 0.5 * (_keys(n - 0.25) + _keys(n + 0.25))
+
+
+def upsample_and_bin(frames: np.ndarray) -> np.ndarray:
+    """Frames (..., Y, X) after bicubic 2× upsampling and 2 × 2 binning (symmetric borders, as imresize)."""
+    from scipy.ndimage import correlate1d
+
+    h = upsample_bin_kernel()
+    out = correlate1d(np.asarray(frames, dtype=np.float64), h, axis=-1, mode="reflect")
+    return correlate1d(out, h, axis=-2, mode="reflect")
+
+
 __all__ = [
+    "EXTRA", "upsample_bin_kernel", "upsample_and_bin",
     "Imperfections", "TYPICAL", "frame_gains", "envelope_map", "modulation_map", "real_illumination",
     "data_otf", "perturbed_parameters", "camera_stripe", "add_camera_stripe", "haze", "add_border_structure",
 ]

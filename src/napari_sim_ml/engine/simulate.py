@@ -324,6 +324,8 @@ def simulate_acquisition(
         counts = clean + background_photons + offset
     if imp is not None and imp.stripe:
         counts += mismatch.camera_stripe(counts.shape[-2:], imp.stripe * photons)
+    if imp is not None and imp.resampled:
+        counts = mismatch.upsample_and_bin(counts)
     return SimulatedAcquisition(
         raw=counts.astype(np.float32), truth=np.ascontiguousarray(truth, dtype=np.float32),
         params=params, optics=optics, photons=photons, offset=offset, read_noise=read_noise,

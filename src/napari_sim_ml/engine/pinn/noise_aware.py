@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..artifacts import pattern_imprint
 from ..parameters import FilterSettings
 from .net import SLIM_NET, Adam, UNet, native_bf16, run_net, seeded_generator
 from .noise import NoiseModel, inband_noise_ratio, noise_model_for, robust_scale
@@ -24,6 +25,8 @@ from .refine import Nuisance, PatternModel, imprint_notch, periodic_border, powe
 from .types import NOISE_CHECK_RATIO, FitContext, PinnProgress, PinnResult, nan_error, progress
 from .uncertainty import Snapshot, bootstrap_sigma
 
+PROBE_EVERY, PROBE_STEPS = 10, 40  # steps between imprint checks, last step checked (the adaptive notch)
+STEP_SCALE_MAX = 3.0  # the noise-scaled steps follow √r up to r = 9 (the binned bicubic sets: 6.9–7.1)
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
 EMA_DECAY = 0.9
 
@@ -37,11 +40,11 @@ def _pad_field(img: np.ndarray, factor: int, margin: int, shape: tuple[int, int]
     return np.pad(img, ((t, shape[0] - img.shape[0] - t), (t, shape[1] - img.shape[1] - t)), mode="reflect")
 
 
-def _warm_start(ctx: FitContext, y_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _warm_start(ctx: FitContext, y_np: np.ndarray, w_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (Wiener, widefield) on the fine grid of the field, the warm start.
 
-    With pattern parameters the Wiener reconstruction and the widefield image, else the
-    upsampled mean frame twice.
+    With pattern parameters the Wiener reconstruction (w = ``start_wiener`` × ``w_scale``) and
+    the widefield image, else the upsampled mean frame twice.
     """
     if ctx.patterns is None:
         from ..wiener import prepare_reconstruction, wiener_filter
@@ -51,7 +54,7 @@ def _warm_start(ctx: FitContext, y_np: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
         prepared = prepare_reconstruction(ctx.plane, ctx.optics, ctx.params, ctx.otf, ctx.background)
         w = ctx.settings.start_wiener
-        w = auto_wiener(prepared, FilterSettings()) if w is None else w
+        w = auto_wiener(prepared, FilterSettings()) if w is None else w * w_scale
         return wiener_filter(prepared, FilterSettings(wiener=w)), prepared.widefield
     mean = torch.from_numpy(y_np.mean(axis=0).astype(np.float32))[None, None]
     wide = F.interpolate(mean, scale_factor=ctx.factor, mode="bicubic", align_corners=False)[0, 0].numpy()
@@ -92,10 +95,14 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     shape = (f * raw_h, f * raw_w)
     fine_px, px = optics.pixel_size_um / f, optics.pixel_size_um
     refine = params is not None and s.refine
-    pmodel = None
-    if params is not None:
-        pmodel = PatternModel(params, shape, fine_px, f * margin, (ny * px, nx * px), dev,
-                              fit_phases=refine, fit_modulation=refine, fit_k=refine and s.fit_k)
+    def new_pattern_model() -> PatternModel | None:
+        if params is None:
+            return None
+        return PatternModel(params, shape, fine_px, f * margin, (ny * px, nx * px), dev,
+                            fit_phases=refine, fit_modulation=refine, fit_k=refine and s.fit_k)
+
+    pmodel = new_pattern_model()
+    if pmodel is not None:
         with torch.no_grad():
             pats = pmodel()
     else:
@@ -110,7 +117,13 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         full = torch.from_numpy(np.clip(np.hypot(fy, fx) / ctx.otf.support_cycles_per_um, 0, 1)
                                 .astype(np.float32)).to(dev)
         rho = (full, full[fm.small[0], : fm.small[2] // 2 + 1] if fm.small is not None else full)
-    wien, wide = _warm_start(ctx, y_np)
+    # the noise check's inflation r: the data hold r× the noise variance the model had, so the
+    # Wiener start's w (√ of a noise-to-signal power ratio) grows by √r and the pixel map's
+    # Adam step (≈ the rate per step, whatever the gradient's noise) shrinks by √r
+    # (at most STEP_SCALE_MAX: far larger ratios mean pre-processed data the camera model does not
+    # describe, e.g. the OMX file's ×921, where the steps would freeze the fit at its start)
+    step_scale = min(float(np.sqrt(inflation)), STEP_SCALE_MAX) if s.noise_scaled_steps else 1.0
+    wien, wide = _warm_start(ctx, y_np, step_scale)
     wien_p, wide_p = (_pad_field(np.asarray(a, np.float64), f, margin, shape) for a in (wien, wide))
     start = np.clip(wien_p, 0.0, None) / robust_scale(np.clip(wien_p, 0, None))
     x_np = np.stack([wien_p / robust_scale(np.abs(wien_p)), wide_p / robust_scale(np.abs(wide_p))])
@@ -122,11 +135,10 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     gain_start = float(lsq[0]) if lsq[0] > 0 else float(y_np.mean() / max(pred.mean(), 1e-12))
     offset0 = float(lsq[1]) / scale if lsq[0] > 0 else 0.0
     target = torch.from_numpy((start * gain_start / scale).astype(np.float32)).to(dev)
-    nuis = Nuisance(nf, (ny, nx), dev, 1.0, offset0, envelope=refine and s.envelope,
-                    haze=refine and s.envelope, attenuation=fit_otf, rho=rho)
-    notch = None
+    notch = None  # on from the start, or only once the fit shows the imprint (notch_trigger_db)
     if params is not None and s.imprint_notch > 0:
         notch = imprint_notch(params, shape, fine_px, s.imprint_notch / (max(ny, nx) * px), dev)
+    notch_on = notch is not None and s.notch_trigger_db is None
     inv_power = None
     if s.spectral_prior > 0:
         floor_power = None
@@ -135,15 +147,24 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         inv_power = power_law_prior(y_np.mean(0) / scale - offset0, px, ctx.otf, shape, fine_px, dev, floor_power)
     n_data = float(nf * ny * nx)
 
-    net = UNet(x.shape[0], **SLIM_NET, shuffle=f, generator=seeded_generator(s.seed)).to(dev)
-    nn.init.zeros_(net.head.weight)  # the network starts as a zero correction
-    t = torch.clamp(target, min=1e-3)
-    u = (t + torch.log(-torch.expm1(-SOFTPLUS_BETA * t)) / SOFTPLUS_BETA).requires_grad_(True)
-    pattern_params = pmodel.trainable if pmodel is not None else []
-    extra = nuis.trainable + nuis.fast + pattern_params
-    opt = Adam([{"params": net.parameters()}, {"params": nuis.trainable[1:2]},
-                {"params": nuis.trainable[:1] + nuis.trainable[2:] + pattern_params, "lr": s.nuisance_rate},
-                {"params": nuis.fast, "lr": 5 * s.nuisance_rate}, {"params": [u], "lr": s.pixel_rate}], lr=s.lr)
+    def new_fit() -> tuple:
+        """Fresh nuisances, pattern model, network, pixel map and optimiser (deterministic: seeded)."""
+        pm = new_pattern_model() if refine else pmodel
+        nuis = Nuisance(nf, (ny, nx), dev, 1.0, offset0, envelope=refine and s.envelope,
+                        haze=refine and s.envelope, attenuation=fit_otf, rho=rho)
+        net = UNet(x.shape[0], **SLIM_NET, shuffle=f, generator=seeded_generator(s.seed)).to(dev)
+        nn.init.zeros_(net.head.weight)  # the network starts as a zero correction
+        t = torch.clamp(target, min=1e-3)
+        u = (t + torch.log(-torch.expm1(-SOFTPLUS_BETA * t)) / SOFTPLUS_BETA).requires_grad_(True)
+        pattern_params = pm.trainable if pm is not None else []
+        extra = nuis.trainable + nuis.fast + pattern_params
+        opt = Adam([{"params": net.parameters()}, {"params": nuis.trainable[1:2]},
+                    {"params": nuis.trainable[:1] + nuis.trainable[2:] + pattern_params, "lr": s.nuisance_rate},
+                    {"params": nuis.fast, "lr": 5 * s.nuisance_rate},
+                    {"params": [u], "lr": s.pixel_rate / step_scale}], lr=s.lr)
+        return pm, nuis, net, u, opt, extra
+
+    pmodel, nuis, net, u, opt, extra = new_fit()
     bf16 = native_bf16(dev) if s.bf16 is None else (s.bf16 and dev.type == "cpu")
     g, v0, floor = noise.gain, noise.var0, noise.floor()
     tv_w, eps = s.tv_weight, 0.01
@@ -159,8 +180,9 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
 
     def physics(o: torch.Tensor, data: torch.Tensor):
         p = frozen["p"] if "p" in frozen else (pmodel() if refine and pmodel is not None else None)
-        spec = torch.fft.rfft2(o) if notch is not None or inv_power is not None else None
-        o_mod = None if notch is None or spec is None else torch.fft.irfft2(spec * notch, s=shape)
+        cut = notch if notch_on else None
+        spec = torch.fft.rfft2(o) if cut is not None or inv_power is not None else None
+        o_mod = None if cut is None or spec is None else torch.fft.irfft2(spec * cut, s=shape)
         mu = scale * nuis.frames(fm(o, p, nuis.transfer_scale(), o_mod))
         v = torch.clamp(g * mu + v0, min=floor)
         chi = ((data - mu) ** 2 / v).mean()
@@ -185,12 +207,21 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         out = apo(img)[crop]
         return periodic_border(out, f * margin) if s.periodic_output else out
 
+    def imprint_db(img: torch.Tensor) -> float:
+        assert params is not None
+        return float(pattern_imprint(finish(img.cpu().numpy()), fine_px, params).worst_db)
+
     losses: list[float] = []
     crits: list[float] = []
     with torch.no_grad():
         ema = obj().detach()
+    # the notch costs detail at ±b·k, so unless told otherwise it comes in only when the fit paints
+    # the pattern: the imprint of the running result rises notch_trigger_db (2 dB) over the start's (the
+    # Wiener's) within the first PROBE_STEPS steps; the fit then restarts with the notch
+    probe = notch is not None and not notch_on
+    start_imprint = imprint_db(ema) if probe else 0.0
     show = lambda: finish(ema.cpu().numpy()) * scale  # noqa: E731
-    stopped_early, step = False, 0
+    stopped_early, step, restarted_at = False, 0, 0
     while step < max_steps:
         o, loss, crit = train_step(y, step + 1)
         step += 1
@@ -198,6 +229,14 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         losses.append(loss)
         crits.append(crit)
         yield progress(step, total, loss, s.preview_every, show)
+        if probe and step % PROBE_EVERY == 0:
+            probe = step < PROBE_STEPS
+            if imprint_db(ema) > start_imprint + (s.notch_trigger_db or 0.0):
+                notch_on, probe, restarted_at, crits = True, False, step, []
+                pmodel, nuis, net, u, opt, extra = new_fit()
+                with torch.no_grad():
+                    ema = obj().detach()
+                continue
         if s.early_stopping and _plateau(crits):
             stopped_early = True
             break
@@ -216,7 +255,9 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         losses += more
         sigma = (spread * scale).astype(np.float32)
     info = {"gain": g, "var0": v0, "fitted": s.camera_gain is None, "reliable": noise.reliable,
-            "noise_inflation": inflation, "scale": scale, **nuis.summary()}
+            "noise_inflation": inflation, "step_scale": step_scale, "notch": bool(notch_on),
+            "notch_restart_step": restarted_at, "start_imprint_db": start_imprint if notch is not None else None,
+            "scale": scale, **nuis.summary()}
     info["background"] = info.pop("offset") * scale
     return PinnResult(image=image, sigma=sigma, residual=residual, losses=losses, iterations=step,
                       seconds=0.0, device=str(dev), stopped_early=stopped_early, noise=info,

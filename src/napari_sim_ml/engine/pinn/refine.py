@@ -43,7 +43,7 @@ ENVELOPE_SPACING_PX = 40  # camera pixels between envelope grid nodes
 MOD_RANGE = (0.05, 1.0)
 ATTENUATION_RANGE = (0.1, 1.0)
 SIGNAL_OVER_FLOOR = 10.0  # the power law is fitted where the signal is clearly above the noise
-ALPHA_RANGE = (2.0, 4.0)  # power-law exponents of cell images (2: edges, 4: smooth)
+ALPHA_RANGE = (1.0, 4.0)  # power-law exponents of cell images (≈1: thin lines, filaments; 2–3: edges; 4: smooth)
 
 
 def _bounded(raw: torch.Tensor, bound: float) -> torch.Tensor:
@@ -229,7 +229,7 @@ def power_law_prior(mean_frame: np.ndarray, camera_px: float, otf, shape: tuple[
 
     P(f) = A·|f|^−α, the unnormalised-DFT power of the object on that canvas, fitted on the
     radial power of the mean frame minus its out-of-band noise floor, divided by OTF(f)²,
-    where the power is at least 10× the floor and the OTF above 5 % (α clipped to 2–4).
+    where the power is at least 10× the floor and the OTF above 5 % (α clipped to 1–4; filaments: ≈ 1.1).
     noise_floor: the noise power of ``mean_frame`` per DFT coefficient (unnormalised DFT) from
     the noise model, used when it is above the out-of-band floor (correlated noise falls
     beyond the OTF support, so the out-of-band floor under-estimates it inside).

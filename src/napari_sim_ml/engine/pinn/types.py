@@ -64,6 +64,11 @@ class PinnSettings:
     imprint_notch : float
         σ of the notches at ±b·k (Fourier pixels of the field; 0 = off) that keep the pattern
         out of the object.
+    notch_trigger_db : float or None
+        The notch costs object detail at ±b·k, so it comes in only on evidence: when the
+        pattern imprint (:func:`napari_sim_ml.engine.metrics.pattern_imprint`) of the running
+        result rises this many dB above the warm start's within the first 40 steps, the fit
+        restarts with the notch (once). None: the notch is on from the start.
     spectral_prior : float
         Weight of the Gaussian prior with the object's power law fitted on the widefield data
         (0 = off): holds the fit back where the data carry only noise.
@@ -87,6 +92,12 @@ class PinnSettings:
         the model's variance up to it (correlated noise of interpolated or binned data,
         which the fit beyond the OTF support does not see). Needs pattern parameters and at
         least two angles; ignored with user-given camera values.
+    noise_scaled_steps : bool
+        When the noise check scales the model's variance by r, also divide the pixel map's
+        rate by √r and multiply the Wiener start's w by √r (both are per-pixel step sizes in
+        intensity units, set for data whose noise the model knows; the gentle settings that
+        keep correlated low-light noise out of the object); √r is capped at 3. No effect when the
+        check does not fire.
     """
 
     mode: str = "noise-aware"
@@ -111,6 +122,7 @@ class PinnSettings:
     envelope: bool = True
     fit_otf: bool | None = None
     imprint_notch: float = 1.5
+    notch_trigger_db: float | None = 2.0
     spectral_prior: float = 1.0
     periodic_output: bool = True
     margin_px: int = 8
@@ -118,6 +130,7 @@ class PinnSettings:
     inflate: bool = False
     start_wiener: float | None = 0.05
     check_noise: bool = True
+    noise_scaled_steps: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -136,6 +149,8 @@ class PinnSettings:
             raise SimInputError("the read noise cannot be negative")
         if self.learning_rate is not None and not (1e-6 <= self.learning_rate <= 1.0):
             raise SimInputError("the learning rate must be between 1e-6 and 1")
+        if self.notch_trigger_db is not None and not (0.0 <= self.notch_trigger_db <= 60.0):
+            raise SimInputError("the notch trigger must be between 0 and 60 dB (or None: always on)")
         if not (0.0 <= self.imprint_notch <= 20.0):
             raise SimInputError("the imprint notch must be between 0 (off) and 20 Fourier pixels")
         if not (0.0 <= self.spectral_prior <= 100.0):
