@@ -127,7 +127,7 @@ def test_given_patterns_run_without_parameters(sim64):
 
 @pytest.mark.slow
 def test_uncertainty_map_is_positive_and_deterministic(sim64):
-    settings = PinnSettings(iterations=10, uncertainty_samples=2, uncertainty_steps=3, seed=3)
+    settings = PinnSettings(iterations=10, uncertainty_samples=2, uncertainty_steps=3, seed=3, threads=1)
     a = fit_pinn(sim64.raw, sim64.optics, sim64.params, settings, background=sim64.offset)
     b = fit_pinn(sim64.raw, sim64.optics, sim64.params, settings, background=sim64.offset)
     assert a.sigma.shape == a.image.shape and (a.sigma > 0).all()
