@@ -38,13 +38,29 @@ class NetConfig:
     n_frames: int
     width: int = 24
     depth: int = 3
+    full: int | None = None  # channels at the camera grid (None: max(8, width // 2))
+    full_convs: int = 2  # 3×3 convolutions per block at the camera grid (1: one, no attention)
 
     def to_dict(self) -> dict:
-        """Return the configuration as a JSON-ready dict."""
-        """Return the configuration as a JSON-ready dict."""
-        return asdict(self)
+        """Return the configuration as a JSON-ready dict (the defaulted new fields left out)."""
+        d = asdict(self)
+        for name, default in (("full", None), ("full_convs", 2)):
+            if d[name] == default:
+                del d[name]
+        return d
 
 
+
+
+def net_config(d: dict) -> NetConfig:
+    """Build the NetConfig of a checkpoint's ``net`` dict; an unknown architecture is a SimInputError."""
+    from ..errors import SimInputError
+
+    try:
+        return NetConfig(**d)
+    except TypeError:
+        raise SimInputError(f"the denoiser's network ({', '.join(sorted(d))}) is not one this version "
+                            "can build; update napari-sim-ml or retrain") from None
 
 
 def multiple(cfg: NetConfig) -> int:
@@ -76,20 +92,33 @@ class _Block(nn.Module):
         return F.relu(y + self.att(self.c2(y)))
 
 
+class _Single(nn.Module):
+    """One 3×3 convolution + ReLU (the cheap camera-grid level)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.c1(x))
+
+
 class DenoiseNet(nn.Module):
     """(B, F, Y, X) normalised frames → (B, F, Y, X); Y, X multiples of :func:`multiple`."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
         self.cfg = cfg
-        full = max(8, cfg.width // 2)
+        full = cfg.full or max(8, cfg.width // 2)
         widths = [full] + [cfg.width * 2**i for i in range(cfg.depth - 1)]
         self.down = nn.ModuleList()
         cin = cfg.n_frames
-        for w in widths:
-            self.down.append(_Block(cin, w))
+        for i, w in enumerate(widths):
+            self.down.append(_Single(cin, w) if i == 0 and cfg.full_convs == 1 else _Block(cin, w))
             cin = w
-        self.up = nn.ModuleList(_Block(widths[i + 1] + widths[i], widths[i]) for i in range(cfg.depth - 1))
+        self.up = nn.ModuleList((_Single if i == 0 and cfg.full_convs == 1 else _Block)(widths[i + 1] + widths[i],
+                                                                                      widths[i])
+                                for i in range(cfg.depth - 1))
         self.out = nn.Conv2d(widths[0], cfg.n_frames, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         if self.out.bias is not None:
@@ -134,7 +163,7 @@ def scaled_mae(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: floa
     return torch.mean(torch.abs(pred - target)) / (gain * mean + max(var0, 0.0)) ** 0.5
 
 
-LOSSES = ("mse", "mae", "anscombe")
+LOSSES = ("mse", "mae", "anscombe", "recon")  # recon: recon_loss.recon_loss
 
 
 def anscombe_mse(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: float) -> torch.Tensor:
@@ -142,5 +171,5 @@ def anscombe_mse(pred: torch.Tensor, target: torch.Tensor, gain: float, var0: fl
     return torch.mean((anscombe(pred, gain, var0) - anscombe(target, gain, var0)) ** 2)
 
 
-__all__ = ["NetConfig", "multiple", "DenoiseNet", "n_parameters", "anscombe",
+__all__ = ["NetConfig", "net_config", "multiple", "DenoiseNet", "n_parameters", "anscombe",
            "anscombe_mse", "scaled_mse", "scaled_mae", "LOSSES"]
