@@ -101,3 +101,22 @@ def test_a_tiny_model_with_the_default_loss_improves_the_reconstruction():
         denoised = compare_to_truth(wiener_reconstruct(out, OPTICS, PARAMS, fs, background=sim.offset), ref)[0]
         gains.append(denoised - plain)
     assert np.mean(gains) > 0.25  # measured +0.38 dB (mesh +0.07, filaments +0.69) after 4 s of training
+
+
+def test_a_version_1_file_loads_and_a_newer_one_is_refused(tmp_path):
+    import torch
+
+    from napari_sim_ml.engine.denoise.apply import Denoiser
+    from napari_sim_ml.engine.denoise.checkpoint import DenoiserMeta, save_checkpoint
+    from napari_sim_ml.engine.denoise.model import DenoiseNet, NetConfig
+
+    old = NetConfig(9, 8, 2)  # the version-1 network: two convolutions at the camera grid
+    meta = DenoiserMeta(OPTICS, PARAMS, 1.0, 1.0, 20.0, old.to_dict())
+    path = save_checkpoint(tmp_path / "v1.pt", meta, DenoiseNet(old).state_dict())
+    blob = torch.load(path, weights_only=True)
+    torch.save({**blob, "version": 1}, path)
+    den = Denoiser.load(path, "cpu")
+    assert den.net.cfg == old and hasattr(den.net.down[0], "c2")
+    torch.save({**blob, "version": 99}, path)
+    with pytest.raises(SimInputError, match="newer version"):
+        Denoiser.load(path, "cpu")

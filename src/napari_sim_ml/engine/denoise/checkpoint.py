@@ -19,7 +19,7 @@ from ..errors import SimInputError
 from ..parameters import Optics, PatternParameters, wrap_phase
 
 FORMAT = "napari-sim-ml raw-frame denoiser"
-VERSION = 1
+VERSION = 2  # 2: the network may have NetConfig.full / full_convs (version-1 readers cannot build it)
 OPTICS_TOLERANCE = 0.03  # relative, NA / wavelength / pixel size
 K_TOLERANCE = 0.03  # relative |k|
 ANGLE_TOLERANCE_DEG = 3.0

@@ -3,23 +3,29 @@
 A compact U-Net on the raw frames, frames as channels (F in → F out), predicting a correction
 to its input (residual learning: an untrained network is close to the identity):
 
-* ``depth`` levels, the first at the camera grid with ``width // 2`` channels (shift-invariant
-  filters at full resolution: folding pixels into channels made the network learn four filters
-  per sub-pixel position and train several times slower), the others ``width · 2^i`` channels
-  after 2×2 average pooling; each level two 3×3 convolutions + ReLU with channel attention
-  (squeeze–excitation, as in RCAN's blocks); nearest upsampling with skip concatenation;
+* ``depth`` levels, the first at the camera grid with ``full`` channels (default ``width // 2``;
+  shift-invariant filters at full resolution: folding pixels into channels made the network
+  learn four filters per sub-pixel position and train several times slower), the others
+  ``width · 2^i`` channels after 2×2 average pooling; each level two 3×3 convolutions + ReLU
+  with channel attention (squeeze–excitation, as in RCAN's blocks), or, at the camera grid with
+  ``full_convs=1`` (the CPU default), one 3×3 convolution + ReLU in the encoder and one in the
+  decoder (the camera grid held half the time per plane; the saved time went into width 32
+  below it, which trained better in the same minutes); nearest upsampling with skip
+  concatenation;
 * a 3×3 convolution (zero-initialised) back to F frames, added to the input.
 
 Inputs must be multiples of :func:`multiple` pixels (the applier pads).
 
-Losses against the clean target: ``"mse"`` (:func:`scaled_mse`, the default): squared error in
+Losses against the clean target (the default, ``"recon"``, is :func:`.recon_loss.recon_loss`:
+the error the Wiener reconstruction makes of the frame error): ``"mse"`` (:func:`scaled_mse`):
+squared error in
 units of the camera noise variance at the mean signal; ``"mae"`` (:func:`scaled_mae`): absolute
 error in units of the noise σ at the mean signal; ``"anscombe"`` (:func:`anscombe_mse`):
 squared error after the generalised Anscombe transform of the noise model v(μ) = gain·μ + var0,
 ``A(x) = 2/gain · sqrt(gain·x + 3/8·gain² + var0)``, so that every pixel's error counts in units
 of its own noise σ. Measured on 60-photon simulations (width 24, 250 steps): the Anscombe loss
-reached 0.59 and the MSE 0.36 on the Anscombe metric itself (noisy input: 1.05), so MSE is the
-default.
+reached 0.59 and the MSE 0.36 on the Anscombe metric itself (noisy input: 1.05), so MSE was
+preferred to it.
 """
 
 from __future__ import annotations
