@@ -160,6 +160,8 @@ def main() -> int:
                     per[key].append(ps)
                     per[key + "_ssim"].append(ss)
                     pinn_log.append((photons, structure, key, ps, ss, time.perf_counter() - t_fit, p0, p1))
+                    print(f"PINN {photons:.0f} ph {structure} {key}: {ps:.2f} dB / {ss:.3f} in "
+                          f"{pinn_log[-1][5]:.0f} s", flush=True)
         rows.append({"photons": photons, **{k: float(np.median(v)) for k, v in per.items() if v},
                      "per_structure": {st: {"wiener": a, "den": b} for st, a, b in
                                        zip(args.test_structures.split(","), per["wiener"], per["den"], strict=False)}})
