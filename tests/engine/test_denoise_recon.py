@@ -120,3 +120,15 @@ def test_a_version_1_file_loads_and_a_newer_one_is_refused(tmp_path):
     torch.save({**blob, "version": 99}, path)
     with pytest.raises(SimInputError, match="newer version"):
         Denoiser.load(path, "cpu")
+
+
+def test_augmented_weights_do_not_depend_on_the_rotation_of_the_pattern():
+    from napari_sim_ml.engine.denoise.recon_loss import _dihedral_k, recon_weights
+
+    plain = recon_weights(OPTICS, PARAMS, 32)
+    turned = recon_weights(OPTICS, _dihedral_k(PARAMS, 1), 32)
+    assert not np.allclose(plain.weight, turned.weight, atol=1e-3 * plain.weight.max())  # the directions count
+    a = recon_weights(OPTICS, PARAMS, 32, augmented=True)
+    b = recon_weights(OPTICS, _dihedral_k(PARAMS, 5), 32, augmented=True)
+    assert np.allclose(a.weight, b.weight, atol=1e-4 * a.weight.max())
+    assert a.noise_norm == pytest.approx(b.noise_norm, rel=1e-4)

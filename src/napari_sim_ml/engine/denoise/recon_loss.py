@@ -14,7 +14,8 @@ of the default :class:`..parameters.FilterSettings` (isotropic approximation of 
 kc + the top order's |k|), and w a fixed Wiener parameter. Cross terms between angles are left
 out (their noise is independent). Errors beyond the raw OTF support carry no weight at all,
 so the loss is mixed with a small share of the plain scaled MSE (:data:`MSE_SHARE`) to keep the
-denoised frames clean there too.
+denoised frames clean there too. With rotation/flip augmentation a patch's pattern may be any of
+the 8 dihedral images of the trained one, so the weights are averaged over them.
 
 Both terms are in units of the camera noise variance at the mean signal: an untrained
 (identity) network scores ≈ 1, as with the plain MSE. numpy builds the weights, torch
@@ -23,7 +24,7 @@ Both terms are in units of the camera noise variance at the mean signal: an untr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,9 +49,31 @@ class ReconWeights:
     noise_norm: float
 
 
+def _dihedral_k(params: PatternParameters, t: int) -> PatternParameters:
+    """Return the pattern as seen in frames rotated by t·90° (t mod 4) and, for t ≥ 4, mirrored."""
+    angles = []
+    for a in params.angles:
+        kx, ky = a.k_cycles_per_um
+        for _ in range(t % 4):
+            kx, ky = -ky, kx
+        if t >= 4:
+            kx = -kx
+        angles.append(replace(a, k_cycles_per_um=(kx, ky)))
+    return PatternParameters(tuple(angles))
+
+
 def recon_weights(optics: Optics, params: PatternParameters, patch: int, wiener: float = RECON_WIENER,
-                  otf: RadialOTF | None = None) -> ReconWeights:
-    """Build the per-band frequency weights of the reconstruction error for ``patch``² px patches."""
+                  otf: RadialOTF | None = None, augmented: bool = False) -> ReconWeights:
+    """Build the per-band frequency weights of the reconstruction error for ``patch``² px patches.
+
+    augmented: the patches are rotated and flipped (training augmentation), so the pattern of a
+    patch may be any of the 8 dihedral images of ``params``: the weights are averaged over them.
+    """
+    if augmented:
+        sets = [recon_weights(optics, _dihedral_k(params, t), patch, wiener, otf) for t in range(8)]
+        weight = np.mean([w.weight for w in sets], axis=0).astype(np.float32)
+        noise = float(np.sum(weight.mean(axis=(-2, -1)) * np.sum(np.abs(sets[0].mixing) ** 2, axis=-1)))
+        return ReconWeights(sets[0].mixing, weight, noise)
     otf = otf or ideal_otf(optics)
     s = FilterSettings()
     f = np.fft.fftfreq(patch, optics.pixel_size_um)

@@ -214,7 +214,7 @@ def train_steps(
     if settings.loss == "recon":
         from .recon_loss import recon_weights
 
-        rweights = recon_weights(optics, params, settings.patch)
+        rweights = recon_weights(optics, params, settings.patch, augmented=settings.augment)
 
     def loss_fn(pred, target):
         if rweights is not None:
