@@ -89,6 +89,7 @@ def main() -> int:
                     help="low-light noise model: measured on the paired frames, or the photon-transfer fit "
                          "(underestimates here: the bicubic upsampling attenuated the high frequencies it uses)")
     ap.add_argument("--png", default="/tmp/denoiser-png")
+    ap.add_argument("--loss", default=TrainSettings.loss, choices=("recon", "mse", "mae", "anscombe"))
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} is missing")
@@ -118,7 +119,7 @@ def main() -> int:
           f"pairs (low − high/S) gain {paired.gain:.3g}, var0 {paired.var0:.3g}; using the {args.noise} model")
     ts, noise = thinned_set([top], s, OPTICS.pixel_size_um, otf.support_cycles_per_um, BACKGROUND,
                             noise=model_noise, names=["HE_00-14 rows 0-63 (native)"], read_var=model_noise.var0)
-    settings = TrainSettings(epochs=10_000, steps_per_epoch=50, batch=8, patch=32,
+    settings = TrainSettings(epochs=10_000, steps_per_epoch=50, batch=8, patch=32, threads=1, loss=args.loss,
                              time_limit_s=60 * args.train_minutes, augment=args.augment and not args.no_augment)
     res = train_denoiser(ts, OPTICS, params_high, settings, checkpoint=model)
     den = Denoiser.from_weights(res.meta, res.weights, "cpu")

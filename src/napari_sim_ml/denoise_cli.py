@@ -72,7 +72,7 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
                                              f"{GPU_DEFAULT['width']} on a GPU)")
     t.add_argument("--depth", type=int, help=f"network levels (default: {CPU_DEFAULT['depth']} on CPU, "
                                              f"{GPU_DEFAULT['depth']} on a GPU)")
-    t.add_argument("--loss", default=train.loss, choices=("mse", "mae", "anscombe"))
+    t.add_argument("--loss", default=train.loss, choices=("recon", "mse", "mae", "anscombe"))
     t.add_argument("--augment", action="store_true",
                    help="augment by 90° rotations and flips (the model then also accepts rotated patterns)")
     t.add_argument("--lr", type=float, default=train.lr)

@@ -15,7 +15,8 @@ from napari_sim_ml.engine.simulate import random_parameters, simulate_acquisitio
 
 OPTICS = Optics(1.4, 525.0, 0.08)
 PARAMS = random_parameters(OPTICS, 3, 3, 1, rng=np.random.default_rng(3))
-TINY = dict(width=8, depth=2, patch=32, batch=8, steps_per_epoch=40, lr=3e-3, threads=1, validation=8, augment=True)
+TINY = dict(width=8, depth=2, patch=32, batch=8, steps_per_epoch=40, lr=3e-3, threads=1, validation=8, augment=True,
+            loss="mse")  # the raw-frame loss: the tests below compare raw frames; "recon": test_denoise_recon.py
 
 
 @pytest.fixture(scope="module")

@@ -41,16 +41,19 @@ class Denoiser:
     def from_weights(cls, meta: DenoiserMeta, weights: dict, device: str = "auto") -> Denoiser:
         """Build the network of ``meta`` with the given state dict on ``device``, in eval mode."""
         """Build the network of ``meta`` with the given state dict on ``device``, in eval mode."""
-        from .model import DenoiseNet, NetConfig
-        from .train import select_device
+        import torch
+
+        from ..torch_runtime import select_device
+        from .model import DenoiseNet, net_config
 
         dev = select_device(device)
-        net = DenoiseNet(NetConfig(**meta.net))
+        net = DenoiseNet(net_config(meta.net))
         try:
             net.load_state_dict(weights)
         except RuntimeError:
             raise SimInputError("the denoiser's weights do not match its network description") from None
-        return cls(meta, net.to(dev).eval(), dev)
+        # channels-last memory: oneDNN's faster convolutions on the CPU (measured −20 % per plane)
+        return cls(meta, net.to(dev).eval().to(memory_format=torch.channels_last), dev)  # type: ignore[call-overload]
 
 
 def _starts(n: int, tile: int, step: int) -> list[int]:
@@ -68,14 +71,14 @@ def denoise_frames(frames: np.ndarray, den: Denoiser, background: float = 0.0, t
     """
     import torch
 
-    from .model import NetConfig, multiple
-    from .train import cpu_threads
+    from ..torch_runtime import cpu_threads
+    from .model import multiple, net_config
 
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 4 or frames.shape[1] != den.meta.n_frames:
         raise SimInputError(f"the denoiser expects {den.meta.n_frames} frames per plane, got "
                             f"{frames.shape[1] if frames.ndim == 4 else frames.shape}")
-    m = multiple(NetConfig(**den.meta.net))
+    m = multiple(net_config(den.meta.net))
     n, f, ny, nx = frames.shape
     tile = max(m, (int(tile) // m) * m)
     overlap = min(int(overlap), tile // 4)
@@ -108,11 +111,12 @@ def _run_tiles(x: np.ndarray, out: np.ndarray, weight: np.ndarray, win: np.ndarr
     import torch
 
     ty, tx = size
-    with torch.no_grad():
+    with torch.inference_mode():
         for i in range(x.shape[0]):
             for j in range(0, len(boxes), batch):
                 chunk = boxes[j:j + batch]
                 t = torch.from_numpy(np.stack([x[i, :, y:y + ty, x0:x0 + tx] for y, x0 in chunk])).to(den.device)
+                t = t.contiguous(memory_format=torch.channels_last)
                 pred = den.net(t).cpu().numpy()
                 for (y, x0), p in zip(chunk, pred, strict=False):
                     out[i, :, y:y + ty, x0:x0 + tx] += p * win

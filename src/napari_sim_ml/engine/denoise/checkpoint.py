@@ -19,7 +19,7 @@ from ..errors import SimInputError
 from ..parameters import Optics, PatternParameters, wrap_phase
 
 FORMAT = "napari-sim-ml raw-frame denoiser"
-VERSION = 2  # the newest format read; step-1 files are still written as format 1 (readable by older versions)
+VERSION = 2  # 2: the network may have NetConfig.full / full_convs, and a kind (step 2); version-1 readers refuse both
 KINDS = ("step1", "step2")  # step 1: raw frames → raw frames; step 2: reconstruction → reconstruction
 OPTICS_TOLERANCE = 0.03  # relative, NA / wavelength / pixel size
 K_TOLERANCE = 0.03  # relative |k|
@@ -62,13 +62,13 @@ class DenoiserMeta:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready metadata (format, version, optics, pattern, noise model, normalisation, net)."""
         """JSON-ready metadata (format, version, optics, pattern, noise model, normalisation, net)."""
-        out = {"format": FORMAT, "version": 1, "optics": asdict(self.optics),
+        out = {"format": FORMAT, "version": VERSION, "optics": asdict(self.optics),
                "params": self.params.to_dict(), "noise": {"gain": self.gain, "var0": self.var0},
                "normalisation": {"ref_photons": self.ref_photons,
                                  "rule": "(counts - background) / gain / ref_photons"},
                "net": dict(self.net), "training": dict(self.training), "kind": self.kind}
         if self.kind == "step2":  # older versions must refuse a step-2 file rather than apply it to raw frames
-            out.update(version=VERSION, step2=dict(self.step2),
+            out.update(step2=dict(self.step2),
                        normalisation={"ref_photons": self.ref_photons,
                                       "rule": self.step2.get("normalisation", {}).get("rule", "")})
         return out

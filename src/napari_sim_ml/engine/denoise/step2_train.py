@@ -24,10 +24,11 @@ from ..errors import SimInputError
 from ..methods import MethodSettings
 from ..parameters import Optics, PatternParameters
 from ..steps import run_to_end
+from ..torch_runtime import cpu_threads, select_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import dihedral
 from .step2 import Step2Set, step2_meta
-from .train import CPU_DEFAULT, GPU_DEFAULT, TrainProgress, TrainResult, TrainSettings, cpu_threads, select_device
+from .train import CPU_DEFAULT, GPU_DEFAULT, TrainProgress, TrainResult, TrainSettings
 
 
 def sample_pairs(ts: Step2Set, batch: int, patch: int, rng: np.random.Generator,

@@ -23,15 +23,23 @@ from ..torch_runtime import cpu_threads, select_device
 from .checkpoint import DenoiserMeta, load_checkpoint, save_checkpoint
 from .data import TrainingSet, sample_batch
 
-CPU_DEFAULT = {"width": 24, "depth": 3}  # network size when TrainSettings leaves it open, on a CPU
+# network size when TrainSettings leaves it open, on a CPU: one convolution at the camera grid (half the
+# time per plane of two there), width 32 below it; +1.28 dB over Wiener at 60 photons in 3 minutes against
+# +0.62 dB for the former width 24 with two camera-grid convolutions (benchmarks/RESULTS.md, issue 13)
+CPU_DEFAULT = {"width": 32, "depth": 3, "full_convs": 1}
 GPU_DEFAULT = {"width": 48, "depth": 4}  # and on a GPU
+RECON_FLOOR = 0.25  # "recon" loss: a patch's noise unit is that of at least this × the reference signal
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """epochs × steps_per_epoch steps of ``batch`` patches of ``patch``² camera pixels.
 
-    width/depth: network size (None: the CPU or GPU default); lr: Adam learning rate (cosine
+    width/depth: network size (None: the CPU or GPU default); full / full_convs: channels and 3×3
+    convolutions per block at the camera grid (None: max(8, width // 2) and the default's count);
+    loss: "recon" (the default: the error the Wiener reconstruction makes of the frame error, each
+    example in units of its own noise, :mod:`.recon_loss`), "mse", "mae" or "anscombe" (see
+    :mod:`.model`); lr: Adam learning rate (cosine
     decay to 5 % over the run); device: "auto" | "cpu" | "cuda"; threads: CPU threads (None: all
     usable cores, 1 if busy); augment: 90° rotations and flips of the patches (then the denoiser also accepts
     rotated/flipped patterns; without, the default, each channel keeps its pattern direction, which
@@ -44,20 +52,22 @@ class TrainSettings:
     steps_per_epoch: int = 25
     batch: int = 8
     patch: int = 64
-    lr: float = 2e-3
+    lr: float = 4e-3
     width: int | None = None
     depth: int | None = None
+    full: int | None = None
+    full_convs: int | None = None
     device: str = "auto"
     seed: int = 0
     threads: int | None = None
     time_limit_s: float | None = None
     validation: int = 16
-    loss: str = "mse"
+    loss: str = "recon"
     augment: bool = False
 
     def __post_init__(self) -> None:
-        if self.loss not in ("mse", "mae", "anscombe"):
-            raise SimInputError(f"unknown loss '{self.loss}'; choose mse, mae or anscombe")
+        if self.loss not in ("mse", "mae", "anscombe", "recon"):
+            raise SimInputError(f"unknown loss '{self.loss}'; choose mse, mae, anscombe or recon")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch < 1:
             raise SimInputError("epochs, steps per epoch and batch must be at least 1")
         if self.patch < 16 or self.patch % 16:
@@ -106,7 +116,8 @@ def reference_photons(ts: TrainingSet) -> float:
 def _to_net(x: np.ndarray, gain: float, ref: float, device):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(x / (gain * ref), dtype=np.float32)).to(device)
+    t = torch.from_numpy(np.ascontiguousarray(x / (gain * ref), dtype=np.float32)).to(device)
+    return t.contiguous(memory_format=torch.channels_last)
 
 
 def train_steps(
@@ -129,6 +140,7 @@ def train_steps(
         NetConfig,
         anscombe_mse,
         n_parameters,
+        net_config,
         scaled_mae,
         scaled_mse,
     )
@@ -147,19 +159,21 @@ def train_steps(
         meta, weights, opt_state, resumed = load_checkpoint(resume)
         if meta.n_frames != ts.n_frames:
             raise SimInputError("the checkpoint to resume was trained for a different number of frames")
-        cfg = NetConfig(**meta.net)
+        cfg = net_config(meta.net)
         done_epochs = int(resumed.get("epochs_done", 0))
         losses, val_losses = list(resumed.get("losses", [])), list(resumed.get("val_losses", []))
         seconds0 = float(resumed.get("seconds", 0.0))
         rng = np.random.default_rng([settings.seed, done_epochs])
     else:
         base = GPU_DEFAULT if device.type == "cuda" else CPU_DEFAULT
-        cfg = NetConfig(ts.n_frames, settings.width or base["width"], settings.depth or base["depth"])
+        cfg = NetConfig(ts.n_frames, settings.width or base["width"], settings.depth or base["depth"],
+                        settings.full, settings.full_convs or base.get("full_convs", 2))
         meta = DenoiserMeta(optics, params, ts.gain, ts.var0, reference_photons(ts), cfg.to_dict())
         weights = None
     net = DenoiseNet(cfg).to(device)
     if weights is not None:
         net.load_state_dict(weights)
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster CPU convolutions
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     if opt_state:
         opt.load_state_dict(opt_state)
@@ -170,8 +184,19 @@ def train_steps(
     gain, ref = ts.gain, meta.ref_photons
     vx, vy = _to_net(v_noisy, gain, ref, device), _to_net(v_clean, gain, ref, device)
     scale = gain * ref
+    rweights, rcache = None, {}  # type: ignore[var-annotated]
+    if settings.loss == "recon":
+        from .recon_loss import recon_weights
+
+        rweights = recon_weights(optics, params, settings.patch, augmented=settings.augment)
 
     def loss_fn(pred, target):
+        if rweights is not None:
+            from .recon_loss import recon_loss
+
+            floor = RECON_FLOOR * scale  # each example in units of its own noise (bright ones do not dominate)
+            mean = torch.clamp(torch.mean(target, dim=(1, 2, 3)) * scale, min=floor)
+            return recon_loss(pred * scale, target * scale, rweights, gain * mean + max(ts.var0, 0.0), rcache)
         if settings.loss == "anscombe":
             return anscombe_mse(pred * scale, target * scale, gain, ts.var0)
         if settings.loss == "mae":
@@ -197,7 +222,7 @@ def train_steps(
                     "cancelled": cancelled}
         out = replace(meta, training=training)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, out, {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            save_checkpoint(checkpoint, out, {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
                             opt.state_dict(), state(epochs_done, secs))
         return out
 
@@ -243,7 +268,7 @@ def train_steps(
         torch.set_num_threads(threads_before)
     secs = seconds0 + time.perf_counter() - t0
     meta = finish(epoch, secs, False)
-    weights = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     return TrainResult(Path(checkpoint) if checkpoint else None, meta, step, secs, losses, val_losses,
                        device=device.type, weights=weights)
 
@@ -255,7 +280,4 @@ def train_denoiser(ts: TrainingSet, optics: Optics, params: PatternParameters,
     return run_to_end(train_steps(ts, optics, params, settings, checkpoint, resume))
 
 
-# select_device / cpu_threads live in engine/torch_runtime.py; re-exported for denoise/apply.py and
-# benchmarks/bench_denoiser.py, which another helper edits this session (point them there after the merge)
-__all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "reference_photons",
-           "select_device", "cpu_threads"]
+__all__ = ["TrainSettings", "TrainProgress", "TrainResult", "train_steps", "train_denoiser", "reference_photons"]
