@@ -234,9 +234,11 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         estimated_on = est.estimated_on
         if known is not None and given is None:
             estimated_on = f"{estimated_on} (phases; k from {args.k_from})"
+        measured = None
         if getattr(args, "denoiser", None):  # raw frames denoised in dask tasks before the reconstruction
             from .denoise_cli import denoise_lazy
 
+            measured = stack
             stack = denoise_lazy(stack, args.denoiser, optics, list(params) if isinstance(params, tuple) else params,
                                  request.background, args.denoiser_device)
         job = plane_job(request, params, otf)
@@ -248,7 +250,8 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         batch_t = max(1, math.ceil(2 * executor.workers / n_z))
         bar = Progress(path.name, n_t * n_z, progress_on)
         with OutputSet(args.overwrite) as outs:  # unique temporary name, fsync, no-clobber rename
-            planes = step2_planes(iter_planes(stack, job, executor, batch_t), args, optics, params, request.method)
+            planes = step2_planes(iter_planes(stack, job, executor, batch_t, measured=measured), args, optics, params,
+                                  request.method)
             if args.format in ("zarr", "ome-zarr"):
                 write_zarr(outs.stage(final), planes, shape, out_px, meta, bar, version=args.ngff_version)
             else:

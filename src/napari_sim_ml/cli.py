@@ -215,7 +215,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"denoised {len(flat)} plane(s) with {args.denoiser}; data consistency: {consistency}")
         denoiser = {"model": str(args.denoiser), "consistency": consistency}
     results = []
-    for res in iter_planes(request, params, otf, planes=flat, validate=False):
+    for res in iter_planes(request, params, otf, planes=flat, validate=False,
+                           noise_planes=measured if args.denoiser else None):
         if method.name == "wiener" and method.form == "wiener" and method.auto_wiener:
             print(f"Wiener w = {res.settings.wiener:.3g} (chosen from the data's noise)")
         _print_trust(res.image, flat[res.index], optics, params, otf, request.background, method.name,

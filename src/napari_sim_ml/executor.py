@@ -145,10 +145,12 @@ def _worker_init(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def iter_planes(stack: Any, job: Any, executor: Executor, batch_t: int, window: int = 2) -> Iterator[np.ndarray]:
+def iter_planes(stack: Any, job: Any, executor: Executor, batch_t: int, window: int = 2,
+                measured: Any = None) -> Iterator[np.ndarray]:
     """Yield the reconstructed planes (2Y, 2X) in (t, z) order.
 
-    ``window`` batches of ``batch_t`` time points are in flight at a time, so memory does not grow with the series.
+    ``window`` batches of ``batch_t`` time points are in flight at a time, so memory does not grow with the series;
+    ``measured``: the raw stack when ``stack`` is denoised (see ``engine.lazy.reconstruct_lazy``).
     """
     from .engine.lazy import reconstruct_lazy
 
@@ -158,7 +160,8 @@ def iter_planes(stack: Any, job: Any, executor: Executor, batch_t: int, window: 
     def submit_next() -> None:
         t0 = next(starts, None)
         if t0 is not None:
-            pending.append(executor.submit(reconstruct_lazy(stack[t0:t0 + batch_t], job, t0)))
+            raw = None if measured is None else measured[t0:t0 + batch_t]
+            pending.append(executor.submit(reconstruct_lazy(stack[t0:t0 + batch_t], job, t0, raw)))
 
     for _ in range(window):
         submit_next()

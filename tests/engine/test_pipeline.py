@@ -120,3 +120,27 @@ def test_batch_job_gives_the_same_plane(sim):
     job = P.plane_job(req, sim.params)
     direct = next(P.iter_planes(req, sim.params)).image
     assert np.array_equal(job.reconstruct(sim.raw.astype(np.float64)), direct)
+
+
+def test_denoised_planes_take_their_automatic_w_from_the_measured_frames(sim):
+    """Denoised frames hide their noise from auto_wiener: the w comes from the measured frames."""
+    import dask.array as da
+
+    from napari_sim_ml.engine.lazy import make_job, reconstruct_lazy
+
+    raw = sim.raw.astype(np.float32)
+    bright = simulate_acquisition("filaments", size=96, photons=50000.0, seed=4)  # 1/100 of the noise variance:
+    smooth = ((bright.raw - bright.offset) / 100 + sim.offset).astype(np.float32)  # a stand-in for denoised frames
+    req = request_for(sim, params=sim.params, method=P.MethodSettings.from_flags())
+    otf = ideal_otf(sim.optics)
+    w_raw = auto_wiener(prepare_reconstruction(raw, sim.optics, sim.params, otf, sim.offset))
+    w_smooth = auto_wiener(prepare_reconstruction(smooth, sim.optics, sim.params, otf, sim.offset))
+    assert w_smooth < 0.5 * w_raw  # the failure this guards against
+    (res,) = P.iter_planes(req, sim.params, otf, planes=smooth[None], noise_planes=raw[None])
+    assert res.settings.wiener == pytest.approx(w_raw)
+    expected = wiener_filter(prepare_reconstruction(smooth, sim.optics, sim.params, otf, sim.offset),
+                             replace(FilterSettings(), wiener=w_raw))
+    np.testing.assert_allclose(res.image, expected, rtol=1e-5, atol=1e-5)
+    job = make_job(sim.optics, sim.params, otf, FilterSettings(), sim.offset, auto_wiener=True)
+    lazy = reconstruct_lazy(da.from_array(smooth[None, None]), job, 0, da.from_array(raw[None, None]))
+    np.testing.assert_allclose(lazy.compute()[0, 0], expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))

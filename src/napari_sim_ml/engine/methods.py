@@ -123,8 +123,13 @@ def fit_pinn_plane(plane: np.ndarray, optics: Optics, params: PatternParameters,
 
 def reconstruct_plane(plane: np.ndarray, optics: Optics, params: PatternParameters, otf: RadialOTF,
                       background: float, method: MethodSettings, outputs: Outputs = Outputs(),
-                      index: int = 0, t: int = 0, z: int = 0) -> PlaneResult:
-    """Reconstruct one plane (A, P, Y, X) as ``method`` says; the outputs as ``outputs`` asks."""
+                      index: int = 0, t: int = 0, z: int = 0, noise_plane: np.ndarray | None = None) -> PlaneResult:
+    """Reconstruct one plane (A, P, Y, X) as ``method`` says; the outputs as ``outputs`` asks.
+
+    ``noise_plane``: the measured frames (A, P, Y, X) whose noise sets the automatic w when
+    ``plane`` is not what was measured (denoised frames: their noise is gone from where
+    ``filters.auto_wiener`` measures it, which chose w ≈ 0.003 there and lost 0.4 dB).
+    """
     from .wiener import log_spectrum, prepare_reconstruction, wiener_filter
 
     settings, prepared, noise, pinn_info = method.filter, None, None, None
@@ -140,7 +145,9 @@ def reconstruct_plane(plane: np.ndarray, optics: Optics, params: PatternParamete
             if method.auto_wiener:
                 from .filters import auto_wiener
 
-                settings = replace(settings, wiener=auto_wiener(prepared, settings))
+                noisy = prepared if noise_plane is None else \
+                    prepare_reconstruction(noise_plane, optics, params, otf, background)
+                settings = replace(settings, wiener=auto_wiener(noisy, settings))
             image = wiener_filter(prepared, settings)
         noise = prepared.frame_noise_variance
     else:

@@ -228,12 +228,14 @@ def validate_planes(flat: np.ndarray, n_z: int) -> None:
 
 def iter_planes(request: ReconstructionRequest, params: PatternParameters | tuple[PatternParameters, ...],
                 otf: RadialOTF | None = None, planes: np.ndarray | None = None,
-                validate: bool = True) -> Iterator[PlaneResult]:
+                validate: bool = True, noise_planes: np.ndarray | None = None) -> Iterator[PlaneResult]:
     """Reconstruct every plane of ``request`` in (t, z) order, one :class:`PlaneResult` at a time.
 
     ``params``: one set, or one per time point; ``planes``: (T·Z, A, P, Y, X) to use instead of
     the request's frames (e.g. denoised). All planes are checked before the first is computed
-    (``validate``: a caller that checked them with :func:`validate_planes` passes False).
+    (``validate``: a caller that checked them with :func:`validate_planes` passes False);
+    ``noise_planes``: the measured planes, same shape, when ``planes`` are denoised (the automatic w
+    is chosen from their noise).
     """
     arranged = request.planes()
     n_z = arranged.shape[1]
@@ -246,7 +248,8 @@ def iter_planes(request: ReconstructionRequest, params: PatternParameters | tupl
         t, z = divmod(n, n_z)
         p = params[t] if isinstance(params, tuple) else params
         yield reconstruct_plane(plane, request.optics, p, otf, request.background, request.method,
-                                request.outputs, n, t, z)
+                                request.outputs, n, t, z,
+                                None if noise_planes is None else np.asarray(noise_planes[n]))
 
 
 # ---------------------------------------------------------------- metadata, batch job

@@ -45,8 +45,12 @@ class PlaneJob:
         """Return the pattern parameters of time point ``t`` (the same for all when fixed)."""
         return self.params[t] if isinstance(self.params, tuple) else self.params
 
-    def reconstruct(self, plane: np.ndarray, t: int = 0) -> np.ndarray:
-        """One plane (A, P, Y, X) → (2Y, 2X) float32, exactly as the engine does it."""
+    def reconstruct(self, plane: np.ndarray, t: int = 0, noise_plane: np.ndarray | None = None) -> np.ndarray:
+        """One plane (A, P, Y, X) → (2Y, 2X) float32, exactly as the engine does it.
+
+        ``noise_plane``: the measured frames when ``plane`` is denoised (the automatic w is chosen
+        from their noise, as ``methods.reconstruct_plane`` does).
+        """
         from .wiener import prepare_reconstruction, wiener_filter
 
         params = self.params_at(t)
@@ -69,7 +73,9 @@ class PlaneJob:
 
             from .filters import auto_wiener
 
-            settings = replace(settings, wiener=auto_wiener(prepared, settings))
+            noisy = prepared if noise_plane is None else \
+                prepare_reconstruction(noise_plane, self.optics, params, self.otf, self.background)
+            settings = replace(settings, wiener=auto_wiener(noisy, settings))
         image = wiener_filter(prepared, settings)
         if apo is None and self.key:
             with _APO_LOCK:
@@ -91,32 +97,42 @@ def make_job(optics: Optics, params: PatternParameters | Sequence[PatternParamet
     return PlaneJob(optics, params, otf, settings, float(background), method, pinn, key, auto_wiener)
 
 
-def _reconstruct_block(block: np.ndarray, job: PlaneJob, t0: int, block_info: dict | None = None) -> np.ndarray:
+def _reconstruct_block(block: np.ndarray, job: PlaneJob, t0: int, block_info: dict | None = None,
+                       noisy: np.ndarray | None = None) -> np.ndarray:
     t = t0 + (block_info[0]["chunk-location"][0] if block_info else 0)
     out = np.empty((*block.shape[:2], 2 * block.shape[-2], 2 * block.shape[-1]), dtype=np.float32)
     z0 = block_info[0]["chunk-location"][1] if block_info else 0
     for i in range(block.shape[0]):
         for j in range(block.shape[1]):
             try:
-                out[i, j] = job.reconstruct(np.asarray(block[i, j]), t + i)
+                out[i, j] = job.reconstruct(np.asarray(block[i, j]), t + i,
+                                            None if noisy is None else np.asarray(noisy[i, j]))
             except SimInputError as exc:  # name the plane of a time-lapse / z-stack that is bad
                 raise SimInputError(f"time point {t + i}, z plane {z0 + j}: {exc}") from None
     return out
 
 
-def reconstruct_lazy(stack: Any, job: PlaneJob, t0: int = 0) -> Any:
+def _reconstruct_pair(block: np.ndarray, noisy: np.ndarray, job: PlaneJob, t0: int,
+                      block_info: dict | None = None) -> np.ndarray:
+    return _reconstruct_block(block, job, t0, block_info, noisy)
+
+
+def reconstruct_lazy(stack: Any, job: PlaneJob, t0: int = 0, measured: Any = None) -> Any:
     """(T, Z, A, P, Y, X) dask stack → (T, Z, 2Y, 2X) float32 dask array, one plane per task.
 
     ``t0`` is the time index of the stack's first time point (for per-time-point
-    parameters when ``stack`` is a slice of a longer series).
+    parameters when ``stack`` is a slice of a longer series); ``measured``: the raw stack, same
+    shape, when ``stack`` is denoised (the automatic w is chosen from its noise).
     """
     import dask.array as da
     from dask.base import tokenize
 
     stack = stack.rechunk((1, 1, *stack.shape[2:]))
     ny, nx = stack.shape[-2:]
+    arrays = (stack,) if measured is None else (stack, measured.rechunk(stack.chunks))
+    func = _reconstruct_block if measured is None else _reconstruct_pair
     return da.map_blocks(
-        _reconstruct_block, stack, job, t0, dtype=np.float32, drop_axis=(2, 3),
+        func, *arrays, job, t0, dtype=np.float32, drop_axis=(2, 3),
         chunks=(stack.chunks[0], stack.chunks[1], (2 * ny,), (2 * nx,)),
-        name=f"reconstruct-{tokenize(job.key, stack.name, t0)}",  # unique per input, job and slice
+        name=f"reconstruct-{tokenize(job.key, *(a.name for a in arrays), t0)}",  # unique per input, job and slice
     )
