@@ -58,6 +58,13 @@ def test_batch_with_the_denoiser(model):
               "--denoiser", out, "--no-progress")
     assert res.returncode == 0, res.stderr
     assert (folder / "batch" / "lo_sim.ome.tif").exists()
+    # the same image as reconstruct --denoiser: both choose the automatic w on the measured frames
+    res = run("reconstruct", folder / "lo.tif", "-o", folder / "sr_b.tif", "--params", folder / "lo_params.json",
+              "--denoiser", out)
+    assert res.returncode == 0, res.stderr
+    batch = np.squeeze(read_raw(folder / "batch" / "lo_sim.ome.tif", require_frames=False).frames)
+    single = np.squeeze(read_raw(folder / "sr_b.tif", require_frames=False).frames)
+    np.testing.assert_allclose(batch, single, rtol=1e-4, atol=1e-4 * float(np.abs(single).max()))
 
 
 @pytest.mark.slow

@@ -1,17 +1,14 @@
 """Batch reconstruction: ``napari-sim-ml batch INPUTS... -o OUTDIR``.
 
-Every input (TIFF, OME-TIFF, MRC/DV; a folder stands for the raw files in it) is
-opened lazily, its frames arranged lazily into (T, Z, A, P, Y, X) planes, the
-pattern estimated once (on one time point, or on the mean of all time points;
-``--per-time-point`` re-estimates every time point for drifting patterns) and every
-plane reconstructed in a dask task: local threads (default), local processes, or a
-dask.distributed scheduler address. Planes are computed a few at a time, in order,
-and written one by one into ``OUTDIR/<input name>_sim.ome.tif`` (or ``.zarr``)
-under a temporary name that is renamed when the file is complete. So a batch that
-is stopped and started again skips the finished outputs and redoes the partial
-ones. An input that cannot be read or reconstructed is reported by name and
-skipped; the exit status is 0 when every input succeeded, 1 when some failed and 2
-for a usage error.
+Every input (TIFF, OME-TIFF, MRC/DV; a folder stands for the raw files in it) is opened lazily, its
+frames arranged lazily into (T, Z, A, P, Y, X) planes, the pattern estimated once (on one time point,
+or on the mean of all time points; ``--per-time-point`` re-estimates every time point for drifting
+patterns) and every plane reconstructed in a dask task: local threads (default), local processes, or
+a dask.distributed scheduler address. Planes are computed a few at a time, in order, and written one
+by one into ``OUTDIR/<input name>_sim.ome.tif`` (or ``.zarr``) under a temporary name that is renamed
+when the file is complete. So a batch that is stopped and started again skips the finished outputs
+and redoes the partial ones. An input that cannot be read or reconstructed is reported by name and
+skipped; the exit status is 0 when every input succeeded, 1 when some failed and 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -234,11 +231,10 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         estimated_on = est.estimated_on
         if known is not None and given is None:
             estimated_on = f"{estimated_on} (phases; k from {args.k_from})"
-        measured = None
-        if getattr(args, "denoiser", None):  # raw frames denoised in dask tasks before the reconstruction
+        measured = stack if getattr(args, "denoiser", None) else None  # the raw frames, when denoised in dask tasks
+        if measured is not None:
             from .denoise_cli import denoise_lazy
 
-            measured = stack
             stack = denoise_lazy(stack, args.denoiser, optics, list(params) if isinstance(params, tuple) else params,
                                  request.background, args.denoiser_device)
         job = plane_job(request, params, otf)
@@ -250,7 +246,7 @@ def process_file(path: Path, final: Path, args: argparse.Namespace, executor: Ex
         batch_t = max(1, math.ceil(2 * executor.workers / n_z))
         bar = Progress(path.name, n_t * n_z, progress_on)
         with OutputSet(args.overwrite) as outs:  # unique temporary name, fsync, no-clobber rename
-            planes = step2_planes(iter_planes(stack, job, executor, batch_t, measured=measured), args, optics, params,
+            planes = step2_planes(iter_planes(stack, job, executor, batch_t, 2, measured), args, optics, params,
                                   request.method)
             if args.format in ("zarr", "ome-zarr"):
                 write_zarr(outs.stage(final), planes, shape, out_px, meta, bar, version=args.ngff_version)

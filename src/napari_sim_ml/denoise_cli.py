@@ -214,7 +214,7 @@ def _train_step2(args: argparse.Namespace, out: Path, settings: Any) -> int:
                             "(--from-high is for step 1)")
     if args.params is None:
         raise SimInputError("--simulate needs --params (the pattern to simulate)")
-    if settings.loss not in ("mse", "mae"):
+    if settings.loss not in ("recon", "mse", "mae"):  # recon: the squared error on the reconstruction, = mse here
         raise SimInputError("--step 2 takes --loss mse or mae")
     if len(args.photons) > 2:
         raise SimInputError("--photons takes one value or a range LOW HIGH")

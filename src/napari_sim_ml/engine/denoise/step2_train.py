@@ -7,7 +7,8 @@ checkpoint (kind "step2") is written after every epoch and when cancelled. The s
 
 The loss is the mean squared error against the matched passband truth in units of the input's
 own error (so the untrained network, the identity, scores 1 and a loss below 1 means closer to
-the truth than the plain reconstruction); ``loss="mae"`` uses the absolute error alike.
+the truth than the plain reconstruction); ``loss="mae"`` uses the absolute error alike. Step 1's
+default ``"recon"`` (the error measured on the reconstruction) is that same squared error here.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def step2_steps(
     vx_np, vy_np = sample_pairs(ts, settings.validation, settings.patch, np.random.default_rng(12345),
                                 settings.augment)
     vx, vy = torch.from_numpy(vx_np).to(device), torch.from_numpy(vy_np).to(device)
+    if settings.loss not in ("recon", "mse", "mae"):
+        raise SimInputError(f"step 2 trains with the loss mse or mae, not '{settings.loss}'")
     mae = settings.loss == "mae"
     # the input's own error on the validation pairs: the unit of the loss (identity = 1)
     unit = float(np.mean(np.abs(vx_np - vy_np))) if mae else float(np.mean((vx_np - vy_np) ** 2))
@@ -119,7 +122,7 @@ def step2_steps(
 
     def finish(epochs_done: int, secs: float, cancelled: bool):
         training = {**ts.description, "epochs": epochs_done, "steps_per_epoch": settings.steps_per_epoch,
-                    "batch": settings.batch, "patch": settings.patch, "seconds": secs, "loss": settings.loss,
+                    "batch": settings.batch, "patch": settings.patch, "seconds": secs, "loss": "mae" if mae else "mse",
                     "loss_unit": "the input reconstruction's own error", "augment": settings.augment,
                     "parameters": n_parameters(net), "final_val_loss": val_losses[-1] if val_losses else None,
                     "cancelled": cancelled}
