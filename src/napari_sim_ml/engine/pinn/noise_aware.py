@@ -136,7 +136,7 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     # describe, e.g. the OMX file's ×921, where the steps would freeze the fit at its start)
     step_scale = min(float(np.sqrt(inflation)), STEP_SCALE_MAX) if s.noise_scaled_steps else 1.0
     haze_cam = None  # the unmodulated background measured from the bands, when it is a clear part of the light
-    if refine and s.envelope and params is not None:
+    if refine and s.envelope and params is not None and s.haze_start:
         haze_cam = estimate_haze(y_np.reshape(ctx.plane.shape), params, ctx.otf, px)
         if haze_cam is not None and float(haze_cam.mean()) < HAZE_START_FRACTION * float(y_np.mean()):
             haze_cam = None
