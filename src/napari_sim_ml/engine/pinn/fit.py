@@ -19,7 +19,8 @@ Two modes:
   pixel-unshuffled Wiener and widefield images and pixel-shuffles to the fine grid, bf16 on
   CPUs with native bf16). The object grid carries an 8-px margin so borders are not periodic.
   With pattern parameters, the fit also refines what real frames differ in (phases, modulation,
-  k, per-frame gains, a smooth envelope and haze, the OTF attenuation), notches the object at
+  k, per-frame gains, a smooth envelope and haze — started at the haze the bands show,
+  :mod:`.haze` — the OTF attenuation), notches the object at
   ±b·k where the modulated bands cannot tell it from intensity changes, and applies a
   power-law spectral prior (:mod:`.refine`).
   Early stopping on the plateau of the reduced χ², an exponential moving average of the

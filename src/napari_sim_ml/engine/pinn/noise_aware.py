@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..artifacts import pattern_imprint
 from ..parameters import FilterSettings
+from .haze import estimate_haze
 from .net import SLIM_NET, Adam, UNet, native_bf16, run_net, seeded_generator
 from .noise import NoiseModel, inband_noise_ratio, noise_model_for, robust_scale
 from .physics import ForwardModel, apodizer, fit_transfer, sim_support, total_variation
@@ -29,6 +30,7 @@ PROBE_EVERY, PROBE_STEPS = 10, 40  # steps between imprint checks, last step che
 STEP_SCALE_MAX = 3.0  # the noise-scaled steps follow √r up to r = 9 (the binned bicubic sets: 6.9–7.1)
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
 EMA_DECAY = 0.9
+HAZE_START_FRACTION = 0.1  # the measured haze starts the fit when it is ≥ 10 % of the frames' mean
 
 
 def _ceil_to(n: int, m: int) -> int:
@@ -40,11 +42,14 @@ def _pad_field(img: np.ndarray, factor: int, margin: int, shape: tuple[int, int]
     return np.pad(img, ((t, shape[0] - img.shape[0] - t), (t, shape[1] - img.shape[1] - t)), mode="reflect")
 
 
-def _warm_start(ctx: FitContext, y_np: np.ndarray, w_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _warm_start(ctx: FitContext, y_np: np.ndarray, w_scale: float = 1.0,
+                haze: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return (Wiener, widefield) on the fine grid of the field, the warm start.
 
-    With pattern parameters the Wiener reconstruction (w = ``start_wiener`` × ``w_scale``) and
-    the widefield image, else the upsampled mean frame twice.
+    With pattern parameters the Wiener reconstruction (w = ``start_wiener`` × ``w_scale``) of
+    the frames less ``haze`` (Y, X counts, the measured unmodulated background, scaled by each
+    frame's mean intensity; None: none)
+    and the widefield image, else the upsampled mean frame twice.
     """
     if ctx.patterns is None:
         from ..wiener import prepare_reconstruction, wiener_filter
@@ -55,7 +60,14 @@ def _warm_start(ctx: FitContext, y_np: np.ndarray, w_scale: float = 1.0) -> tupl
         prepared = prepare_reconstruction(ctx.plane, ctx.optics, ctx.params, ctx.otf, ctx.background)
         w = ctx.settings.start_wiener
         w = auto_wiener(prepared, FilterSettings()) if w is None else w * w_scale
-        return wiener_filter(prepared, FilterSettings(wiener=w)), prepared.widefield
+        wien = wiener_filter(prepared, FilterSettings(wiener=w))
+        if haze is not None:  # the haze's share of that reconstruction (it is linear in the frames) leaves it
+            rel = y_np.mean(axis=(-2, -1)) / float(y_np.mean())
+            hplane = (rel.reshape(ctx.plane.shape[:2])[..., None, None] * haze).astype(np.float32)
+            hprep = prepare_reconstruction(hplane + np.float32(ctx.background), ctx.optics, ctx.params, ctx.otf,
+                                           ctx.background)
+            wien = wien - wiener_filter(hprep, FilterSettings(wiener=w))
+        return wien, prepared.widefield
     mean = torch.from_numpy(y_np.mean(axis=0).astype(np.float32))[None, None]
     wide = F.interpolate(mean, scale_factor=ctx.factor, mode="bicubic", align_corners=False)[0, 0].numpy()
     return wide, wide
@@ -123,35 +135,53 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     # (at most STEP_SCALE_MAX: far larger ratios mean pre-processed data the camera model does not
     # describe, e.g. the OMX file's ×921, where the steps would freeze the fit at its start)
     step_scale = min(float(np.sqrt(inflation)), STEP_SCALE_MAX) if s.noise_scaled_steps else 1.0
-    wien, wide = _warm_start(ctx, y_np, step_scale)
-    wien_p, wide_p = (_pad_field(np.asarray(a, np.float64), f, margin, shape) for a in (wien, wide))
-    start = np.clip(wien_p, 0.0, None) / robust_scale(np.clip(wien_p, 0, None))
-    x_np = np.stack([wien_p / robust_scale(np.abs(wien_p)), wide_p / robust_scale(np.abs(wide_p))])
-    x = F.pixel_unshuffle(torch.from_numpy(x_np.astype(np.float32))[None], f)[0].to(dev)
+    haze_cam = None  # the unmodulated background measured from the bands, when it is a clear part of the light
+    if refine and s.envelope and params is not None and s.haze_start:
+        haze_cam = estimate_haze(y_np.reshape(ctx.plane.shape), params, ctx.otf, px)
+        if haze_cam is not None and float(haze_cam.mean()) < HAZE_START_FRACTION * float(y_np.mean()):
+            haze_cam = None
     y = torch.from_numpy(y_np.astype(np.float32)).to(dev)
-    with torch.no_grad():  # intensity and background of the start so that A·fm(start) + b ≈ y
-        pred = fm(torch.from_numpy(start.astype(np.float32)).to(dev)).double().cpu().numpy().ravel()
-    lsq = np.linalg.lstsq(np.stack([pred, np.ones_like(pred)], 1), y_np.ravel(), rcond=None)[0]
-    gain_start = float(lsq[0]) if lsq[0] > 0 else float(y_np.mean() / max(pred.mean(), 1e-12))
-    offset0 = float(lsq[1]) / scale if lsq[0] > 0 else 0.0
-    target = torch.from_numpy((start * gain_start / scale).astype(np.float32)).to(dev)
     notch = None  # on from the start, or only once the fit shows the imprint (notch_trigger_db)
     if params is not None and s.imprint_notch > 0:
         notch = imprint_notch(params, shape, fine_px, s.imprint_notch / (max(ny, nx) * px), dev)
     notch_on = notch is not None and s.notch_trigger_db is None
-    inv_power = None
-    if s.spectral_prior > 0:
-        floor_power = None
-        if inflation > 1.0:  # the model's noise power of the mean frame (per DFT coefficient, object units)
-            floor_power = ny * nx * max(noise.gain * float(y_np.mean()) + noise.var0, 0.0) / (nf * scale**2)
-        inv_power = power_law_prior(y_np.mean(0) / scale - offset0, px, ctx.otf, shape, fine_px, dev, floor_power)
+    floor_power = None
+    if inflation > 1.0:  # the model's noise power of the mean frame (per DFT coefficient, object units)
+        floor_power = ny * nx * max(noise.gain * float(y_np.mean()) + noise.var0, 0.0) / (nf * scale**2)
+
+    def begin(haze: np.ndarray | None) -> tuple:
+        """Return the network input, start object, offset, haze grid and prior, given the measured haze."""
+        wien, wide = _warm_start(ctx, y_np, step_scale, haze)
+        wien_p, wide_p = (_pad_field(np.asarray(a, np.float64), f, margin, shape) for a in (wien, wide))
+        start = np.clip(wien_p, 0.0, None) / robust_scale(np.clip(wien_p, 0, None))
+        x_np = np.stack([wien_p / robust_scale(np.abs(wien_p)), wide_p / robust_scale(np.abs(wide_p))])
+        x = F.pixel_unshuffle(torch.from_numpy(x_np.astype(np.float32))[None], f)[0].to(dev)
+        with torch.no_grad():  # intensity and background of the start so that A·fm(start) + b ≈ y
+            pred = fm(torch.from_numpy(start.astype(np.float32)).to(dev)).double().cpu().numpy().ravel()
+        lsq = np.linalg.lstsq(np.stack([pred, np.ones_like(pred)], 1), y_np.ravel(), rcond=None)[0]
+        gain_start = float(lsq[0]) if lsq[0] > 0 else float(y_np.mean() / max(pred.mean(), 1e-12))
+        offset0 = float(lsq[1]) / scale if lsq[0] > 0 else 0.0
+        target = torch.from_numpy((start * gain_start / scale).astype(np.float32)).to(dev)
+        haze0 = None
+        if haze is not None and lsq[0] > 0:  # the haze map starts at the light the start leaves unexplained
+            resid = (y_np - (gain_start * pred.reshape(y_np.shape) + lsq[1])).mean(0) / scale
+            haze0 = Nuisance.haze_start(resid)
+        inv_power = None
+        if s.spectral_prior > 0:
+            mean_obj = y_np.mean(0) / scale - offset0
+            if haze is not None:  # the object's spectrum: the haze's variation is not the object's
+                mean_obj = mean_obj - (haze - haze.mean()) / scale
+            inv_power = power_law_prior(mean_obj, px, ctx.otf, shape, fine_px, dev, floor_power)
+        return x, target, offset0, haze0, inv_power
+
+    x, target, offset0, haze0, inv_power = begin(haze_cam)
     n_data = float(nf * ny * nx)
 
     def new_fit() -> tuple:
         """Fresh nuisances, pattern model, network, pixel map and optimiser (deterministic: seeded)."""
         pm = new_pattern_model() if refine else pmodel
         nuis = Nuisance(nf, (ny, nx), dev, 1.0, offset0, envelope=refine and s.envelope,
-                        haze=refine and s.envelope, attenuation=fit_otf, rho=rho)
+                        haze=refine and s.envelope, attenuation=fit_otf, rho=rho, haze0=haze0)
         net = UNet(x.shape[0], **SLIM_NET, shuffle=f, generator=seeded_generator(s.seed)).to(dev)
         nn.init.zeros_(net.head.weight)  # the network starts as a zero correction
         t = torch.clamp(target, min=1e-3)
@@ -221,7 +251,7 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     probe = notch is not None and not notch_on
     start_imprint = imprint_db(ema) if probe else 0.0
     show = lambda: finish(ema.cpu().numpy()) * scale  # noqa: E731
-    stopped_early, step, restarted_at = False, 0, 0
+    stopped_early, step, restarted_at, haze_dropped_at = False, 0, 0, 0
     while step < max_steps:
         o, loss, crit = train_step(y, step + 1)
         step += 1
@@ -232,7 +262,12 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         if probe and step % PROBE_EVERY == 0:
             probe = step < PROBE_STEPS
             if imprint_db(ema) > start_imprint + (s.notch_trigger_db or 0.0):
-                notch_on, probe, restarted_at, crits = True, False, step, []
+                if notch_on:  # notched and still painting the pattern: the haze start goes (a start as without it)
+                    haze_cam, haze_dropped_at = None, step
+                    x, target, offset0, haze0, inv_power = begin(None)
+                else:  # with a haze start the probe goes on (the notch may not be enough)
+                    notch_on = True
+                probe, restarted_at, crits = haze_cam is not None and step < PROBE_STEPS, step, []
                 pmodel, nuis, net, u, opt, extra = new_fit()
                 with torch.no_grad():
                     ema = obj().detach()
@@ -256,7 +291,8 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
         sigma = (spread * scale).astype(np.float32)
     info = {"gain": g, "var0": v0, "fitted": s.camera_gain is None, "reliable": noise.reliable,
             "noise_inflation": inflation, "step_scale": step_scale, "notch": bool(notch_on),
-            "notch_restart_step": restarted_at, "start_imprint_db": start_imprint if notch is not None else None,
+            "notch_restart_step": restarted_at, "haze_start": haze_cam is not None,
+            "haze_dropped_step": haze_dropped_at, "start_imprint_db": start_imprint if notch is not None else None,
             "scale": scale, **nuis.summary()}
     info["background"] = info.pop("offset") * scale
     return PinnResult(image=image, sigma=sigma, residual=residual, losses=losses, iterations=step,

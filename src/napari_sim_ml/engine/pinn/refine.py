@@ -135,7 +135,7 @@ class Nuisance:
 
     def __init__(self, n_frames: int, field: tuple[int, int], device: torch.device, gain0: float,
                  offset0: float, envelope: bool = True, haze: bool = True, attenuation: bool = False,
-                 rho: tuple[torch.Tensor, torch.Tensor] | None = None):
+                 rho: tuple[torch.Tensor, torch.Tensor] | None = None, haze0: np.ndarray | None = None):
         ny, nx = field
         gh, gw = (max(2, int(round(n / ENVELOPE_SPACING_PX)) + 1) for n in (ny, nx))
         self.field = field
@@ -146,7 +146,10 @@ class Nuisance:
         self.beta = torch.tensor(float(offset0), device=device, requires_grad=True)
         self.trainable = [self.theta, self.beta]
         self.env = torch.zeros(n_frames, 1, gh, gw, device=device, requires_grad=envelope)
-        self.haze = torch.zeros(1, 1, gh, gw, device=device, requires_grad=haze)
+        self.haze = torch.zeros(1, 1, gh, gw, device=device)
+        if haze and haze0 is not None:
+            self.haze += torch.from_numpy(np.asarray(haze0, np.float32).reshape(1, 1, gh, gw)).to(device)
+        self.haze.requires_grad_(haze)
         self.use_env, self.use_haze = envelope, haze
         self.trainable += [p for p, on in ((self.env, envelope), (self.haze, haze)) if on]
         lo, hi = ATTENUATION_RANGE
@@ -182,6 +185,21 @@ class Nuisance:
         e = _bounded(self.env, ENVELOPE_BOUND)
         e = e - e.mean(0, keepdim=True)
         return torch.exp(self._up(e - e.mean((-2, -1), keepdim=True)))
+
+    @staticmethod
+    def haze_start(residual: np.ndarray) -> np.ndarray:
+        """Return the haze grid (GH, GW) whose smooth map fits ``residual`` (Y, X) best (least squares).
+
+        ``residual``: the frames' mean minus the start's model of them (object units), the
+        unmodulated light the start object does not explain.
+        """
+        ny, nx = residual.shape
+        gh, gw = (max(2, int(round(n / ENVELOPE_SPACING_PX)) + 1) for n in (ny, nx))
+        eye = torch.eye(gh * gw, dtype=torch.float64).reshape(gh * gw, 1, gh, gw)
+        basis = F.interpolate(eye, size=(ny, nx), mode="bicubic", align_corners=True)[:, 0]
+        a = basis.reshape(gh * gw, -1).numpy().T
+        coef = np.linalg.lstsq(a, np.asarray(residual, np.float64).ravel(), rcond=None)[0]
+        return coef.reshape(gh, gw)
 
     def frames(self, low: torch.Tensor) -> torch.Tensor:
         """Apply gains, envelope, haze and offset to forward-model frames ``low`` (F, Y, X)."""

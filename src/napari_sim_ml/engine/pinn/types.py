@@ -98,6 +98,12 @@ class PinnSettings:
         intensity units, set for data whose noise the model knows; the gentle settings that
         keep correlated low-light noise out of the object); √r is capped at 3. No effect when the
         check does not fire.
+    haze_start : bool
+        Start the haze map at the unmodulated background measured from the bands
+        (:mod:`.haze`) and take it out of the Wiener start, when it is ≥ 10 % of the frames'
+        mean (the fit alone moves haze out of the object slowly). Off by default: the measure
+        takes any shortfall of the modulated bands against (m/2)·OTF(k) for haze (OTF
+        mismatch, resampled frames, modulation errors, the real 3-beam sets).
     """
 
     mode: str = "noise-aware"
@@ -131,6 +137,7 @@ class PinnSettings:
     start_wiener: float | None = 0.05
     check_noise: bool = True
     noise_scaled_steps: bool = True
+    haze_start: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
