@@ -160,10 +160,30 @@ def _training_set(args: argparse.Namespace):
     return ts, optics, params
 
 
+def _run_training(gen: Any, epochs: int, out: Path) -> Any:
+    """Run a training generator (step 1 or 2) to its result, printing each epoch's losses.
+
+    Ctrl-C closes the generator, which keeps the checkpoint of the last epoch.
+    """
+    from .engine.steps import run_to_end
+
+
+    def report(p: Any) -> None:
+        if p.val_loss is not None:
+            print(f"epoch {p.epoch}/{epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, {p.seconds:.0f} s",
+                  flush=True)
+
+    try:
+        return run_to_end(gen, report)
+    except KeyboardInterrupt:
+        gen.close()
+        print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")
+        raise
+
+
 def cmd_train_denoiser(args: argparse.Namespace) -> int:
     """Train a raw-frame denoiser (``train-denoiser``)."""
     from .engine.denoise.train import TrainSettings, train_steps
-    from .engine.steps import run_to_end
 
     out = Path(args.output)
     if out.exists() and not (args.overwrite or args.resume):
@@ -182,19 +202,8 @@ def cmd_train_denoiser(args: argparse.Namespace) -> int:
     ts, optics, params = _training_set(args)
     print(f"training data: {ts.clean.shape[0]} stacks of {ts.n_frames} frames, {ts.clean.shape[-2]}×"
           f"{ts.clean.shape[-1]} px ({ts.description['source']}) in {time.perf_counter() - t0:.1f} s")
-    gen = train_steps(ts, optics, params, settings, checkpoint=out, resume=out if args.resume else None)
-
-    def report(p: Any) -> None:
-        if p.val_loss is not None:
-            print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
-                  f"{p.seconds:.0f} s", flush=True)
-
-    try:
-        res = run_to_end(gen, report)
-    except KeyboardInterrupt:
-        gen.close()
-        print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")
-        raise
+    res = _run_training(train_steps(ts, optics, params, settings, checkpoint=out,
+                                    resume=out if args.resume else None), settings.epochs, out)
     print(f"validation loss {res.val_losses[0]:.4f} (untrained: the noisy input) → {res.val_losses[-1]:.4f}")
     print(f"trained {res.steps} steps on {res.device} in {res.seconds:.0f} s "
           f"({res.meta.training['parameters']} parameters); wrote {out}")
@@ -207,7 +216,6 @@ def _train_step2(args: argparse.Namespace, out: Path, settings: Any) -> int:
     from .engine.denoise.step2 import WARNING, step2_set
     from .engine.denoise.step2_train import step2_steps
     from .engine.methods import MethodSettings
-    from .engine.steps import run_to_end
 
     if args.simulate is None:
         raise SimInputError("--step 2 trains on simulation only: give --simulate N --params PARAMS.json "
@@ -232,19 +240,8 @@ def _train_step2(args: argparse.Namespace, out: Path, settings: Any) -> int:
     print(f"step-2 training data: {len(ts.inputs)} reconstructions ({ts.description['input']}) of "
           f"{ts.inputs.shape[-2]}×{ts.inputs.shape[-1]} px (2× grid) with their passband truth in "
           f"{time.perf_counter() - t0:.1f} s")
-    gen = step2_steps(ts, optics, params, settings, method, checkpoint=out, resume=out if args.resume else None)
-
-    def report(p: Any) -> None:
-        if p.val_loss is not None:
-            print(f"epoch {p.epoch}/{settings.epochs}: loss {p.loss:.4f}, validation {p.val_loss:.4f}, "
-                  f"{p.seconds:.0f} s", flush=True)
-
-    try:
-        res = run_to_end(gen, report)
-    except KeyboardInterrupt:
-        gen.close()
-        print(f"interrupted; the checkpoint {out} holds the last epoch (continue with --resume)")
-        raise
+    res = _run_training(step2_steps(ts, optics, params, settings, method, checkpoint=out,
+                                    resume=out if args.resume else None), settings.epochs, out)
     print(f"validation loss {res.val_losses[0]:.4f} (the plain reconstruction) → {res.val_losses[-1]:.4f}, in "
           "units of the reconstruction's own error against the passband truth")
     print(f"trained step 2: {res.steps} steps on {res.device} in {res.seconds:.0f} s "
