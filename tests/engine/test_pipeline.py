@@ -144,3 +144,10 @@ def test_denoised_planes_take_their_automatic_w_from_the_measured_frames(sim):
     job = make_job(sim.optics, sim.params, otf, FilterSettings(), sim.offset, auto_wiener=True)
     lazy = reconstruct_lazy(da.from_array(smooth[None, None]), job, 0, da.from_array(raw[None, None]))
     np.testing.assert_allclose(lazy.compute()[0, 0], expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
+def test_measured_planes_of_another_shape_are_refused(sim):
+    req = request_for(sim, params=sim.params, method=P.MethodSettings.from_flags())
+    raw = sim.raw.astype(np.float32)[None]
+    with pytest.raises(SimInputError, match="do not match"):
+        next(P.iter_planes(req, sim.params, planes=raw, noise_planes=raw[..., :-8, :]))

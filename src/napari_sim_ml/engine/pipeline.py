@@ -241,6 +241,8 @@ def iter_planes(request: ReconstructionRequest, params: PatternParameters | tupl
     n_z = arranged.shape[1]
     flat = np.asarray(planes if planes is not None else arranged.reshape(-1, *arranged.shape[2:]))
     check_params_shape(params, *flat.shape[1:3])
+    if noise_planes is not None and np.shape(noise_planes) != flat.shape:
+        raise SimInputError(f"the measured planes {np.shape(noise_planes)} do not match the planes {flat.shape}")
     if validate:
         validate_planes(flat, n_z)
     otf = otf or request.otf.make(request.optics)
