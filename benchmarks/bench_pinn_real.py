@@ -64,7 +64,7 @@ def scores(img, px, params) -> dict:
     return dict(imprint=pattern_imprint(img, px, params).worst_db, cross=border_cross(img, px).worst_db)
 
 
-def pinn(plane, optics, params, bg, otf=None, threads=None, haze_start=False):
+def pinn(plane, optics, params, bg, otf=None, threads=None, haze_start=True):
     t0 = time.perf_counter()
     res = fit_pinn(plane, optics, params, PinnSettings(threads=threads, haze_start=haze_start), otf=otf, background=bg)
     return res, time.perf_counter() - t0
@@ -104,7 +104,8 @@ def mismatch_table(args) -> None:
             t0 = time.perf_counter()
             w_img = wiener_filter(prepare_reconstruction(sim.raw, sim.optics, par, background=sim.offset))
             w_s = time.perf_counter() - t0
-            res, p_s = pinn(sim.raw, sim.optics, par, sim.offset, threads=args.threads, haze_start=args.haze_start)
+            res, p_s = pinn(sim.raw, sim.optics, par, sim.offset, threads=args.threads,
+                            haze_start=not args.no_haze_start)
             ws, ps = scores(w_img, px, sim.params), scores(res.image, px, sim.params)
             notch = f"on (step {res.noise['notch_restart_step']})" if res.noise.get("notch") else "off"
             print(f"{case:<24}{photons:>6g} | {compare_to_truth(w_img, ref)[0]:>11.2f}{ws['imprint']:>8.1f}"
@@ -213,7 +214,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="mismatch cases (clean, all, or Imperfections field names)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
-    parser.add_argument("--haze-start", action="store_true", help="mismatch table: PinnSettings(haze_start=True)")
+    parser.add_argument("--no-haze-start", action="store_true", help="mismatch table: PinnSettings(haze_start=False)")
     parser.add_argument("--sets", nargs="+", help="real sets whose names start with these (e.g. 3-beam TIRF)")
     parser.add_argument("--png", type=Path, default=None, help="folder for image | spectrum PNGs")
     args = parser.parse_args()

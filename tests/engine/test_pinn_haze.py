@@ -28,9 +28,11 @@ def test_estimate_haze_finds_the_unmodulated_background_and_none_on_clean_frames
     assert est is not None and est.shape == truth.shape
     assert abs(est.mean() - truth.mean()) < 0.05 * truth.mean()
     assert np.corrcoef(est.ravel(), truth.ravel())[0, 1] > 0.9
+    assert estimate_haze(sim.raw - sim.offset, sim.reconstruction_params, otf, px, min_fraction=0.1) is not None
     clean = simulate_acquisition("filaments", 128, photons=100.0, seed=0)
     est0 = estimate_haze(clean.raw - clean.offset, clean.reconstruction_params, otf, px)
-    assert est0 is not None and abs(est0.mean()) < 0.02 * float((clean.raw - clean.offset).mean())
+    assert est0 is not None and abs(est0.mean()) < 0.05 * float((clean.raw - clean.offset).mean())
+    assert estimate_haze(clean.raw - clean.offset, clean.reconstruction_params, otf, px, min_fraction=0.1) is None
 
 
 def test_pinn_with_haze_start_beats_the_wiener_and_clean_fit_is_unchanged_by_it():
@@ -49,3 +51,35 @@ def test_pinn_with_haze_start_beats_the_wiener_and_clean_fit_is_unchanged_by_it(
                      background=clean.offset) for on in (True, False)]
     assert not fits[0].noise["haze_start"]
     np.testing.assert_array_equal(fits[0].image, fits[1].image)
+
+
+def test_estimate_haze_does_not_read_an_otf_or_modulation_shortfall_as_haze():
+    # the modulated bands are weaker than the model's (m/2)·OTF(k) in each case, and no haze is there:
+    # the scale measured on the rings above the haze takes the shortfall (the former measure, the model's
+    # scale, read 0.55, 0.20 and 0.14 of the light as haze here at 256²)
+    for case in ("otf_mismatch", "resampled", "modulation_variation"):
+        sim = simulate_acquisition("filaments", 128, photons=100.0, seed=0, imperfections=Imperfections.only(case))
+        frames = sim.raw - sim.offset
+        args = (frames, sim.reconstruction_params, ideal_otf(sim.optics), sim.optics.pixel_size_um)
+        est = estimate_haze(*args)
+        assert est is not None, case
+        assert est.mean() < 0.1 * float(frames.mean()), (case, est.mean() / frames.mean())
+        assert estimate_haze(*args, min_fraction=0.1) is None, case
+
+
+def test_estimate_haze_reports_none_when_haze_and_mismatch_cannot_be_told_apart(data_dir):
+    # the real 3-beam frames: band 1 and 2 against band 0 change steeply over the calibration rings
+    # (haze reaching into them or an OTF far from the model: not separable), so no haze is measured
+    import glob
+
+    import tifffile
+
+    from napari_sim_ml.engine.estimate import estimate_pattern
+    from napari_sim_ml.engine.parameters import Optics
+
+    files = sorted(glob.glob(str(data_dir / "3beam-microtubules-x2/high/HE_*.tif")))[:15]
+    frames = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
+    native = frames.reshape(3, 5, 128, 2, 128, 2).mean(axis=(3, 5)) - 90.0  # 2 × 2 binned, angle-major
+    optics = Optics(1.49, 525.0, 0.06)
+    params = estimate_pattern(native + 90.0, optics, background=90.0).params
+    assert estimate_haze(native, params, ideal_otf(optics), optics.pixel_size_um) is None

@@ -30,7 +30,7 @@ PROBE_EVERY, PROBE_STEPS = 10, 40  # steps between imprint checks, last step che
 STEP_SCALE_MAX = 3.0  # the noise-scaled steps follow √r up to r = 9 (the binned bicubic sets: 6.9–7.1)
 SOFTPLUS_BETA = 20.0  # sharpness of the positivity (object units: robust data scale = 1)
 EMA_DECAY = 0.9
-HAZE_START_FRACTION = 0.1  # the measured haze starts the fit when it is ≥ 10 % of the frames' mean
+HAZE_START_FRACTION = 0.1  # the measured haze starts the fit when every band sees ≥ 10 % of the frames' mean
 
 
 def _ceil_to(n: int, m: int) -> int:
@@ -137,9 +137,7 @@ def noise_aware(ctx: FitContext) -> Generator[PinnProgress, None, PinnResult]:
     step_scale = min(float(np.sqrt(inflation)), STEP_SCALE_MAX) if s.noise_scaled_steps else 1.0
     haze_cam = None  # the unmodulated background measured from the bands, when it is a clear part of the light
     if refine and s.envelope and params is not None and s.haze_start:
-        haze_cam = estimate_haze(y_np.reshape(ctx.plane.shape), params, ctx.otf, px)
-        if haze_cam is not None and float(haze_cam.mean()) < HAZE_START_FRACTION * float(y_np.mean()):
-            haze_cam = None
+        haze_cam = estimate_haze(y_np.reshape(ctx.plane.shape), params, ctx.otf, px, HAZE_START_FRACTION)
     y = torch.from_numpy(y_np.astype(np.float32)).to(dev)
     notch = None  # on from the start, or only once the fit shows the imprint (notch_trigger_db)
     if params is not None and s.imprint_notch > 0:

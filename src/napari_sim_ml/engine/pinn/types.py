@@ -101,9 +101,11 @@ class PinnSettings:
     haze_start : bool
         Start the haze map at the unmodulated background measured from the bands
         (:mod:`.haze`) and take it out of the Wiener start, when it is ≥ 10 % of the frames'
-        mean (the fit alone moves haze out of the object slowly). Off by default: the measure
-        takes any shortfall of the modulated bands against (m/2)·OTF(k) for haze (OTF
-        mismatch, resampled frames, modulation errors, the real 3-beam sets).
+        mean (the fit alone moves haze out of the object slowly). The measure scales the
+        modulated bands against band 0 on rings just above the haze, so an OTF or modulation
+        mismatch is not read as haze; where that scale changes too fast with frequency to
+        separate the two (the real 3-beam and OMX sets) no haze is measured and the fit starts
+        as without it.
     """
 
     mode: str = "noise-aware"
@@ -137,7 +139,7 @@ class PinnSettings:
     start_wiener: float | None = 0.05
     check_noise: bool = True
     noise_scaled_steps: bool = True
-    haze_start: bool = False
+    haze_start: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
