@@ -37,7 +37,6 @@ from napari_sim_ml.engine.denoise.train import TrainSettings, train_denoiser  # 
 from napari_sim_ml.engine.metrics import compare_to_truth, sim_passband_truth  # noqa: E402
 from napari_sim_ml.engine.parameters import FilterSettings, Optics  # noqa: E402
 from napari_sim_ml.engine.simulate import random_parameters, simulate_acquisition  # noqa: E402
-from napari_sim_ml.engine.torch_runtime import cpu_threads  # noqa: E402
 from napari_sim_ml.engine.wiener import default_settings, prepare_reconstruction, wiener_filter  # noqa: E402
 
 W_GRID = np.geomspace(0.005, 1.0, 12)
@@ -93,6 +92,7 @@ def main() -> int:
     ap.add_argument("--loss", default=TrainSettings.loss, choices=("recon", "mse", "mae", "anscombe"))
     ap.add_argument("--augment", action="store_true", help="90° rotations/flips in training")
     ap.add_argument("--no-augment", action="store_true", help="(the default) no rotations/flips")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the training (default 1)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -111,7 +111,7 @@ def main() -> int:
         sim_s = time.perf_counter() - t0
         settings = TrainSettings(epochs=10_000, steps_per_epoch=50, batch=args.batch, patch=args.patch,
                                  width=args.width, depth=args.depth, full=args.full, full_convs=args.full_convs,
-                                 lr=args.lr, loss=args.loss, threads=1,
+                                 lr=args.lr, loss=args.loss, threads=args.threads,
                                  augment=args.augment and not args.no_augment,
                                  time_limit_s=60 * args.train_minutes)
         res = train_denoiser(ts, optics, params, settings, checkpoint=model)
@@ -170,7 +170,7 @@ def main() -> int:
     summary = {"train_seconds": train_s, "infer_ms_per_256_plane": infer_ms, "pinn": pinn_log,
                "infer_ms_wall_cpu_by_threads": timing, "parameters": n_params,
                "model_bytes": model.stat().st_size if model.exists() else None, "rows": rows,
-               "load_average": [load0, load1], "threads": cpu_threads(None), "cores": len(os.sched_getaffinity(0)),
+               "load_average": [load0, load1], "threads": args.threads, "cores": len(os.sched_getaffinity(0)),
                "net": den.meta.net, "training": {k: v for k, v in den.meta.training.items() if k != "stacks"}}
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -179,7 +179,7 @@ def main() -> int:
     print(f"\ninference per 256² plane (9 frames, median of 7): {times}")
     print(f"training {train_s:.0f} s, inference {infer_ms:.0f} ms per 256² plane (9 frames), "
           f"{n_params} parameters, model file {summary['model_bytes']} bytes; load average {load0:.1f} → "
-          f"{load1:.1f} on {summary['cores']} cores, {summary['threads']} torch thread(s)")
+          f"{load1:.1f} on {summary['cores']} cores, training on {summary['threads']} torch thread(s)")
     head = "| photons | best-w Wiener PSNR / SSIM | denoiser + Wiener PSNR / SSIM | gain dB | w (W / D+W) " \
            "| residual mean / var | flagged |"
     if args.pinn:
