@@ -57,6 +57,29 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def three_beam_plane(data_dir):
+    """A loader of the real 3-beam set: level 'high' or 'low' → (3, 5, 128, 128) float32 counts.
+
+    The 15 frames of ../shared/data/3beam-microtubules-x2/<level>, binned 2 × 2 back to the native grid (they
+    were bicubic-upsampled 2×), arranged angle-major as NOTES.md says; camera background 90 not subtracted.
+    """
+    import glob
+
+    import numpy as np
+    import tifffile
+
+    from napari_sim_ml.engine.io import FrameLayout, arrange_frames
+
+    def load(level: str):
+        files = sorted(glob.glob(str(data_dir / f"3beam-microtubules-x2/{level}/{level[0].upper()}E_*.tif")))[:15]
+        frames = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
+        native = frames.reshape(15, 128, 2, 128, 2).mean(axis=(2, 4))  # undo the 2× bicubic upsampling
+        return arrange_frames(native, FrameLayout(3, 5, 1, "PAZ"))[0, 0]
+
+    return load
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if GUI_FIXTURES.intersection(getattr(item, "fixturenames", ())):

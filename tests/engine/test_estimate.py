@@ -1,8 +1,6 @@
-import glob
 
 import numpy as np
 import pytest
-import tifffile
 
 from napari_sim_ml.engine.errors import NoPatternError
 from napari_sim_ml.engine.estimate import MIN_QUALITY, estimate_pattern
@@ -73,12 +71,9 @@ def test_pure_noise_names_the_angle_and_its_quality():
         estimate_pattern(noise, Optics(1.4, 525, 0.08))
 
 
-def test_real_three_beam_stack_matches_its_notes(data_dir):
+def test_real_three_beam_stack_matches_its_notes(three_beam_plane):
     """NOTES.md: angles 13.8°, 134.7°, 74.3°; |k1| = 15.5 cycles per (128 native px) field."""
-    files = sorted(glob.glob(str(data_dir / "3beam-microtubules-x2/high/HE_*.tif")))[:15]
-    frames = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    native = frames.reshape(15, 128, 2, 128, 2).mean(axis=(2, 4))  # undo the 2× bicubic upsampling
-    plane = arrange_frames(native, FrameLayout(3, 5, 1, "PAZ"))[0, 0]
+    plane = three_beam_plane("high")
     res = estimate_pattern(plane, Optics(1.49, 525.0, 0.06), background=90.0)
     for pattern, angle in zip(res.params.angles, (13.8, 134.7, 74.3), strict=False):
         assert abs(pattern.angle_deg - angle) < 1.0

@@ -67,19 +67,13 @@ def test_estimate_haze_does_not_read_an_otf_or_modulation_shortfall_as_haze():
         assert estimate_haze(*args, min_fraction=0.1) is None, case
 
 
-def test_estimate_haze_reports_none_when_haze_and_mismatch_cannot_be_told_apart(data_dir):
+def test_estimate_haze_reports_none_when_haze_and_mismatch_cannot_be_told_apart(three_beam_plane):
     # the real 3-beam frames: band 1 and 2 against band 0 change steeply over the calibration rings
     # (haze reaching into them or an OTF far from the model: not separable), so no haze is measured
-    import glob
-
-    import tifffile
-
     from napari_sim_ml.engine.estimate import estimate_pattern
     from napari_sim_ml.engine.parameters import Optics
 
-    files = sorted(glob.glob(str(data_dir / "3beam-microtubules-x2/high/HE_*.tif")))[:15]
-    frames = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    native = frames.reshape(3, 5, 128, 2, 128, 2).mean(axis=(3, 5)) - 90.0  # 2 × 2 binned, angle-major
+    plane = three_beam_plane("high")
     optics = Optics(1.49, 525.0, 0.06)
-    params = estimate_pattern(native + 90.0, optics, background=90.0).params
-    assert estimate_haze(native, params, ideal_otf(optics), optics.pixel_size_um) is None
+    params = estimate_pattern(plane, optics, background=90.0).params
+    assert estimate_haze(plane - 90.0, params, ideal_otf(optics), optics.pixel_size_um) is None

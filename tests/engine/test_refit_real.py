@@ -4,17 +4,13 @@ The low-light pattern cannot be found (quality 3.9); with the high-light k kept,
 low-light frames must reconstruct at least as well as the high-light phases do (numbers and PNGs:
 benchmarks/bench_kfrom_3beam.py, RESULTS.md 'Issue 10')."""
 
-import glob
 from dataclasses import replace
 
-import numpy as np
 import pytest
-import tifffile
 
 from napari_sim_ml.engine.errors import NoPatternError
 from napari_sim_ml.engine.estimate import estimate_pattern
 from napari_sim_ml.engine.filters import auto_wiener
-from napari_sim_ml.engine.io import FrameLayout, arrange_frames
 from napari_sim_ml.engine.metrics import compare_to_truth
 from napari_sim_ml.engine.parameters import FilterSettings, Optics, wrap_phase
 from napari_sim_ml.engine.refit import refit_with_known_k
@@ -23,20 +19,13 @@ from napari_sim_ml.engine.wiener import prepare_reconstruction, wiener_filter
 OPTICS = Optics(1.49, 525.0, 0.06)
 
 
-def plane(data_dir, level):
-    files = sorted(glob.glob(str(data_dir / f"3beam-microtubules-x2/{level}/{level[0].upper()}E_*.tif")))[:15]
-    frames = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    native = frames.reshape(15, 128, 2, 128, 2).mean(axis=(2, 4))  # undo the 2× bicubic upsampling
-    return arrange_frames(native, FrameLayout(3, 5, 1, "PAZ"))[0, 0]  # angle-major 3 × 5 (NOTES.md)
-
-
 def reconstruct(raw, params, w):
     prepared = prepare_reconstruction(raw, OPTICS, params, None, 90.0)
     return wiener_filter(prepared, replace(FilterSettings(), wiener=auto_wiener(prepared) if w is None else w))
 
 
-def test_low_light_phases_refitted_at_the_high_light_k(data_dir):
-    high, low = plane(data_dir, "high"), plane(data_dir, "low")
+def test_low_light_phases_refitted_at_the_high_light_k(three_beam_plane):
+    high, low = three_beam_plane("high"), three_beam_plane("low")
     known = estimate_pattern(high, OPTICS, background=90.0).params
     again = refit_with_known_k(high, OPTICS, known, background=90.0)  # the refit agrees with estimation
     assert max(abs(wrap_phase(a - b)) for x, y in zip(known.angles, again.params.angles, strict=True)
