@@ -99,9 +99,9 @@ class PinnSettings:
         keep correlated low-light noise out of the object); √r is capped at 3. No effect when the
         check does not fire.
     haze_start : bool
-        Start the haze map at the unmodulated background measured from the bands
-        (:mod:`.haze`) and take it out of the Wiener start, when it is ≥ 10 % of the frames'
-        mean (the fit alone moves haze out of the object slowly). The measure scales the
+        On by default. Start the haze map at the unmodulated background measured from the
+        bands (:mod:`.haze`) and take it out of the Wiener start, when every usable band sees
+        ≥ 10 % of the frames' mean (the fit alone moves haze out of the object slowly). The measure scales the
         modulated bands against band 0 on rings just above the haze, so an OTF or modulation
         mismatch is not read as haze; where that scale changes too fast with frequency to
         separate the two (the real 3-beam and OMX sets) no haze is measured and the fit starts
