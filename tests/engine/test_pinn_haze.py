@@ -33,6 +33,12 @@ def test_estimate_haze_finds_the_unmodulated_background_and_none_on_clean_frames
     est0 = estimate_haze(clean.raw - clean.offset, clean.reconstruction_params, otf, px)
     assert est0 is not None and abs(est0.mean()) < 0.05 * float((clean.raw - clean.offset).mean())
     assert estimate_haze(clean.raw - clean.offset, clean.reconstruction_params, otf, px, min_fraction=0.1) is None
+    broken = sim.raw - sim.offset
+    broken[0, 0, 5, 5] = np.nan  # an angle with a NaN pixel is not used: never a map of NaN
+    est_nan = estimate_haze(broken, sim.reconstruction_params, otf, px)
+    assert est_nan is not None and np.all(np.isfinite(est_nan))
+    broken[:, 0, 5, 5] = np.nan
+    assert estimate_haze(broken, sim.reconstruction_params, otf, px) is None
 
 
 def test_pinn_with_haze_start_beats_the_wiener_and_clean_fit_is_unchanged_by_it():

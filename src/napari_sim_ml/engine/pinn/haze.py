@@ -51,11 +51,11 @@ def _band_scale(demod: np.ndarray, model: np.ndarray, radius: np.ndarray, k_abs:
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         ring = (radius >= lo) & (radius < hi)
         power = float(np.sum(np.abs(model[ring]) ** 2))
-        if power <= 0:
+        if not power > 0:  # no signal in the ring, or NaN frames
             continue
         scales.append(np.sum(demod[ring] * np.conj(model[ring])) / power)
         centres.append(0.5 * (lo + hi) / k_abs)
-    if len(scales) < 2 or min(abs(s) for s in scales) <= 0:
+    if len(scales) < 2 or not all(np.isfinite(s) and abs(s) > 0 for s in scales):  # no signal, or NaN frames
         return float("inf"), np.zeros_like(radius)
     slope, intercept = np.polyfit(centres, np.log(np.abs(scales)), 1)
     phase = float(np.angle(np.sum(scales)))
