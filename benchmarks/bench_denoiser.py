@@ -56,6 +56,13 @@ def best_wiener(plane, optics, params, background, ref, default=False):
     return best, (*compare_to_truth(wiener_filter(prepared, s), ref), float(s.wiener))
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, not {text}")
+    return value
+
+
 def time_inference(den, threads, repeats=7):
     """Median wall and CPU seconds of one 256² plane (9 frames) at ``threads`` torch threads."""
     x = np.random.default_rng(0).poisson(30.0, (1, 9, 256, 256)).astype(np.float32)
@@ -92,7 +99,7 @@ def main() -> int:
     ap.add_argument("--loss", default=TrainSettings.loss, choices=("recon", "mse", "mae", "anscombe"))
     ap.add_argument("--augment", action="store_true", help="90° rotations/flips in training")
     ap.add_argument("--no-augment", action="store_true", help="(the default) no rotations/flips")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads of the training (default 1)")
+    ap.add_argument("--threads", type=_positive_int, default=1, help="torch threads of the training (default 1)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
